@@ -1,0 +1,173 @@
+"""Nested frozen dataclasses, named presets, a YAML file per experiment, and CLI overrides, merged in that order.
+
+A preset is a complete recipe expressed as overrides of the defaults; the defaults are the paper's recipe
+(REFERENCE.md §2). The resolved config is written to the run directory before the first step.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    name: str = "dinov3_vits16"
+    weights: str | None = None          # a file, hub:NAME, or None for random init
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    name: str = "segdino"                # the method key
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "kvasir"
+    root: str | None = None
+    size: int = 256                      # square input side, a multiple of 16 (REFERENCE.md §2)
+    subset: int | None = None            # first N per split, for smoke runs on real data
+    val_fraction: float = 0.1            # carved from train, by group (video), seeded
+    skip_bad: bool = False               # skip unreadable samples (recorded) instead of failing
+    cache_dir: str | None = None         # decoded-image and feature caches; None -> RUNS_DIR/.cache
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 50
+    batch_size: int = 4
+    seed: int = 0
+    freeze_backbone: bool = True
+    selection_split: str = "val"         # "val" (ours) or "test" (the public code's choice)
+    drop_last: bool = False
+    device: str = "auto"                 # auto -> cuda if available, else cpu
+    amp_dtype: str | None = None         # e.g. bfloat16 on GPUs
+    feature_cache: bool = True           # use cached frozen-backbone features when the recipe allows
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    profiles: tuple[str, ...] | None = None   # None -> the dataset's own profiles
+    n_samples: int = 4                        # test images saved to samples/ for the report's qualitative grid
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    preset: str = "paper"
+    runs_dir: str = "runs"
+
+
+@dataclass(frozen=True)
+class Config:
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The paper's recipe: frozen backbone, AdamW 1e-4 / 1e-4, 50 epochs, batch 4, 256 x 256 (REFERENCE.md §2).
+    "paper": {},
+    # The public code's behaviour: backbone never frozen, model picked on the test split, batch 8 with drop_last.
+    "public-code": {"train.freeze_backbone": False, "train.selection_split": "test", "train.batch_size": 8,
+                    "train.drop_last": True},
+    # Tiny and fast, for CPU tests and the demo.
+    "smoke": {"backbone.name": "test", "train.epochs": 12, "train.batch_size": 8, "optim.lr": 3e-4},
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _coerce(value: Any, current: Any, key: str) -> Any:
+    if not isinstance(value, str):
+        return value
+    if isinstance(current, bool):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{key}: expected true/false, got '{value}'")
+    if value.lower() in ("none", "null"):
+        return None
+    if isinstance(current, int):
+        return int(value)
+    if isinstance(current, float):
+        return float(value)
+    if isinstance(current, tuple):
+        return tuple(v for v in value.split(",") if v)
+    return value
+
+
+def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
+    """Apply `section.key: value` overrides, checking that every key exists."""
+    sections = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+    for dotted, value in overrides.items():
+        section, _, key = dotted.partition(".")
+        if section not in sections or key not in {f.name for f in dataclasses.fields(sections[section])}:
+            raise ConfigError(f"unknown config key '{dotted}'")
+        current = getattr(sections[section], key)
+        sections[section] = dataclasses.replace(sections[section], **{key: _coerce(value, current, dotted)})
+    return Config(**sections)
+
+
+def flatten(nested: dict) -> dict[str, Any]:
+    return {f"{s}.{k}": v for s, values in nested.items() for k, v in (values or {}).items()}
+
+
+def load_config(preset: str = "paper", yaml_file: str | Path | None = None,
+                overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults, then the preset, then a YAML file (nested like the dataclasses), then CLI overrides."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset '{preset}'; valid: {', '.join(PRESETS)}")
+    cfg = apply_overrides(Config(), {**PRESETS[preset], "run.preset": preset})
+    if yaml_file is not None:
+        data = yaml.safe_load(Path(yaml_file).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{yaml_file}: expected a mapping of sections")
+        cfg = apply_overrides(cfg, flatten(data))
+    cfg = apply_overrides(cfg, overrides or {})
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    if cfg.data.size <= 0 or cfg.data.size % 16:
+        raise ConfigError(f"input size {cfg.data.size} is not a positive multiple of 16 (the ViT patch size); "
+                          f"try {max(16, round(cfg.data.size / 16) * 16)}")
+    if cfg.train.selection_split not in ("val", "test"):
+        raise ConfigError("train.selection_split must be 'val' or 'test'")
+
+
+def config_from_dict(data: dict) -> Config:
+    """Rebuild a Config from a resolved config.yaml."""
+    cfg = apply_overrides(Config(), flatten({k: v for k, v in data.items()}))
+    return cfg
+
+
+def dump_yaml(cfg: Config) -> str:
+    def plain(obj):
+        if isinstance(obj, dict):
+            return {k: plain(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [plain(v) for v in obj]
+        return obj
+    return yaml.safe_dump(plain(cfg.to_dict()), sort_keys=False)

@@ -1,0 +1,107 @@
+"""Decoded and resized images, cached once per (dataset split, input size) and keyed by file content.
+
+Images are resized bicubic with antialias (PIL's resampling filters scale with the reduction factor), masks nearest
+after binarising, as the public code does (REFERENCE.md §2). The cache is two memory-mapped .npy arrays; its name is
+a hash of the size, the mask encoding and every file's bytes, so an edited file can never reuse stale pixels.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from benchmark.data.base import DataError, DatasetSource, SampleRef
+
+
+@dataclass
+class ResizedSplit:
+    """uint8 arrays N x S x S x 3 and N x S x S, with keys and native (H, W) sizes, in `refs` order."""
+
+    images: np.ndarray
+    masks: np.ndarray
+    refs: list[SampleRef]
+    native_sizes: list[tuple[int, int]]
+    skipped: list[dict] = field(default_factory=list)
+    cache_key: str = ""
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+
+def resize_pair(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    img = np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC))
+    msk = np.asarray(Image.fromarray(mask).resize((size, size), Image.NEAREST))
+    return img, msk
+
+
+def _file_digest(path: Path | None) -> str:
+    if path is None:
+        return "-"
+    try:
+        return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+
+
+def content_key(source: DatasetSource, refs: list[SampleRef], size: int) -> str:
+    h = hashlib.sha256(f"v1|{source.name}|{source.mask_encoding}|{size}".encode())
+    for ref in refs:
+        h.update(f"|{ref.key}|{_file_digest(ref.image)}|{_file_digest(ref.mask)}".encode())
+    return h.hexdigest()[:24]
+
+
+def load_resized(source: DatasetSource, refs: list[SampleRef], size: int, cache_dir: Path | None = None,
+                 skip_bad: bool = False, desc: str = "decode") -> ResizedSplit:
+    """Decode, binarise and resize every sample once; later calls with the same content read the cache."""
+    key = content_key(source, refs, size)
+    if cache_dir is not None:
+        folder = Path(cache_dir) / "images" / f"{source.name}-{size}-{key}"
+        meta_path = folder / "meta.json"
+        if meta_path.is_file():
+            meta = json.loads(meta_path.read_text())
+            kept = set(meta["keys"])
+            return ResizedSplit(np.load(folder / "images.npy", mmap_mode="r"), np.load(folder / "masks.npy", mmap_mode="r"),
+                                [r for r in refs if r.key in kept], [tuple(s) for s in meta["native_sizes"]],
+                                meta["skipped"], key)
+    images, masks, kept, sizes, skipped = [], [], [], [], []
+    for ref in tqdm(refs, desc=f"{desc} {source.name}", leave=False, disable=len(refs) < 50):
+        try:
+            image, mask = source.read_image(ref), source.read_mask(ref)
+            if image.shape[:2] != mask.shape:
+                raise DataError(f"mask {ref.mask} is {mask.shape[1]}x{mask.shape[0]} but its image {ref.image} is "
+                                f"{image.shape[1]}x{image.shape[0]}; fix or remove this pair")
+        except DataError as exc:
+            if not skip_bad:
+                raise
+            skipped.append({"key": ref.key, "reason": str(exc)})
+            continue
+        img, msk = resize_pair(image, mask, size)
+        images.append(img)
+        masks.append(msk)
+        kept.append(ref)
+        sizes.append(tuple(image.shape[:2]))
+    if not kept:
+        raise DataError(f"{source.name}: no readable samples in this split under {source.root}")
+    split = ResizedSplit(np.stack(images), np.stack(masks), kept, sizes, skipped, key)
+    if cache_dir is not None:
+        _write_cache(folder, split)
+    return split
+
+
+def _write_cache(folder: Path, split: ResizedSplit) -> None:
+    tmp = folder.with_name(folder.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    np.save(tmp / "images.npy", split.images)
+    np.save(tmp / "masks.npy", split.masks)
+    (tmp / "meta.json").write_text(json.dumps({"keys": [r.key for r in split.refs], "native_sizes": split.native_sizes,
+                                               "skipped": split.skipped}))
+    try:
+        tmp.rename(folder)
+    except OSError:  # another process wrote the same content first
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,41 @@
+"""Kvasir-SEG as downloaded: `Kvasir-SEG/images/*.jpg`, `Kvasir-SEG/masks/*.jpg`, `kavsir_bboxes.json` (sic).
+
+The split is the dataset authors' `train.txt` / `val.txt` (880 / 120; the 120 serve as test, REFERENCE.md §4),
+looked for in the dataset folder or beside it. Masks are lossy JPEGs: foreground is grey >= 128.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmark.data.base import DataError, DatasetSource, SampleRef, list_images
+
+EXPECTED = {"train": 880, "test": 120}
+
+
+def _read_list(path: Path) -> list[str]:
+    return [Path(line.strip()).stem for line in path.read_text().splitlines() if line.strip()]
+
+
+def open_kvasir(root: Path) -> DatasetSource:
+    root = Path(root)
+    images, masks = root / "images", root / "masks"
+    for folder in (images, masks):
+        if not folder.is_dir():
+            raise DataError(f"Kvasir-SEG: expected folder {folder} (point --data-root at the unzipped Kvasir-SEG folder)")
+    by_stem = {p.stem: p for p in list_images(images)}
+    mask_by_stem = {p.stem: p for p in list_images(masks)}
+    lists = {}
+    for split, name in (("train", "train.txt"), ("test", "val.txt")):
+        found = next((d / name for d in (root, root.parent) if (d / name).is_file()), None)
+        if found is None:
+            raise DataError(f"Kvasir-SEG: split list {name} not found in {root} or {root.parent}; put the dataset "
+                            "authors' train.txt and val.txt beside the images/ folder")
+        lists[split] = _read_list(found)
+    splits = {}
+    for split, stems in lists.items():
+        missing = [s for s in stems if s not in by_stem]
+        if missing:
+            raise DataError(f"Kvasir-SEG: {len(missing)} images listed in the {split} list are missing from {images}, "
+                            f"e.g. {missing[0]}")
+        splits[split] = [SampleRef(s, by_stem[s], mask_by_stem.get(s)) for s in stems]
+    return DatasetSource("kvasir", root, splits, "threshold128", 2, dict(EXPECTED))

@@ -1,0 +1,46 @@
+"""The validation split for model selection: carved deterministically from the training split, never the test split.
+
+An official validation split (ISIC 2017's) is used as is; a dataset's own folds (TN3K's fold files) give fold
+`seed mod n_folds`. Otherwise a seeded permutation of the training *groups*
+(videos for video datasets, images otherwise) sends `val_fraction` of them to validation, so no video has frames on
+both sides. The resulting file lists are written to the run directory as a manifest.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from benchmark.data.base import DatasetSource, SampleRef
+
+
+def carve_validation(train: list[SampleRef], fraction: float, seed: int) -> tuple[list[SampleRef], list[SampleRef]]:
+    groups = sorted({r.group_id for r in train})
+    if len(groups) < 2 or fraction <= 0:
+        return train, []
+    order = np.random.default_rng(seed).permutation(len(groups))
+    n_val = min(len(groups) - 1, max(1, round(fraction * len(groups))))
+    val_groups = {groups[i] for i in order[:n_val]}
+    return [r for r in train if r.group_id not in val_groups], [r for r in train if r.group_id in val_groups]
+
+
+def make_splits(source: DatasetSource, seed: int, val_fraction: float = 0.1,
+                subset: int | None = None) -> tuple[dict[str, list[SampleRef]], str]:
+    """train / val / test lists and the rule that made the validation split (recorded in the manifest)."""
+    splits = {k: list(v) for k, v in source.splits.items()}
+    if subset:
+        splits = {k: v[:subset] for k, v in splits.items()}
+    if splits.get("val"):
+        rule = "official validation split"
+    elif source.val_folds:
+        fold = seed % len(source.val_folds)
+        held = set(source.val_folds[fold])
+        splits["val"] = [r for r in splits["train"] if r.key in held]
+        splits["train"] = [r for r in splits["train"] if r.key not in held]
+        rule = f"dataset fold file, fold {fold} (seed {seed} mod {len(source.val_folds)})"
+    else:
+        splits["train"], splits["val"] = carve_validation(splits["train"], val_fraction, seed)
+        rule = f"seeded split of training groups: fraction {val_fraction}, seed {seed}"
+    return splits, rule
+
+
+def manifest(splits: dict[str, list[SampleRef]], rule: str) -> dict:
+    return {"validation_rule": rule, **{k: [r.key for r in v] for k, v in splits.items()}}

@@ -1,0 +1,145 @@
+"""Scoring a model on a split under named scoring profiles, and re-scoring a finished run directory."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from benchmark.data.image_cache import ResizedSplit
+from benchmark.metrics import Scorer, get_profile
+
+# The profiles each dataset family is scored under (REFERENCE.md §5); users' own data gets the medical pair.
+DATASET_PROFILES = {
+    "tn3k": ("segdino", "medical-native"), "kvasir": ("segdino", "medical-native"),
+    "isic2017": ("segdino", "medical-native"), "msd": ("mirror",), "vmd": ("mirror",), "visha": ("shadow",),
+}
+DEFAULT_PROFILES = ("segdino", "medical-native")
+
+
+def profiles_for(dataset: str, requested: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    return tuple(requested) if requested else DATASET_PROFILES.get(dataset, DEFAULT_PROFILES)
+
+
+def to_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 N x S x S x 3 -> float N x 3 x S x S in [0, 1] on `device` (the backbone normalises)."""
+    return images.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
+
+
+def probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Sigmoid of the one foreground channel (binary), softmax over classes otherwise."""
+    return torch.sigmoid(logits[:, 0]) if logits.shape[1] == 1 else torch.softmax(logits, dim=1)
+
+
+@torch.no_grad()
+def predict_split(model, split: ResizedSplit, device: torch.device, batch_size: int = 16,
+                  autocast_dtype: torch.dtype | None = None, features=None) -> np.ndarray:
+    """Probabilities at the network size for every sample: float32 N x S x S (binary) or N x C x S x S.
+    `features` (a cached-feature reader) replaces the backbone when given."""
+    model.eval()
+    out = []
+    size = split.images.shape[1:3]
+    for start in range(0, len(split), batch_size):
+        stop = min(start + batch_size, len(split))
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            if features is not None:
+                logits = model.decode(features.batch(range(start, stop), device), size)
+            else:
+                logits = model(to_input(torch.from_numpy(np.array(split.images[start:stop])), device))
+        out.append(probabilities(logits.float()).cpu().numpy())
+    return np.concatenate(out)
+
+
+def dice_iou(probs: np.ndarray, masks: np.ndarray, eps: float = 1e-6) -> tuple[float, float]:
+    """Mean per-image Dice and IoU at 0.5 with the public code's eps (REFERENCE.md §5); the fast check used for
+    model selection every epoch (binary: foreground; multi-class: mean over foreground classes)."""
+    if probs.ndim == 4:
+        pred = probs.argmax(1)
+        classes = range(1, probs.shape[1])
+        pairs = [(pred == c, masks == c) for c in classes]
+    else:
+        pairs = [(probs > 0.5, masks > 0)]
+    dice, iou = [], []
+    for p, g in pairs:
+        inter = (p & g).sum((1, 2)).astype(np.float64)
+        ps, gs = p.sum((1, 2)), g.sum((1, 2))
+        dice.append((2 * inter + eps) / (ps + gs + eps))
+        iou.append((inter + eps) / (ps + gs - inter + eps))
+    return float(np.mean(dice)), float(np.mean(iou))
+
+
+def native_probability(prob: np.ndarray, native_hw: tuple[int, int]) -> np.ndarray:
+    """Resize a network-size probability map back to the image's original size (bilinear), as the mirror and
+    shadow literature scores (REFERENCE.md §5)."""
+    t = torch.from_numpy(np.ascontiguousarray(prob))
+    t = t[None, None] if t.ndim == 2 else t[None]
+    t = F.interpolate(t, size=tuple(native_hw), mode="bilinear", align_corners=False)
+    return t[0, 0].numpy() if prob.ndim == 2 else t[0].numpy()
+
+
+def score_split(probs: np.ndarray, split: ResizedSplit, source, profiles: tuple[str, ...],
+                num_classes: int = 2) -> dict[str, tuple[dict, list[dict]]]:
+    """Score network-size probabilities under each profile: at network size against the resized masks, or at
+    native size against the original masks."""
+    scorers = {name: Scorer(get_profile(name), num_classes=num_classes) for name in profiles}
+    for i, ref in enumerate(split.refs):
+        native_mask = None
+        for name, scorer in scorers.items():
+            if scorer.profile.resolution == "native":
+                if native_mask is None:
+                    native_mask = source.read_mask(ref)
+                scorer.add(ref.key, native_probability(probs[i], native_mask.shape), native_mask)
+            else:
+                scorer.add(ref.key, probs[i], np.asarray(split.masks[i]))
+    return {name: (s.summary(), s.rows()) for name, s in scorers.items()}
+
+
+def safe_key(key: str) -> str:
+    return key.replace("/", "__").replace("\\", "__")
+
+
+def save_samples(folder: Path, split: ResizedSplit, probs: np.ndarray, n: int) -> None:
+    """The first `n` test images (sorted keys): image, ground truth and prediction PNGs for the report."""
+    folder.mkdir(parents=True, exist_ok=True)
+    order = sorted(range(len(split)), key=lambda i: split.refs[i].key)[:n]
+    for i in order:
+        stem = safe_key(split.refs[i].key)
+        Image.fromarray(np.asarray(split.images[i])).save(folder / f"{stem}.image.png")
+        mask = np.asarray(split.masks[i])
+        Image.fromarray(((mask > 0) * 255).astype(np.uint8)).save(folder / f"{stem}.gt.png")
+        prob = probs[i] if probs[i].ndim == 2 else 1 - probs[i][0]
+        Image.fromarray(np.round(prob * 255).astype(np.uint8)).save(folder / f"{stem}.pred.png")
+
+
+def evaluate_run(run_dir: str | Path, data_root: str | None = None, profiles: tuple[str, ...] | None = None,
+                 dataset: str | None = None, device: str = "cpu") -> dict:
+    """Re-score a run's selected model on its test split under any profiles; merges them into metrics.json."""
+    import dataclasses
+    import json
+
+    from benchmark import records
+    from benchmark.data.image_cache import load_resized
+    from benchmark.data.splits import make_splits
+    from benchmark.registry import open_dataset
+    from benchmark.train import write_scores
+
+    run_dir = Path(run_dir)
+    cfg, model = records.load_run_model(run_dir, device)
+    data = dataclasses.replace(cfg.data, root=data_root or cfg.data.root, dataset=dataset or cfg.data.dataset)
+    if data.root is None:
+        raise ValueError(f"{run_dir}: no data root recorded; pass --data-root")
+    cfg = dataclasses.replace(cfg, data=data, eval=dataclasses.replace(cfg.eval, profiles=profiles or cfg.eval.profiles))
+    source = open_dataset(data.dataset, data.root)
+    refs, _ = make_splits(source, cfg.train.seed, data.val_fraction, data.subset)
+    cache = Path(data.cache_dir) if data.cache_dir else Path(cfg.run.runs_dir) / ".cache"
+    test = load_resized(source, refs["test"], data.size, cache, data.skip_bad, desc="test")
+    probs = predict_split(model, test, torch.device(device))
+    old_path = run_dir / "metrics.json"
+    old = json.loads(old_path.read_text()) if old_path.is_file() else {}
+    metrics = write_scores(run_dir, cfg, probs, test, source, old.get("selected_epoch", -1), old.get("train_seconds", 0.0))
+    if old.get("profiles"):
+        metrics["profiles"] = {**old["profiles"], **metrics["profiles"]}
+        records.write_json(old_path, metrics)
+    return metrics

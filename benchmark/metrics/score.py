@@ -1,0 +1,424 @@
+"""Scoring under a named profile: a Scorer that keeps one row per image and reduces them, and folder scoring.
+
+Count first, reduce second (DESIGN.md): `Scorer.add` turns an image into raw counts and per-image metrics (a
+row of per_image.csv); `Scorer.summary` applies the profile's reductions (per-image means, HD95's inf rule,
+curve-based max-F, accumulated or per-image BER) and returns them with the profile's conventions.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.metrics import counts as C
+from benchmark.metrics import saliency as S
+from benchmark.metrics import surface
+from benchmark.metrics.profiles import (
+    BER_METRICS,
+    FBETA_METRICS,
+    HD95_METRICS,
+    SALIENCY_METRICS,
+    ScoringProfile,
+    get_profile,
+)
+
+_MEAN_OF_ROWS = ("dice", "iou", "acc", "precision", "recall", "mae", "hd95_penalised")
+
+
+def _as_probability(prob, key: str) -> np.ndarray:
+    """A float array in [0, 1]; bool/0-1 masks are accepted, logits and 0-255 maps are refused."""
+    prob = np.asarray(prob)
+    if prob.dtype.kind in "bui":
+        prob = prob.astype(np.float32)
+    elif prob.dtype.kind != "f":
+        raise ValueError(f"{key}: prediction dtype {prob.dtype} is not a probability map")
+    if prob.size:
+        lo, hi = prob.min(), prob.max()
+        if not (lo >= 0.0 and hi <= 1.0):
+            raise ValueError(
+                f"{key}: probabilities must lie in [0, 1], got {lo}..{hi}; apply sigmoid/softmax to logits "
+                "and divide 8-bit maps by 255"
+            )
+    return prob
+
+
+def _as_binary_mask(gt, key: str) -> np.ndarray:
+    """A bool mask from bool or 0/1 values; anything else (e.g. 0/255) is refused rather than guessed."""
+    gt = np.asarray(gt)
+    if gt.dtype == bool:
+        return gt
+    if gt.dtype.kind in "iu" and gt.size:
+        zero_one = gt.min() >= 0 and gt.max() <= 1  # two reductions instead of a set lookup per pixel
+    else:
+        zero_one = np.isin(gt, (0, 1)).all()
+    if not zero_one:
+        raise ValueError(f"{key}: ground truth must be bool or 0/1 (binarise 0/255 masks with > 127 first)")
+    return gt.astype(bool)
+
+
+def _fbeta_curves(prob: np.ndarray, gt: np.ndarray, profile: ScoringProfile):
+    """This image's precision, recall and F curves over the profile's thresholds."""
+    p, r = S.pr_curve(prob, gt, profile.fbeta_thresholds, profile.fbeta_eps)
+    return {"precision": p, "recall": r, "fbeta": S.fbeta_curve(p, r, profile.fbeta_beta2)}
+
+
+def binary_row(prob: np.ndarray, gt: np.ndarray, profile: ScoringProfile) -> tuple[dict, dict]:
+    """Raw counts and the profile's per-image metrics of one binary image, and what the summary needs besides
+    (`curves`: its Fβ curves or None; `hd95_inf`: whether its HD95 is inf).
+
+    Per-image max_fbeta/mean_fbeta come from the image's own F curve; the summary uses the set's curve.
+    """
+    m = set(profile.metrics)
+    pred = C.binarise(prob, profile.threshold)
+    tp, fp, fn, tn = C.confusion_counts(pred, gt)
+    row: dict = {"tp": tp, "fp": fp, "fn": fn, "tn": tn}
+    rule, eps = profile.empty_rule, profile.eps
+    ratios = {
+        "dice": lambda: C.dice(tp, fp, fn, rule, eps),
+        "iou": lambda: C.iou(tp, fp, fn, rule, eps),
+        "precision": lambda: C.precision(tp, fp, rule, eps),
+        "recall": lambda: C.recall(tp, fn, rule, eps),
+        "acc": lambda: C.accuracy(tp, fp, fn, tn),
+        "mae": lambda: S.mae(prob, gt),
+    }
+    extra: dict = {}
+    aux: dict = {"curves": None, "hd95_inf": False}
+    if m & HD95_METRICS:
+        both = surface.hd95_all(pred, gt)
+        extra["hd95"] = both[profile.hd95]
+        extra["hd95_monai"] = both["monai"]
+        extra["hd95_penalised"] = surface.penalise_inf(both[profile.hd95], gt.shape)
+        aux["hd95_inf"] = math.isinf(both[profile.hd95])
+    if m & BER_METRICS:
+        extra.update(S.ber(tp, fp, fn, tn, profile.ber_absent_class))
+    if m & FBETA_METRICS:
+        aux["curves"] = curves = _fbeta_curves(prob, gt, profile)
+        extra["max_fbeta"] = float(curves["fbeta"].max())
+        extra["mean_fbeta"] = float(curves["fbeta"].mean())
+    for name in profile.metrics:
+        row[name] = ratios[name]() if name in ratios else extra[name]
+    return row, aux
+
+
+def multiclass_row(prob: np.ndarray, gt: np.ndarray, profile: ScoringProfile, num_classes: int):
+    """Counts and metrics of an index-map image: argmax prediction, each foreground class scored as a binary
+    mask under the profile's rules, `<metric>_c<k>` per class and `<metric>` their mean (classes 1..C-1).
+    tp/fp/fn/tn are summed over the foreground classes; acc is the plain pixel accuracy (argmax == gt).
+    Returns (row, aux) like binary_row; `hd95_inf` is true when any class's HD95 is inf.
+    """
+    pred = prob.argmax(axis=0)
+    per_class = C.class_counts(pred, gt, num_classes)
+    fg = per_class[1:]
+    tp, fp, fn, tn = (int(v) for v in fg.sum(axis=0))
+    row: dict = {"tp": tp, "fp": fp, "fn": fn, "tn": tn}
+    aux: dict = {"curves": None, "hd95_inf": False}
+    rule, eps = profile.empty_rule, profile.eps
+    values = {
+        "dice": C.dice(fg[:, 0], fg[:, 1], fg[:, 2], rule, eps),
+        "iou": C.iou(fg[:, 0], fg[:, 1], fg[:, 2], rule, eps),
+        "precision": C.precision(fg[:, 0], fg[:, 1], rule, eps),
+        "recall": C.recall(fg[:, 0], fg[:, 2], rule, eps),
+    }
+    if set(profile.metrics) & HD95_METRICS:
+        both = [surface.hd95_all(pred == k, gt == k) for k in range(1, num_classes)]
+        values["hd95"] = np.array([b[profile.hd95] for b in both])
+        values["hd95_monai"] = np.array([b["monai"] for b in both])
+        values["hd95_penalised"] = np.array([surface.penalise_inf(v, gt.shape) for v in values["hd95"]])
+        aux["hd95_inf"] = bool(np.isinf(values["hd95"]).any())
+    for name in profile.metrics:
+        if name == "acc":
+            row["acc"] = float(per_class[:, 0].sum() / max(gt.size, 1))
+            continue
+        row[name] = float(np.mean(values[name]))
+        for k, v in enumerate(values[name], start=1):
+            row[f"{name}_c{k}"] = float(v)
+    return row, aux
+
+
+def _mean(values) -> float:
+    """Mean of a list (NaN entries skipped); NaN when nothing is left."""
+    arr = np.asarray(values, dtype=np.float64)
+    arr = arr[~np.isnan(arr)]
+    return float(arr.mean()) if arr.size else math.nan
+
+
+class Scorer:
+    """Accumulates per-image rows under one scoring profile and reduces them the profile's way.
+
+    Binary (num_classes=2): `prob` is an HxW foreground probability map (1xHxW or a 2xHxW softmax also work)
+    and `gt` an HxW bool or 0/1 mask. Multi-class: `prob` is CxHxW softmax probabilities, `gt` an HxW index map
+    (saliency metrics are binary-only). Arrays are scored as given: resizing to the profile's resolution is the
+    caller's job.
+    """
+
+    def __init__(self, profile: ScoringProfile | str, num_classes: int = 2):
+        self.profile = get_profile(profile)
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2 (2 = binary), got {num_classes}")
+        binary_only = sorted(SALIENCY_METRICS & set(self.profile.metrics))
+        if num_classes > 2 and binary_only:
+            raise ValueError(f"profile '{self.profile.name}' has binary-only metrics {binary_only}")
+        self.num_classes = num_classes
+        self._rows: list[dict] = []
+        self._keys: set[str] = set()
+        self._diagonals: list[float] = []
+        self._curve_sums: dict[str, np.ndarray] = {}
+        self._hd95_inf = 0
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def add(self, key: str, prob: np.ndarray, gt: np.ndarray) -> dict:
+        """Score one image; returns its row (key, tp, fp, fn, tn, per-image metrics), raw and unrounded."""
+        key = str(key)
+        if key in self._keys:
+            raise ValueError(f"image key {key!r} was already scored; keys must be unique")
+        if self.num_classes == 2:
+            prob, gt = self._binary_inputs(key, prob, gt)
+            metrics, aux = binary_row(prob, gt, self.profile)
+        else:
+            prob, gt = self._multiclass_inputs(key, prob, gt)
+            metrics, aux = multiclass_row(prob, gt, self.profile, self.num_classes)
+        for name, curve in (aux["curves"] or {}).items():
+            self._curve_sums[name] = self._curve_sums.get(name, 0.0) + curve
+        row = {"key": key, **metrics}
+        self._keys.add(key)
+        self._rows.append(row)
+        self._diagonals.append(surface.image_diagonal(gt.shape))
+        self._hd95_inf += bool(aux["hd95_inf"])
+        return dict(row)
+
+    @staticmethod
+    def _binary_inputs(key: str, prob, gt):
+        prob, gt = np.asarray(prob), np.asarray(gt)
+        if prob.ndim == 3 and prob.shape[0] in (1, 2):
+            prob = prob[-1]  # a single channel, or the foreground channel of a 2-class softmax
+        if gt.ndim == 3 and gt.shape[0] == 1:
+            gt = gt[0]
+        if prob.ndim != 2 or prob.shape != gt.shape:
+            raise ValueError(f"{key}: prediction shape {prob.shape} and ground truth shape {gt.shape} must be "
+                             "the same HxW (resize the prediction to the ground truth's grid first)")
+        return _as_probability(prob, key), _as_binary_mask(gt, key)
+
+    def _multiclass_inputs(self, key: str, prob, gt):
+        prob, gt = _as_probability(prob, key), np.asarray(gt)
+        if prob.ndim != 3 or prob.shape[0] != self.num_classes or prob.shape[1:] != gt.shape:
+            raise ValueError(f"{key}: expected prob {self.num_classes}xHxW and gt HxW, got {prob.shape} and "
+                             f"{gt.shape}")
+        if gt.dtype.kind not in "biu":
+            raise ValueError(f"{key}: multi-class ground truth must be an integer index map, got {gt.dtype}")
+        return prob, gt
+
+    def rows(self) -> list[dict]:
+        """One dict per image in the order added: key, tp, fp, fn, tn, per-image metrics (raw, unrounded)."""
+        return [dict(r) for r in self._rows]
+
+    def summary(self) -> dict:
+        """{"profile", "convention", "metrics": {name: float}, "counts": {"n_images", "hd95_inf", ...}}."""
+        if not self._rows:
+            raise ValueError("no images were scored; add at least one image before summarising")
+        metrics = {name: self._reduce(name) for name in self.profile.metrics}
+        return {
+            "profile": self.profile.name,
+            "convention": self.profile.as_dict(),
+            "metrics": metrics,
+            "counts": self._counts(),
+        }
+
+    def _column(self, name: str) -> np.ndarray:
+        return np.array([r[name] for r in self._rows], dtype=np.float64)
+
+    def _reduce(self, name: str) -> float:
+        """The profile's reduction of one metric over the scored images."""
+        p = self.profile
+        if name in _MEAN_OF_ROWS:
+            return _mean(self._column(name))
+        if name in ("hd95", "hd95_monai"):
+            values = self._column(name)
+            if p.hd95_inf == "drop":  # the public code's mean: inf images left out (REFERENCE.md §5)
+                values = values[np.isfinite(values)]
+            elif p.hd95_inf == "penalise":
+                values = np.where(np.isinf(values), self._diagonals, values)
+            return float(values.mean()) if values.size else math.nan
+        if name in FBETA_METRICS:
+            return self._curve_metric(name)
+        if name in BER_METRICS:
+            if p.ber_reduction == "per-image":
+                return _mean(self._column(name))
+            tp, fp, fn, tn = (int(self._column(c).sum()) for c in ("tp", "fp", "fn", "tn"))
+            return S.ber(tp, fp, fn, tn, p.ber_absent_class)[name]
+        raise ValueError(f"no reduction for metric {name!r}")
+
+    def _curve_metric(self, name: str) -> float:
+        """max/mean over thresholds of the set's F curve ("mean-pr": F of mean P and R; "mean-f": mean F)."""
+        n = len(self._rows)
+        if self.profile.fbeta_curve == "mean-pr":
+            curve = S.fbeta_curve(self._curve_sums["precision"] / n, self._curve_sums["recall"] / n,
+                                  self.profile.fbeta_beta2)
+        else:
+            curve = self._curve_sums["fbeta"] / n
+        return float(curve.max() if name == "max_fbeta" else curve.mean())
+
+    def _counts(self) -> dict:
+        """Image counts that explain the numbers: empty masks, and HD95's inf cases."""
+        tp, fp, fn = (self._column(c) for c in ("tp", "fp", "fn"))
+        gt_empty, pred_empty = (tp + fn) == 0, (tp + fp) == 0
+        out = {
+            "n_images": len(self._rows),
+            "gt_empty": int(gt_empty.sum()),
+            "pred_empty": int(pred_empty.sum()),
+            "both_empty": int((gt_empty & pred_empty).sum()),
+        }
+        if HD95_METRICS & set(self.profile.metrics):
+            out["hd95_inf"] = self._hd95_inf
+        return out
+
+
+# ---- scoring folders of mask files (`segbench score PRED_DIR GT_DIR`) ----
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def _index_folder(folder, role: str) -> dict:
+    """Image files under `folder` (recursively) by key = relative path without suffix, e.g. "video1/00012"."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise ValueError(f"{role} folder {root} does not exist or is not a folder")
+    found: dict = {}
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file() or path.name.startswith("."):
+            continue
+        key = path.relative_to(root).with_suffix("").as_posix()
+        if key in found:
+            raise ValueError(f"{role} folder {root} has two files for '{key}': {found[key].name} and {path.name}")
+        found[key] = path
+    if not found:
+        raise ValueError(f"{role} folder {root} holds no {'/'.join(IMAGE_SUFFIXES)} files")
+    return found
+
+
+def _some_files(files: dict, keys: list[str], limit: int = 5) -> str:
+    """The first few of `keys` as relative file names, for an error message."""
+    names = [f"{k}{files[k].suffix}" for k in keys[:limit]]
+    return ", ".join(names) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def pair_files(pred_dir, gt_dir) -> list[tuple[str, Path, Path]]:
+    """(key, prediction path, ground-truth path) for every key, paired by relative path and stem.
+
+    Any file without a partner is an error naming the files, so a partial prediction folder can never be
+    scored as if it were complete.
+    """
+    preds, gts = _index_folder(pred_dir, "prediction"), _index_folder(gt_dir, "ground-truth")
+    missing_gt = sorted(set(preds) - set(gts))
+    missing_pred = sorted(set(gts) - set(preds))
+    if missing_gt or missing_pred:
+        parts = []
+        if missing_gt:
+            parts.append(f"{len(missing_gt)} prediction(s) without ground truth in {gt_dir}: "
+                         + _some_files(preds, missing_gt))
+        if missing_pred:
+            parts.append(f"{len(missing_pred)} ground-truth mask(s) without prediction in {pred_dir}: "
+                         + _some_files(gts, missing_pred))
+        raise ValueError("unpaired files: " + "; ".join(parts) + ". Name each prediction like its mask "
+                         "(same relative path and stem; .png/.jpg may differ).")
+    return [(k, preds[k], gts[k]) for k in sorted(preds)]
+
+
+def _open_image(path):
+    """A PIL image with its pixels loaded; a corrupt or unreadable file becomes a ValueError naming it."""
+    from PIL import Image
+
+    try:
+        img = Image.open(path)
+        img.load()
+    except (OSError, ValueError, SyntaxError) as err:  # what PIL raises for unreadable, corrupt, truncated files
+        raise ValueError(f"cannot read image {path}: {err}") from None
+    return img
+
+
+def _is_index_png(path, values: np.ndarray) -> bool:
+    """An 8-bit PNG whose values are all 0/1 is an index mask (lossless; a 0/255 mask always reaches 255)."""
+    return str(path).lower().endswith(".png") and values.size > 0 and int(values.max()) <= 1
+
+
+def read_mask(path) -> np.ndarray:
+    """A ground-truth mask as bool HxW. Rule: palette ("P") PNGs and 0/1 index PNGs are foreground where the
+    index is > 0 (REFERENCE.md §4, VMD: never > 127); "1"-mode images as stored; grey 0/255 masks, incl. lossy
+    JPEGs, are foreground where > 127 (the >= 128 threshold of REFERENCE.md §4); colour masks where any
+    channel > 127. Other modes (16-bit, float) are refused.
+    """
+    return _mask_from_image(_open_image(path), path)
+
+
+def _mask_from_image(img, path) -> np.ndarray:
+    """The read_mask rule applied to an opened image."""
+    if img.mode == "1":
+        return np.asarray(img, dtype=bool)
+    if img.mode == "P":
+        return np.asarray(img) > 0
+    if img.mode in ("RGB", "RGBA", "LA"):
+        arr = np.asarray(img)[..., : 1 if img.mode == "LA" else 3]
+        return arr.max(axis=-1) > 127
+    if img.mode == "L":
+        arr = np.asarray(img)
+        return arr > 0 if _is_index_png(path, arr) else arr > 127
+    raise ValueError(f"mask {path} has unsupported image mode {img.mode}; save it as an 8-bit PNG (0/255)")
+
+
+def read_prediction(path) -> np.ndarray:
+    """A prediction as float32 HxW in [0, 1]: an 8-bit probability map is value/255; binary masks saved as
+    "1"-mode, palette or 0/1 PNGs are read as 0/1 (same rule as read_mask); colour maps are converted to grey.
+    """
+    img = _open_image(path)
+    if img.mode in ("1", "P"):
+        return _mask_from_image(img, path).astype(np.float32)
+    if img.mode not in ("L", "RGB", "RGBA", "LA"):
+        raise ValueError(f"prediction {path} has unsupported image mode {img.mode}; save 8-bit grey (p x 255)")
+    arr = np.asarray(img.convert("L") if img.mode != "L" else img)
+    if _is_index_png(path, arr):
+        return arr.astype(np.float32)
+    return arr.astype(np.float32) / np.float32(255.0)
+
+
+def write_rows_csv(rows: list[dict], path, profile_name: str) -> None:
+    """per_image.csv layout (docs/run_records.md): profile, key, raw counts, per-image metrics; written to a
+    temporary file and renamed, so a reader never sees half a table."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = ["profile"] + (list(rows[0]) if rows else ["key"])
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({"profile": profile_name, **{k: repr(v) if isinstance(v, float) else v
+                                                         for k, v in row.items()}})
+    os.replace(tmp, path)
+
+
+def score_directories(pred_dir, gt_dir, profile_name: str | ScoringProfile, out_csv=None) -> tuple[dict, list[dict]]:
+    """Score a folder of predicted maps against a folder of masks under a named profile.
+
+    Files pair by relative path and stem (read_prediction/read_mask give the reading rules); each pair is
+    scored at the files' own size, which must agree (resize predictions to the masks' native size first).
+    Returns (summary, rows) as Scorer does, and writes the rows as per_image.csv to `out_csv` if given.
+    """
+    scorer = Scorer(get_profile(profile_name))
+    for key, pred_path, gt_path in pair_files(pred_dir, gt_dir):
+        prob, gt = read_prediction(pred_path), read_mask(gt_path)
+        if prob.shape != gt.shape:
+            raise ValueError(
+                f"prediction {pred_path} is {prob.shape[1]}x{prob.shape[0]} (WxH) but its ground truth {gt_path} "
+                f"is {gt.shape[1]}x{gt.shape[0]}; resize the prediction to the ground truth's size "
+                f"(profile '{scorer.profile.name}' scores at {scorer.profile.resolution} resolution)"
+            )
+        scorer.add(key, prob, gt)
+    rows = scorer.rows()
+    if out_csv is not None:
+        write_rows_csv(rows, out_csv, scorer.profile.name)
+    return scorer.summary(), rows

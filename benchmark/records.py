@@ -1,0 +1,196 @@
+"""Run directories and their files (docs/run_records.md), every write atomic: temp file, then rename."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+from benchmark.config import Config
+
+SCHEMA = 1
+
+
+def run_dir_for(cfg: Config) -> Path:
+    name = f"{cfg.decoder.name}__{cfg.backbone.name}__{cfg.run.preset}__s{cfg.train.seed}"
+    return Path(cfg.run.runs_dir) / cfg.data.dataset / name
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
+
+
+def _jsonable(obj):
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def write_csv(path: Path, rows: Iterable[dict], fieldnames: list[str] | None = None) -> None:
+    rows = list(rows)
+    if fieldnames is None:
+        fieldnames = list(dict.fromkeys(k for row in rows for k in row))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fieldnames, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def save_torch(path: Path, obj: Any) -> None:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=Path(__file__).resolve().parent, capture_output=True, text=True,
+                             timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def environment(device: str, weights: str | None, weights_sha256: str | None) -> dict:
+    import numpy
+    import timm
+
+    try:
+        import segmentation_models_pytorch as smp
+        smp_version = smp.__version__
+    except ImportError:  # pragma: no cover
+        smp_version = None
+    sha = _git("rev-parse", "HEAD")
+    dirty = _git("status", "--porcelain")
+    return {
+        "python": platform.python_version(), "torch": torch.__version__, "timm": timm.__version__,
+        "smp": smp_version, "numpy": numpy.__version__, "segbench": _package_version(),
+        "git_sha": sha, "git_dirty": bool(dirty) if dirty is not None else None,
+        "platform": platform.platform(), "device": device,
+        "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or "cpu",
+        "weights": weights, "weights_sha256": weights_sha256,
+    }
+
+
+def _package_version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("segbench")
+    except Exception:
+        return "unknown"
+
+
+def trainable_state(model) -> dict[str, torch.Tensor]:
+    """What a checkpoint keeps: the decoder, plus the backbone only when it trains (never re-save a frozen one)."""
+    state = model.state_dict()
+    if model.freeze_backbone:
+        return {k: v for k, v in state.items() if k.startswith("decoder.")}
+    return state
+
+
+def load_config_file(run_dir: Path) -> Config:
+    import yaml
+
+    from benchmark.config import config_from_dict
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml)")
+    return config_from_dict(yaml.safe_load(path.read_text()))
+
+
+def load_run_model(run_dir: Path, device: str | torch.device = "cpu"):
+    """The selected model of a run (model.pt), on its configured backbone, in eval mode."""
+    from benchmark.registry import build_model
+
+    run_dir = Path(run_dir)
+    cfg = load_config_file(run_dir)
+    weights = run_dir / "model.pt"
+    if not weights.is_file():
+        raise FileNotFoundError(f"{run_dir} has no model.pt: the run has not finished (train it again to resume)")
+    saved = torch.load(weights, map_location="cpu", weights_only=True)
+    state = saved["state"]
+    model = build_model(cfg, saved["num_classes"])
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if k.startswith("decoder.") or not model.freeze_backbone]
+    if missing or unexpected:
+        raise ValueError(f"{weights} does not fit the configured model: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    return cfg, model.to(device).eval()
+
+
+def save_model(run_dir: Path, model, num_classes: int) -> None:
+    """model.pt: the selected model's trainable weights and its number of classes."""
+    save_torch(Path(run_dir) / "model.pt", {"num_classes": num_classes, "state": trainable_state(model)})
+
+
+def is_done(run_dir: Path) -> bool:
+    return (Path(run_dir) / "DONE").is_file()
+
+
+def mark_done(run_dir: Path) -> None:
+    atomic_write_text(Path(run_dir) / "DONE", now() + "\n")
+
+
+def import_public_run(checkpoint: Path, backbone: str, out: Path, dataset: str = "kvasir",
+                      data_root: str | None = None, size: int = 256) -> Path:
+    """A run directory (config.yaml, model.pt, env.json) around a public-code checkpoint, for evaluate/predict."""
+    import dataclasses
+
+    from segdino.backbone import _sha256
+    from segdino.public_checkpoint import load_public_checkpoint
+
+    from benchmark.config import dump_yaml, load_config
+
+    out = Path(out)
+    if (out / "model.pt").exists():
+        raise FileExistsError(f"{out} already holds a model; choose another --out")
+    model = load_public_checkpoint(checkpoint, backbone)
+    cfg = load_config("public-code", overrides={"backbone.name": backbone, "data.dataset": dataset,
+                                                 "data.size": size, "run.runs_dir": str(out.parent)})
+    if data_root:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=data_root))
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.yaml", dump_yaml(cfg))
+    out_channels = model.decoder.scratch.output_conv.out_channels
+    save_model(out, model, 2 if out_channels == 1 else out_channels)
+    env = environment("cpu", None, None)
+    env.update({"imported_from": str(checkpoint), "imported_sha256": _sha256(Path(checkpoint)), "started": now(),
+                "note": "public SegDINO code checkpoint: its backbone was fine-tuned (never frozen)"})
+    write_json(out / "env.json", env)
+    return out

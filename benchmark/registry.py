@@ -1,0 +1,64 @@
+"""The registries: plain dicts from key to constructor. The key is the CLI value, the run-directory component and
+the table row key, the same string everywhere."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from segdino.backbone import BACKBONES, build_backbone
+from segdino.head import SegDINOHead
+from segdino.model import Segmenter
+
+from benchmark.data.base import DataError, DatasetSource
+from benchmark.data.kvasir import open_kvasir
+
+DECODERS: dict[str, Callable] = {
+    "segdino": SegDINOHead,
+    # the same designs at SegDINO's trainable-parameter budget (baselines/budget.py)
+}
+
+# key -> (loader, the folder names it has after unzipping, matched case-insensitively)
+DATASETS: dict[str, tuple[Callable[[Path], DatasetSource], tuple[str, ...]]] = {
+    "kvasir": (open_kvasir, ("Kvasir-SEG", "kvasir")),
+}
+
+
+def check_key(kind: str, key: str, registry: dict) -> str:
+    if key not in registry:
+        raise KeyError(f"unknown {kind} '{key}'; valid: {', '.join(registry)}")
+    return key
+
+
+def build_decoder(name: str, in_channels: int, num_classes: int, **options):
+    return DECODERS[check_key("method", name, DECODERS)](in_channels, num_classes, **options)
+
+
+def build_model(cfg, num_classes: int = 2) -> Segmenter:
+    """The frozen (or, for the public-code preset, trainable) backbone with the configured decoder; binary
+    datasets get one output channel (REFERENCE.md §2)."""
+    backbone = build_backbone(cfg.backbone.name, cfg.backbone.weights)
+    out_channels = 1 if num_classes == 2 else num_classes
+    decoder = build_decoder(cfg.decoder.name, backbone.embed_dim, out_channels, **cfg.decoder.options)
+    return Segmenter(backbone, decoder, freeze_backbone=cfg.train.freeze_backbone)
+
+
+def find_dataset_root(key: str, data_root: str | Path) -> Path:
+    """`data_root` is the dataset's own folder or a folder holding several under their usual unzipped names."""
+    check_key("dataset", key, DATASETS)
+    data_root = Path(data_root).expanduser()
+    if not data_root.is_dir():
+        raise DataError(f"data root not found: {data_root}")
+    names = {n.lower() for n in DATASETS[key][1]}
+    if data_root.name.lower() in names:
+        return data_root
+    for child in sorted(data_root.iterdir()):
+        if child.is_dir() and child.name.lower() in names:
+            return child
+    return data_root
+
+
+def open_dataset(key: str, data_root: str | Path) -> DatasetSource:
+    return DATASETS[check_key("dataset", key, DATASETS)][0](find_dataset_root(key, data_root))
+
+
+__all__ = ["BACKBONES", "DECODERS", "DATASETS", "build_decoder", "build_model", "open_dataset", "find_dataset_root", "check_key"]

@@ -1,0 +1,203 @@
+"""One training run, top to bottom: seed, build, data, optimiser, loop, select, evaluate, record.
+
+A run directory that has DONE is returned untouched; one with a checkpoint resumes from it and ends with the same
+result as an uninterrupted run (shuffling is a pure function of seed and epoch, RNG states are checkpointed).
+"""
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from tqdm.auto import tqdm
+
+from segdino.model import Segmenter
+
+from benchmark import records
+from benchmark.records import trainable_state
+from benchmark.config import Config, dump_yaml
+from benchmark.data.image_cache import ResizedSplit, load_resized
+from benchmark.data.splits import make_splits, manifest
+from benchmark.evaluate import dice_iou, predict_split, profiles_for, save_samples, score_split, to_input
+from benchmark.registry import build_model, open_dataset
+
+
+class RunConflict(RuntimeError):
+    """A run directory holds a different config than the one asked for."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def autocast_dtype(cfg: Config) -> torch.dtype | None:
+    return getattr(torch, cfg.train.amp_dtype) if cfg.train.amp_dtype else None
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def loss_fn(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """BCE-with-logits on one channel for binary masks (the public code; equals 2-class CE), CE otherwise."""
+    if logits.shape[1] == 1:
+        return F.binary_cross_entropy_with_logits(logits[:, 0], masks.float())
+    return F.cross_entropy(logits, masks.long())
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+
+
+def rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def prepare_run_dir(cfg: Config, run_dir: Path) -> None:
+    """Write config.yaml, or check that an existing run dir was made by the same config."""
+    path = run_dir / "config.yaml"
+    text = dump_yaml(cfg)
+    if path.is_file():
+        if yaml.safe_load(path.read_text()) != yaml.safe_load(text):
+            raise RunConflict(f"{run_dir} holds a run with a different config; remove it or choose another --runs-dir")
+        return
+    records.atomic_write_text(path, text)
+
+
+def load_data(cfg: Config, run_dir: Path) -> tuple[object, dict[str, ResizedSplit]]:
+    source = open_dataset(cfg.data.dataset, cfg.data.root)
+    refs, rule = make_splits(source, cfg.train.seed, cfg.data.val_fraction, cfg.data.subset)
+    if cfg.train.selection_split == "test":
+        refs["val"] = refs["test"]
+        rule = "selection on the test split (the public code's choice, REFERENCE.md §2)"
+    records.write_json(run_dir / "split.json", manifest(refs, rule))
+    cache_dir = Path(cfg.data.cache_dir) if cfg.data.cache_dir else Path(cfg.run.runs_dir) / ".cache"
+    splits = {name: load_resized(source, refs[name], cfg.data.size, cache_dir, cfg.data.skip_bad, desc=name)
+              for name in ("train", "val", "test") if refs.get(name)}
+    if "val" not in splits:
+        splits["val"] = splits["test"]
+    skipped = {name: s.skipped for name, s in splits.items() if s.skipped}
+    if skipped:
+        records.write_json(run_dir / "skipped.json", skipped)
+    return source, splits
+
+
+def train_run(cfg: Config, run_dir: Path | None = None, progress: bool = True) -> Path:
+    run_dir = Path(run_dir or records.run_dir_for(cfg))
+    if records.is_done(run_dir):
+        return run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    prepare_run_dir(cfg, run_dir)
+    seed_everything(cfg.train.seed)
+    device = resolve_device(cfg.train.device)
+    amp = autocast_dtype(cfg)
+    source, splits = load_data(cfg, run_dir)
+    model = build_model(cfg, source.num_classes).to(device)
+    env = records.environment(str(device), cfg.backbone.weights, model.backbone.weights_sha256)
+    optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)   # constant lr (REFERENCE.md §2)
+
+    ckpt_path = run_dir / "checkpoint.pt"
+    start_epoch, history, best, elapsed = 0, [], {"epoch": -1, "score": -1.0, "state": None}, 0.0
+    if ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)  # our own file, holds RNG state
+        model.load_state_dict(ckpt["model"], strict=False)
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        set_rng_state(ckpt["rng"])
+        start_epoch, history, best, elapsed = ckpt["epoch"], ckpt["history"], ckpt["best"], ckpt["seconds"]
+        env["started"] = ckpt["started"]
+    else:
+        env["started"] = records.now()
+
+    train, val = splits["train"], splits["val"]
+    batch = cfg.train.batch_size
+    t0 = time.perf_counter() - elapsed
+    bar = tqdm(range(start_epoch, cfg.train.epochs), desc=f"{cfg.decoder.name} {cfg.data.dataset} s{cfg.train.seed}",
+               disable=not progress, unit="epoch", initial=start_epoch, total=cfg.train.epochs, leave=False)
+    for epoch in bar:
+        model.train()
+        order = epoch_order(len(train), cfg.train.seed, epoch)
+        stop = len(order) - len(order) % batch if cfg.train.drop_last and len(order) >= batch else len(order)
+        losses = []
+        for start in range(0, stop, batch):
+            idx = np.sort(order[start:start + batch].numpy())
+            images = to_input(torch.from_numpy(np.array(train.images[idx])), device)
+            masks = torch.from_numpy(np.array(train.masks[idx])).to(device)
+            with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+                loss = loss_fn(model(images).float(), masks)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        scheduler.step()
+        probs = predict_split(model, val, device, max(batch, 16), amp)
+        val_dice, val_iou = dice_iou(probs, np.asarray(val.masks))
+        history.append({"epoch": epoch + 1, "step": (epoch + 1) * -(-stop // batch),
+                        "train_loss": float(np.mean(losses)), "val_dice": val_dice, "val_iou": val_iou,
+                        "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0})
+        if val_dice > best["score"]:
+            best = {"epoch": epoch + 1, "score": val_dice,
+                    "state": {k: v.detach().cpu().clone() for k, v in trainable_state(model).items()}}
+        bar.set_postfix(loss=f"{history[-1]['train_loss']:.3f}", val_dice=f"{val_dice:.3f}")
+        records.save_torch(ckpt_path, {
+            "epoch": epoch + 1, "model": trainable_state(model), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history, "best": best,
+            "seconds": time.perf_counter() - t0, "started": env["started"]})
+        records.write_csv(run_dir / "history.csv", history)
+    train_seconds = history[-1]["seconds"] if history else 0.0
+
+    if best["state"] is not None:
+        model.load_state_dict(best["state"], strict=False)
+    finish_run(cfg, run_dir, model, source, splits["test"], device, amp, best["epoch"], train_seconds, env)
+    return run_dir
+
+
+def finish_run(cfg: Config, run_dir: Path, model: Segmenter, source, test: ResizedSplit, device, amp,
+               selected_epoch: int, train_seconds: float, env: dict) -> None:
+    """Score the selected model on the test split under every profile and write the records, DONE last."""
+    from benchmark.profiling import profile_record
+
+    records.save_model(run_dir, model, source.num_classes)
+    probs = predict_split(model, test, device, max(cfg.train.batch_size, 16), amp)
+    write_scores(run_dir, cfg, probs, test, source, selected_epoch, train_seconds)
+    save_samples(run_dir / "samples", test, probs, cfg.eval.n_samples)
+    records.write_json(run_dir / "profile.json", profile_record(model, cfg))
+    records.write_json(run_dir / "env.json", {**env, "finished": records.now()})
+    records.mark_done(run_dir)
+
+
+def write_scores(run_dir: Path, cfg: Config, probs: np.ndarray, test: ResizedSplit, source,
+                 selected_epoch: int, train_seconds: float) -> dict:
+    scored = score_split(probs, test, source, profiles_for(cfg.data.dataset, cfg.eval.profiles), source.num_classes)
+    metrics = {
+        "schema": records.SCHEMA, "dataset": cfg.data.dataset, "method": cfg.decoder.name,
+        "backbone": cfg.backbone.name, "preset": cfg.run.preset, "seed": cfg.train.seed,
+        "selected_epoch": selected_epoch,
+        "selection": {"split": cfg.train.selection_split, "profile": "segdino", "metric": "dice"},
+        "train_seconds": train_seconds, "n_test": len(test),
+        "profiles": {name: {"convention": _convention(name), **summary} for name, (summary, _) in scored.items()},
+    }
+    records.write_json(run_dir / "metrics.json", metrics)
+    rows = [{"profile": name, **row} for name, (_, rows) in scored.items() for row in rows]
+    records.write_csv(run_dir / "per_image.csv", rows)
+    return metrics
+
+
+def _convention(name: str) -> dict:
+    from benchmark.metrics import get_profile
+    return get_profile(name).as_dict()

@@ -1,0 +1,165 @@
+"""The frozen DINOv3 ViT backbone, built through timm, and the features it hands to every decoder.
+
+Weights are an explicit input: a local file (Meta's official `.pth` or a timm-format state dict), a timm hub name
+the user asked for (`hub:NAME`), or `None` for random initialisation. Nothing is ever downloaded implicitly.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+
+class BackboneError(ValueError):
+    """A backbone or weights problem the user can fix; the message says how."""
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    timm_name: str
+    taps: tuple[int, ...]
+    kwargs: tuple[tuple[str, int], ...] = ()
+
+
+# Taps: blocks 3, 6, 9, 12 for ViT-S/B and 4, 11, 17, 23 (0-based) for ViT-L (REFERENCE.md §1). Sizes the paper
+# does not use take the last block of each quarter. The `_qkvb` variants hold Meta's q/v biases (REFERENCE.md §6).
+BACKBONES: dict[str, BackboneSpec] = {
+    "dinov3_vits16": BackboneSpec("vit_small_patch16_dinov3_qkvb", (2, 5, 8, 11)),
+    "dinov3_vits16plus": BackboneSpec("vit_small_plus_patch16_dinov3_qkvb", (2, 5, 8, 11)),
+    "dinov3_vitb16": BackboneSpec("vit_base_patch16_dinov3_qkvb", (2, 5, 8, 11)),
+    "dinov3_vitl16": BackboneSpec("vit_large_patch16_dinov3_qkvb", (4, 11, 17, 23)),
+    "dinov3_vith16plus": BackboneSpec("vit_huge_plus_patch16_dinov3_qkvb", (7, 15, 23, 31)),
+    "dinov3_vit7b16": BackboneSpec("vit_7b_patch16_dinov3", (9, 19, 29, 39)),
+    # Tiny DINOv3-architecture model for tests and the demo (REFERENCE.md §6): ~0.25M parameters, random weights.
+    "test": BackboneSpec("vit_small_patch16_dinov3_qkvb", (0, 1, 2, 3), (("embed_dim", 64), ("depth", 4), ("num_heads", 2))),
+}
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def get_spec(name: str) -> BackboneSpec:
+    if name not in BACKBONES:
+        raise BackboneError(f"unknown backbone '{name}'; valid: {', '.join(BACKBONES)}")
+    return BACKBONES[name]
+
+
+@dataclass
+class Features:
+    """What a decoder sees: four taps as B x C x H/16 x W/16 and the prefix (class + register) tokens B x 5 x C."""
+
+    taps: list[torch.Tensor]
+    prefix: torch.Tensor
+
+    def to(self, *args, **kwargs) -> "Features":
+        return Features([t.to(*args, **kwargs) for t in self.taps], self.prefix.to(*args, **kwargs))
+
+
+class DinoV3Backbone(nn.Module):
+    """A timm DINOv3 ViT returning the paper's taps, each through the final LayerNorm (REFERENCE.md §1, §6).
+
+    Takes images as floats in [0, 1] (B x 3 x H x W, H and W multiples of 16) and applies ImageNet mean/std itself,
+    so every caller feeds the same thing and the feature cache is keyed by the backbone alone.
+    """
+
+    def __init__(self, name: str, model: nn.Module, weights: str | None, weights_sha256: str | None):
+        super().__init__()
+        self.name = name
+        self.vit = model
+        self.weights = weights
+        self.weights_sha256 = weights_sha256
+        self.layer_indices = get_spec(name).taps
+        self.embed_dim = model.embed_dim
+        self.patch_size = model.patch_embed.patch_size[0]
+        self.num_prefix_tokens = model.num_prefix_tokens
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, images: torch.Tensor) -> Features:
+        x = (images - self.mean) / self.std
+        out = self.vit.forward_intermediates(
+            x, indices=list(self.layer_indices), norm=True, output_fmt="NCHW",
+            intermediates_only=True, return_prefix_tokens=True,
+        )
+        return Features([spatial for spatial, _ in out], out[-1][1])
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Read a checkpoint as data only (`weights_only=True`: a file from the internet must not run code)."""
+    if not path.is_file():
+        raise BackboneError(f"weights file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated or foreign files
+        raise BackboneError(f"cannot read weights file {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(state, dict) or not state:
+        raise BackboneError(f"weights file {path} does not hold a state dict (found {type(state).__name__})")
+    for wrapper in ("model", "state_dict", "teacher"):
+        if wrapper in state and isinstance(state[wrapper], dict):
+            state = state[wrapper]
+    return state
+
+
+def load_backbone_weights(model: nn.Module, name: str, state: dict[str, torch.Tensor], source: str) -> None:
+    """Convert Meta's key layout with timm's own converter and load strictly, naming any mismatch."""
+    from timm.models.eva import checkpoint_filter_fn
+
+    converted = checkpoint_filter_fn(state, model)
+    expected = model.state_dict()
+    mismatched = [(k, tuple(v.shape), tuple(expected[k].shape)) for k, v in converted.items()
+                  if k in expected and v.shape != expected[k].shape]
+    if mismatched:
+        key, got, want = mismatched[0]
+        raise BackboneError(
+            f"weights {source} do not fit backbone '{name}': {key} has shape {got} but '{name}' expects {want} "
+            f"({len(mismatched)} mismatched tensors); pass the --backbone these weights were trained for")
+    missing = sorted(set(expected) - set(converted))
+    unexpected = sorted(set(converted) - set(expected))
+    if missing or unexpected:
+        raise BackboneError(
+            f"weights {source} do not fit backbone '{name}': missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
+            f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}")
+    model.load_state_dict(converted, strict=True)
+
+
+def build_backbone(name: str, weights: str | Path | None = None) -> DinoV3Backbone:
+    """Build a frozen DINOv3 backbone: `weights` is a file path, `hub:NAME` (timm hub, explicit) or None (random)."""
+    spec = get_spec(name)
+    kwargs = dict(spec.kwargs)
+    weights = None if weights in (None, "", "none") else str(weights)
+    if weights is not None and weights.startswith("hub:"):
+        hub_name = weights[4:]
+        try:
+            model = timm.create_model(hub_name, pretrained=True, **kwargs)
+        except Exception as exc:
+            raise BackboneError(f"cannot load hub weights '{hub_name}' (needs network or a populated HF cache): "
+                                f"{str(exc).splitlines()[0]}") from None
+        if model.embed_dim != timm.create_model(spec.timm_name, pretrained=False, device="meta", **kwargs).embed_dim:
+            raise BackboneError(f"hub weights '{hub_name}' do not match backbone '{name}'")
+        return _frozen(DinoV3Backbone(name, model, weights, None))
+    model = timm.create_model(spec.timm_name, pretrained=False, **kwargs)
+    sha = None
+    if weights is not None:
+        path = Path(weights).expanduser()
+        state = read_state_dict(path)
+        load_backbone_weights(model, name, state, str(path))
+        sha = _sha256(path)
+    return _frozen(DinoV3Backbone(name, model, weights, sha))
+
+
+def _frozen(backbone: DinoV3Backbone) -> DinoV3Backbone:
+    for p in backbone.parameters():
+        p.requires_grad_(False)
+    return backbone.eval()

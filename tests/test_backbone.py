@@ -1,0 +1,82 @@
+import pytest
+import torch
+import timm
+
+from segdino.backbone import BACKBONES, BackboneError, build_backbone
+from segdino.meta_layout import timm_to_meta
+
+
+def test_every_dinov3_size_builds_with_the_paper_taps():
+    for name, spec in BACKBONES.items():
+        model = timm.create_model(spec.timm_name, pretrained=False, device="meta", **dict(spec.kwargs))
+        assert max(spec.taps) == len(model.blocks) - 1, name
+    assert BACKBONES["dinov3_vits16"].taps == (2, 5, 8, 11)
+    assert BACKBONES["dinov3_vitl16"].taps == (4, 11, 17, 23)
+
+
+def test_taps_are_normed_nchw_and_match_meta_get_intermediate_layers_definition():
+    bb = build_backbone("test")
+    x = torch.rand(2, 3, 48, 80)
+    feats = bb(x)
+    assert [tuple(t.shape) for t in feats.taps] == [(2, 64, 3, 5)] * 4
+    assert feats.prefix.shape == (2, 5, 64)
+    # the last tap is the final-normed output of the last block, the same as forward_features' patch tokens
+    tokens = bb.vit.forward_features((x - bb.mean) / bb.std)[:, 5:]
+    assert torch.allclose(feats.taps[-1].flatten(2).transpose(1, 2), tokens, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def meta_vits(tmp_path_factory):
+    """A random ViT-S saved in Meta's key layout (REFERENCE.md §6), and the timm model it came from."""
+    torch.manual_seed(0)
+    model = timm.create_model("vit_small_patch16_dinov3_qkvb", pretrained=False)
+    for p in model.parameters():
+        p.data.normal_(0, 0.05)
+    state = timm_to_meta(model.state_dict())
+    path = tmp_path_factory.mktemp("w") / "dinov3_vits16_pretrain_random.pth"
+    torch.save(state, path)
+    return path, model, state
+
+
+def test_meta_layout_checkpoint_has_meta_keys(meta_vits):
+    _, _, state = meta_vits
+    assert len(state) == 188
+    assert {"storage_tokens", "mask_token", "rope_embed.periods", "blocks.0.attn.qkv.bias",
+            "blocks.0.attn.qkv.bias_mask", "blocks.0.ls1.gamma"} <= set(state)
+    assert "reg_token" not in state
+
+
+def test_meta_checkpoint_loads_and_taps_equal_timm_direct(meta_vits):
+    path, model, _ = meta_vits
+    bb = build_backbone("dinov3_vits16", path)
+    x = torch.rand(1, 3, 64, 64)
+    direct = model.eval().forward_intermediates((x - bb.mean) / bb.std, indices=[2, 5, 8, 11], norm=True,
+                                                output_fmt="NCHW", intermediates_only=True)
+    for ours, theirs in zip(bb(x).taps, direct):
+        assert torch.equal(ours, theirs)
+    assert bb.weights_sha256 and len(bb.weights_sha256) == 64
+
+
+def test_wrong_size_weights_name_the_mismatch(meta_vits):
+    path, _, _ = meta_vits
+    with pytest.raises(BackboneError, match=r"dinov3_vitb16.*shape \(1, 1, 384\).*expects \(1, 1, 768\)"):
+        build_backbone("dinov3_vitb16", path)
+
+
+def test_missing_and_unreadable_weights(tmp_path):
+    with pytest.raises(BackboneError, match="not found"):
+        build_backbone("test", tmp_path / "nope.pth")
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(BackboneError, match="cannot read weights file"):
+        build_backbone("test", bad)
+
+
+def test_unknown_backbone_lists_valid():
+    with pytest.raises(BackboneError, match="valid: dinov3_vits16"):
+        build_backbone("vit_giant")
+
+
+def test_hub_weights_fail_clearly_offline():
+    with pytest.raises(BackboneError, match="hub weights"):
+        build_backbone("dinov3_vits16", "hub:timm/vit_small_patch16_dinov3_qkvb.lvd1689m")

@@ -1,0 +1,120 @@
+"""The CLI as a user meets it: real commands, one clear error line and exit code 2 for user mistakes."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from benchmark.cli import app
+from segdino.backbone import build_backbone
+from segdino.head import SegDINOHead
+from segdino.model import Segmenter
+from segdino.public_checkpoint import to_public_state
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, kvasir_root):
+    runs = tmp_path_factory.mktemp("runs")
+    code, out = invoke("train", "--preset", "smoke", "--data-root", kvasir_root, "--runs-dir", runs,
+                       "--epochs", 1, "--size", 64)
+    assert code == 0, out
+    assert "segdino" in out and "dice" in out
+    return runs / "kvasir" / "segdino__test__smoke__s0"
+
+
+def test_profile_json_reports_paper_parameter_counts():
+    code, out = invoke("profile", "--method", "segdino", "--backbone", "dinov3_vits16", "--json")
+    assert code == 0, out
+    row = json.loads(out)[0]
+    assert row["trainable_params"] == 2_213_793 and row["frozen_params"] == 21_596_160
+    code, out = invoke("profile", "--method", "segdino", "--backbone", "dinov3_vitb16", "--json")
+    assert json.loads(out)[0]["trainable_params"] == 2_766_753
+
+
+def test_evaluate_and_predict_a_trained_run(trained_run, kvasir_root, tmp_path):
+    code, out = invoke("evaluate", trained_run, "--profile", "mirror")
+    assert code == 0, out
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert {"segdino", "medical-native", "mirror"} <= set(metrics["profiles"])
+    images = kvasir_root / "Kvasir-SEG" / "images"
+    code, out = invoke("predict", trained_run, images, "--out", tmp_path / "pred")
+    assert code == 0, out
+    first = sorted(images.iterdir())[0]
+    pred = Image.open(tmp_path / "pred" / f"{first.stem}.png")
+    assert pred.size == Image.open(first).size and pred.mode == "L"
+
+
+def test_public_checkpoint_round_trips_through_import_and_predict(tmp_path, kvasir_root):
+    torch.manual_seed(3)
+    bb = build_backbone("test")
+    model = Segmenter(bb, SegDINOHead(bb.embed_dim, 1), freeze_backbone=False)
+    for p in model.parameters():
+        p.data.normal_(0, 0.05)
+    ckpt = tmp_path / "best_model.pth"
+    torch.save(to_public_state(model), ckpt)
+    run_dir = tmp_path / "imported"
+    code, out = invoke("import-checkpoint", ckpt, "--backbone", "test", "--out", run_dir, "--data-root", kvasir_root,
+                       "--size", 64)
+    assert code == 0, out
+    image = sorted((kvasir_root / "Kvasir-SEG" / "images").iterdir())[0]
+    code, out = invoke("predict", run_dir, image, "--out", tmp_path / "pred")
+    assert code == 0, out
+    # the same probabilities as the original model on the same resized input
+    from benchmark.evaluate import native_probability
+    arr = np.asarray(Image.open(image).convert("RGB").resize((64, 64), Image.BICUBIC))
+    with torch.no_grad():
+        prob = torch.sigmoid(model.eval()(torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 255))[0, 0].numpy()
+    expected = np.round(native_probability(prob, arr.shape[:2] if False else Image.open(image).size[::-1]) * 255)
+    got = np.asarray(Image.open(tmp_path / "pred" / f"{image.stem}.png"))
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+    code, out = invoke("evaluate", run_dir)
+    assert code == 0, out
+
+
+def test_import_is_strict(tmp_path):
+    bb = build_backbone("test")
+    state = to_public_state(Segmenter(bb, SegDINOHead(bb.embed_dim, 1)))
+    del state["head.scratch.layer2_rn.weight"]
+    torch.save(state, tmp_path / "broken.pth")
+    code, out = invoke("import-checkpoint", tmp_path / "broken.pth", "--backbone", "test", "--out", tmp_path / "r")
+    assert code == 2 and "scratch.layer2_rn.weight" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--preset", "smoke", "--method", "segformer", "--data-root", "."], "unknown method 'segformer'; valid: segdino"),
+    (["train", "--preset", "smoke", "--backbone", "vit_huge", "--data-root", "."], "unknown backbone 'vit_huge'; valid:"),
+    (["train", "--preset", "smoke", "--size", "250", "--data-root", "."], "not a positive multiple of 16"),
+    (["train", "--preset", "smoke", "--weights", "/nonexistent/w.pth", "--data-root", "{kvasir}"], "weights file not found"),
+    (["train", "--preset", "smoke", "--data-root", "/nonexistent/data"], "data root not found"),
+    (["profile", "--method", "segdino", "--weights", "{garbage}"], "cannot read weights file"),
+])
+def test_user_errors_are_one_line_and_exit_2(args, message, kvasir_root, tmp_path):
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"\x00junk")
+    args = [a.format(kvasir=kvasir_root, garbage=garbage) for a in args] + ["--runs-dir", str(tmp_path)] * (args[0] == "train")
+    code, out = invoke(*args)
+    assert code == 2, out
+    assert message in out
+    assert "Traceback" not in out
+
+
+def test_wrong_size_weights_via_cli(tmp_path, kvasir_root):
+    from segdino.meta_layout import timm_to_meta
+    torch.save(timm_to_meta(build_backbone("test").vit.state_dict()), tmp_path / "tiny.pth")
+    code, out = invoke("profile", "--method", "segdino", "--backbone", "dinov3_vits16", "--weights", tmp_path / "tiny.pth")
+    assert code == 2 and "expects (1, 1, 384)" in out and "Traceback" not in out
+
+
+def test_predict_on_an_empty_folder(trained_run, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, out = invoke("predict", trained_run, tmp_path / "empty", "--out", tmp_path / "p")
+    assert code == 2 and "no images" in out

@@ -1,0 +1,123 @@
+"""max-/mean-Fβ, MAE and BER (REFERENCE.md §5), by hand and against a 256-pass reference loop."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from benchmark.metrics import Scorer, get_profile
+from benchmark.metrics import saliency as S
+
+
+def _reference_pr(prob_u8, gt_u8, eps=1e-4):
+    """The mirror/shadow evaluation code's loop (MirrorNet, ViSha/TVSD misc.py): 256 passes of prob > k/255."""
+    prediction, hard_gt = prob_u8 / 255.0, gt_u8 > 127
+    t = hard_gt.sum()
+    precision, recall = [], []
+    for k in range(256):
+        hard = prediction > k / 255.0
+        tp = np.sum(hard & hard_gt)
+        precision.append((tp + eps) / (hard.sum() + eps))
+        recall.append((tp + eps) / (t + eps))
+    return np.array(precision), np.array(recall)
+
+
+def test_threshold_levels_are_exact_on_8bit_maps():
+    # v/255 exceeds the thresholds 0/255 .. (v-1)/255 and not v/255 itself: level == v, in float32 and float64
+    values = np.arange(256)
+    assert S.threshold_levels((values / 255).astype(np.float32)).tolist() == values.tolist()
+    assert S.threshold_levels(values / 255.0).tolist() == values.tolist()
+
+
+def test_pr_curve_hand_computed():
+    # prob [0.2, 0.6, 0.9, 0.0], gt [0, 1, 1, 0], eps = 1e-4
+    # k = 0 (p > 0): positives 0.2, 0.6, 0.9 -> TP=2, PP=3: P = 2.0001/3.0001, R = 2.0001/2.0001 = 1
+    # k = 51 (p > 0.2): 0.6, 0.9 -> P = R = 1
+    # k = 153 (p > 0.6): 0.9 -> P = 1, R = 1.0001/2.0001
+    # k = 230 (p > 0.902): none -> P = eps/eps = 1, R = 1e-4/2.0001
+    p, r = S.pr_curve(np.array([[0.2, 0.6, 0.9, 0.0]]), np.array([[0, 1, 1, 0]], bool))
+    assert p[0] == pytest.approx(2.0001 / 3.0001) and r[0] == pytest.approx(1.0)
+    assert p[51] == pytest.approx(1.0) and r[51] == pytest.approx(1.0)
+    assert p[50] == pytest.approx(2.0001 / 3.0001)  # 0.2 > 50/255 still counts
+    assert p[153] == pytest.approx(1.0) and r[153] == pytest.approx(1.0001 / 2.0001)
+    assert p[230] == pytest.approx(1.0) and r[230] == pytest.approx(1e-4 / 2.0001)
+
+
+def test_pr_curve_matches_the_256_pass_reference_loop():
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        prob_u8 = rng.integers(0, 256, (20, 24)).astype(np.uint8)
+        gt_u8 = np.where(rng.random((20, 24)) < 0.3, 255, 0).astype(np.uint8)
+        ref_p, ref_r = _reference_pr(prob_u8, gt_u8)
+        p, r = S.pr_curve(prob_u8.astype(np.float32) / 255, gt_u8 > 127)
+        np.testing.assert_allclose(p, ref_p, rtol=1e-12)
+        np.testing.assert_allclose(r, ref_r, rtol=1e-12)
+
+
+def test_fbeta_hand_computed():
+    # P = 0.5, R = 1, β² = 0.3: F = 1.3*0.5/(0.15+1) = 0.65/1.15; P = R = 0 -> 0
+    f = S.fbeta_curve(np.array([0.5, 1.0, 0.0]), np.array([1.0, 1.0, 0.0]), 0.3)
+    np.testing.assert_allclose(f, [0.65 / 1.15, 1.0, 0.0])
+    assert S.max_fbeta(np.array([0.5, 1.0]), np.array([1.0, 1.0])) == 1.0
+    assert S.mean_fbeta(np.array([0.5, 1.0]), np.array([1.0, 1.0])) == pytest.approx((0.65 / 1.15 + 1) / 2)
+
+
+def test_max_f_of_averaged_curve_differs_from_per_image_max_f():
+    # three thresholds {0, 0.5, 1}; eps = 1e-4 makes the numbers below exact to ~1e-4.
+    # image A: prob [0.3, 0], gt [1, 0]: t=0 -> P=R=1 (F=1); t=0.5, 1 -> no positives, P=1, R~0 (F~0)
+    # image B: prob [0.9, 0.3], gt [1, 0]: t=0 -> P=0.5, R=1 (F=0.65/1.15=0.5652); t=0.5 -> F=1; t=1 -> F~0
+    # mean of per-image max-F = (1 + 1)/2 = 1
+    # averaged P/R ("mean-pr", REFERENCE.md §5): t=0 -> P=0.75, R=1, F=0.975/1.225=0.7959;
+    #   t=0.5 -> P=1, R=0.5, F=0.65/0.8=0.8125 -> max-F 0.8125, mean-F (0.7959+0.8125+0)/3 = 0.5361
+    # averaged F curves ("mean-f", PySODMetrics): t=0 -> (1+0.5652)/2 = 0.7826; t=0.5 -> 0.5 -> max 0.7826
+    base = dataclasses.replace(get_profile("mirror"), name="t3", fbeta_thresholds=3)
+    images = [("A", [[0.3, 0.0]]), ("B", [[0.9, 0.3]])]
+    scorers = {curve: Scorer(dataclasses.replace(base, fbeta_curve=curve)) for curve in ("mean-pr", "mean-f")}
+    rows = []
+    for key, prob in images:
+        for scorer in scorers.values():
+            row = scorer.add(key, np.array(prob), np.array([[1, 0]]))
+        rows.append(row)
+    per_image_max = np.mean([r["max_fbeta"] for r in rows])
+    assert per_image_max == pytest.approx(1.0, abs=1e-3)
+    mean_pr = scorers["mean-pr"].summary()["metrics"]
+    assert mean_pr["max_fbeta"] == pytest.approx(0.8125, abs=1e-3)
+    assert mean_pr["mean_fbeta"] == pytest.approx((0.975 / 1.225 + 0.8125) / 3, abs=1e-3)
+    assert scorers["mean-f"].summary()["metrics"]["max_fbeta"] == pytest.approx((1 + 0.65 / 1.15) / 2, abs=1e-3)
+
+
+def test_mae_hand_computed():
+    # |0.2-0| + |0.6-1| + |1-1| + |0-0| = 0.6 over 4 pixels = 0.15; no min-max rescaling of the prediction
+    assert S.mae(np.array([[0.2, 0.6], [1.0, 0.0]]), np.array([[0, 1], [1, 0]], bool)) == pytest.approx(0.15)
+    assert S.mae(np.full((2, 2), 0.25), np.zeros((2, 2), bool)) == pytest.approx(0.25)
+
+
+def test_ber_hand_computed():
+    # TP=3, FN=1 (Np=4), TN=5, FP=5 (Nn=10): TP/Np=0.75, TN/Nn=0.5
+    # BER = 100*(1 - (0.75+0.5)/2) = 37.5; S-BER = 100*(1-0.75) = 25; N-BER = 100*(1-0.5) = 50
+    assert S.ber(tp=3, fp=5, fn=1, tn=5) == pytest.approx({"ber": 37.5, "s_ber": 25.0, "n_ber": 50.0})
+
+
+def test_ber_absent_class_rule():
+    # an image with no positives (Np=0), 2 of 10 negatives wrong: TN/Nn = 0.8
+    # "perfect": TP/Np := 1 -> BER = 100*(1 - 0.9) = 10; "nan": undefined
+    assert S.ber(0, 2, 0, 8, "perfect")["ber"] == pytest.approx(10.0)
+    assert np.isnan(S.ber(0, 2, 0, 8, "nan")["ber"])
+
+
+def test_accumulated_and_per_image_ber_differ():
+    # image 1: 1 positive pixel, missed; 99 negatives right -> BER = 100*(1 - (0+1)/2) = 50
+    # image 2: 99 positives right, 1 negative right -> BER = 0
+    # per-image mean (mirror code) = 25; accumulated (shadow, REFERENCE.md §5): TP/Np = 99/100, TN/Nn = 100/100
+    #   -> BER = 100*(1 - 1.99/2) = 0.5, S-BER = 1, N-BER = 0
+    gt1 = np.zeros((10, 10), bool)
+    gt1[0, 0] = True
+    gt2 = ~gt1
+    shadow = get_profile("shadow")
+    scorers = {r: Scorer(dataclasses.replace(shadow, ber_reduction=r)) for r in ("accumulated", "per-image")}
+    for scorer in scorers.values():
+        scorer.add("1", np.zeros((10, 10)), gt1)
+        scorer.add("2", gt2.astype(float), gt2)
+    acc = scorers["accumulated"].summary()["metrics"]
+    assert acc["ber"] == pytest.approx(0.5) and acc["s_ber"] == pytest.approx(1.0) and acc["n_ber"] == 0.0
+    assert scorers["per-image"].summary()["metrics"]["ber"] == pytest.approx(25.0)

@@ -1,0 +1,48 @@
+import torch
+
+from benchmark.config import load_config
+from benchmark.registry import build_model
+from segdino.backbone import build_backbone
+from segdino.head import SegDINOHead
+from segdino.model import Segmenter, count_parameters
+
+
+def test_segdino_head_parameter_count_matches_paper():
+    """REFERENCE.md §1: 554,400 + 1,658,880 + 513 = 2,213,793 for ViT-S (384); 2,766,753 for ViT-B (768)."""
+    assert sum(p.numel() for p in SegDINOHead(384, 1).parameters()) == 2_213_793
+    assert sum(p.numel() for p in SegDINOHead(768, 1).parameters()) == 2_766_753
+    head = SegDINOHead(384, 1)
+    assert sum(p.numel() for p in head.projects.parameters()) == 554_400
+    assert head.scratch.layer1_rn.bias is None
+
+
+def test_paper_model_counts_trainable_and_frozen_separately():
+    cfg = load_config("paper", overrides={"backbone.name": "dinov3_vits16"})
+    counts = count_parameters(build_model(cfg))
+    assert counts == {"trainable_params": 2_213_793, "frozen_params": 21_596_160}
+
+
+def test_training_step_leaves_backbone_frozen_and_in_eval():
+    bb = build_backbone("test")
+    model = Segmenter(bb, SegDINOHead(bb.embed_dim, 1))
+    model.train()
+    assert not model.backbone.training and model.decoder.training
+    optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=1e-3)
+    assert {id(p) for g in optimizer.param_groups for p in g["params"]} == {id(p) for p in model.decoder.parameters()}
+    before = [p.clone() for p in model.backbone.parameters()]
+    logits = model(torch.rand(2, 3, 32, 48))
+    assert logits.shape == (2, 1, 32, 48)
+    logits.mean().backward()
+    assert all(p.grad is None for p in model.backbone.parameters())
+    assert all(p.grad is not None for p in model.decoder.parameters())
+    optimizer.step()
+    assert all(torch.equal(a, b) for a, b in zip(before, model.backbone.parameters()))
+
+
+def test_unfrozen_backbone_trains_for_public_code_preset():
+    bb = build_backbone("test")
+    model = Segmenter(bb, SegDINOHead(bb.embed_dim, 1), freeze_backbone=False)
+    model.train()
+    assert model.backbone.training
+    model(torch.rand(1, 3, 32, 32)).mean().backward()
+    assert model.backbone.vit.patch_embed.proj.weight.grad is not None

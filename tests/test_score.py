@@ -1,0 +1,190 @@
+"""The Scorer's rows and reductions, and scoring folders of PNG/JPG masks."""
+
+import csv
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmark.metrics import Scorer, get_profile, read_mask, score_directories
+
+
+def _two_images():
+    """Image 1: a 2x2 object found exactly. Image 2: empty ground truth, one false-positive pixel. Grid 3x4."""
+    gt1 = np.zeros((3, 4), bool)
+    gt1[:2, :2] = True
+    prob2 = np.full((3, 4), 0.1)
+    prob2[2, 3] = 0.9
+    return [("one", np.where(gt1, 0.9, 0.1), gt1), ("two", prob2, np.zeros((3, 4), bool))]
+
+
+def test_segdino_rows_and_summary_hand_computed():
+    # image 1: TP=4, TN=8 -> dice = iou = 1, hd95 = 0
+    # image 2: TP=0, FP=1 -> dice = 1e-6/(1+1e-6), hd95 = inf (one side empty), penalised = diagonal sqrt(9+16) = 5
+    # summary: dice = mean of rows; hd95 drops the inf (public code) -> 0; hd95_penalised = (0+5)/2; hd95_inf = 1
+    scorer = Scorer(get_profile("segdino"))
+    rows = [scorer.add(k, p, g) for k, p, g in _two_images()]
+    assert rows[0] == {"key": "one", "tp": 4, "fp": 0, "fn": 0, "tn": 8, "dice": 1.0, "iou": 1.0, "hd95": 0.0,
+                       "hd95_monai": 0.0, "hd95_penalised": 0.0, "precision": 1.0, "recall": 1.0}
+    assert rows[1]["hd95"] == math.inf and rows[1]["hd95_penalised"] == 5.0
+    assert rows[1]["dice"] == pytest.approx(1e-6 / (1 + 1e-6))
+    assert scorer.rows() == rows
+    s = scorer.summary()
+    assert s["profile"] == "segdino" and s["convention"]["hd95"] == "pooled"
+    assert s["metrics"]["dice"] == pytest.approx((1 + 1e-6 / (1 + 1e-6)) / 2)
+    assert s["metrics"]["hd95"] == 0.0 and s["metrics"]["hd95_monai"] == 0.0
+    assert s["metrics"]["hd95_penalised"] == 2.5
+    assert s["counts"] == {"n_images": 2, "gt_empty": 1, "pred_empty": 0, "both_empty": 0, "hd95_inf": 1}
+
+
+@pytest.mark.parametrize("rule, expected", [("drop", 0.0), ("keep", math.inf), ("penalise", 2.5)])
+def test_hd95_inf_rules(rule, expected):
+    # the same two images: mean of [0, inf] under each rule (penalise: inf -> diagonal 5)
+    scorer = Scorer(dataclasses.replace(get_profile("segdino"), hd95_inf=rule))
+    for k, p, g in _two_images():
+        scorer.add(k, p, g)
+    assert scorer.summary()["metrics"]["hd95"] == expected
+
+
+def test_threshold_edge_in_the_scorer():
+    # a ground-truth pixel predicted at exactly 0.5 is a miss (> 0.5 is foreground): TP=0, FN=1
+    gt = np.zeros((2, 2), bool)
+    gt[0, 0] = True
+    row = Scorer("segdino").add("edge", np.where(gt, 0.5, 0.0), gt)
+    assert (row["tp"], row["fn"], row["fp"]) == (0, 1, 0)
+
+
+def test_binary_input_forms_agree():
+    # HxW, 1xHxW and a 2xHxW softmax (foreground = channel 1) score identically; 0/1 ints equal bool gt
+    _, prob, gt = _two_images()[0]
+    a = Scorer("mirror").add("a", prob, gt)
+    b = Scorer("mirror").add("a", prob[None], gt.astype(np.uint8))
+    c = Scorer("mirror").add("a", np.stack([1 - prob, prob]), gt[None])
+    assert a == b == c
+
+
+def test_input_errors():
+    scorer = Scorer("segdino")
+    prob, gt = np.full((4, 4), 0.2), np.zeros((4, 4), bool)
+    with pytest.raises(ValueError, match="no images"):
+        scorer.summary()
+    scorer.add("k", prob, gt)
+    with pytest.raises(ValueError, match="already scored"):
+        scorer.add("k", prob, gt)
+    with pytest.raises(ValueError, match="shape"):
+        scorer.add("s", np.zeros((4, 5)), gt)
+    with pytest.raises(ValueError, match=r"\[0, 1\].*logits"):
+        scorer.add("logits", prob * 10 - 5, gt)
+    gt_255 = np.zeros((4, 4), np.uint8)
+    gt_255[1, 1] = 255
+    with pytest.raises(ValueError, match="0/255"):
+        scorer.add("255", prob, gt_255)
+    with pytest.raises(ValueError, match="binary-only"):
+        Scorer("mirror", num_classes=3)
+
+
+def test_multiclass_hand_computed():
+    # gt [[0,1,1],[2,2,2]], argmax prediction [[0,1,2],[2,2,0]]
+    # class 1: TP=1, FP=0, FN=1 -> dice 2/3, iou 1/2; class 2: TP=2, FP=1, FN=1 -> dice 4/6, iou 2/4
+    # row dice = mean over classes 1..2 = 2/3; tp/fp/fn summed over classes 1..2 = 3/1/2
+    # acc: argmax == gt at (0,0), (0,1), (1,0), (1,1) -> 4/6
+    gt = np.array([[0, 1, 1], [2, 2, 2]])
+    pred = np.array([[0, 1, 2], [2, 2, 0]])
+    prob = np.eye(3)[pred].transpose(2, 0, 1) * 0.8 + 0.2 / 3
+    profile = dataclasses.replace(get_profile("segdino"), metrics=("dice", "iou", "acc", "hd95"))
+    row = Scorer(profile, num_classes=3).add("m", prob, gt)
+    assert (row["tp"], row["fp"], row["fn"]) == (3, 1, 2)
+    assert row["dice_c1"] == pytest.approx(2 / 3) and row["dice_c2"] == pytest.approx(4 / 6)
+    assert row["dice"] == pytest.approx(2 / 3) and row["iou"] == pytest.approx(0.5)
+    assert row["acc"] == pytest.approx(4 / 6)
+    assert math.isfinite(row["hd95"])
+
+
+# ---- folders ----
+
+def _save(path, array, mode="L", **kwargs):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.fromarray(array.astype(np.uint8))  # 2-D uint8 -> mode "L"
+    if mode == "P":
+        img = img.convert("P")
+    img.save(path, **kwargs)
+
+
+def _folders(tmp_path):
+    """Three pairs in three file conventions; returns the folders and the arrays they should read back as."""
+    rng = np.random.default_rng(0)
+    gt = np.zeros((3, 16, 16), bool)
+    gt[0, 2:9, 3:12] = True
+    gt[1, 8:, 8:] = True
+    gt[2, :4, :] = True
+    prob_u8 = rng.integers(0, 256, (16, 16))
+    pred_dir, gt_dir = tmp_path / "pred", tmp_path / "gt"
+    _save(gt_dir / "a.png", gt[0] * 255)  # 0/255 grey: > 127
+    _save(pred_dir / "a.png", prob_u8)  # 8-bit probability map: value/255
+    _save(gt_dir / "b.png", gt[1], mode="P")  # palette index 0/1: > 0
+    _save(pred_dir / "b.jpg", gt[1] * 255, quality=100)  # a binary prediction saved as JPEG
+    _save(gt_dir / "vid" / "c.png", gt[2])  # a 0/1 index PNG: > 0
+    _save(pred_dir / "vid" / "c.png", gt[2])  # a 0/1 binary prediction PNG: read as 0/1
+    expected = {"a": (prob_u8 / 255, gt[0]), "b": (None, gt[1]), "vid/c": (gt[2].astype(float), gt[2])}
+    return pred_dir, gt_dir, expected
+
+
+def test_score_directories_matches_the_scorer(tmp_path):
+    pred_dir, gt_dir, expected = _folders(tmp_path)
+    out = tmp_path / "out" / "per_image.csv"
+    summary, rows = score_directories(pred_dir, gt_dir, "mirror", out_csv=out)
+    assert [r["key"] for r in rows] == ["a", "b", "vid/c"]
+    by_key = {r["key"]: r for r in rows}
+    ref = Scorer("mirror")
+    for key in ("a", "vid/c"):
+        prob, gt = expected[key]
+        assert by_key[key] == ref.add(key, prob.astype(np.float32), gt)
+    assert by_key["b"]["tp"] == expected["b"][1].sum() and by_key["b"]["iou"] == pytest.approx(1.0)
+    assert summary["counts"]["n_images"] == 3 and summary["profile"] == "mirror"
+    with open(out, newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert list(table[0])[:6] == ["profile", "key", "tp", "fp", "fn", "tn"]
+    assert table[0]["profile"] == "mirror" and float(table[0]["iou"]) == by_key["a"]["iou"]
+
+
+def test_read_mask_rules(tmp_path):
+    # JPEG masks are lossy: 0/255 blocks aligned to JPEG's 8x8 grid come back exactly at > 127
+    mask = np.zeros((16, 16), bool)
+    mask[:8, 8:] = True
+    _save(tmp_path / "m.jpg", mask * 255, quality=90)
+    assert (read_mask(tmp_path / "m.jpg") == mask).all()
+    # a palette mask with index 2 (e.g. a second instance) is still foreground (> 0, never > 127)
+    _save(tmp_path / "p.png", mask * 2, mode="P")
+    assert (read_mask(tmp_path / "p.png") == mask).all()
+
+
+def test_unpaired_files_are_named(tmp_path):
+    pred_dir, gt_dir, _ = _folders(tmp_path)
+    _save(pred_dir / "extra.png", np.zeros((16, 16)))
+    _save(pred_dir / "vid" / "d.png", np.zeros((16, 16)))
+    with pytest.raises(ValueError, match=r"without ground truth.*extra\.png, vid/d\.png"):
+        score_directories(pred_dir, gt_dir, "mirror")
+    (pred_dir / "extra.png").unlink()
+    (pred_dir / "vid" / "d.png").unlink()
+    (pred_dir / "a.png").unlink()
+    with pytest.raises(ValueError, match=r"without prediction.*a\.png"):
+        score_directories(pred_dir, gt_dir, "mirror")
+
+
+def test_missized_prediction_names_both_files(tmp_path):
+    pred_dir, gt_dir, _ = _folders(tmp_path)
+    _save(pred_dir / "a.png", np.zeros((8, 10)))
+    with pytest.raises(ValueError, match=r"a\.png is 10x8 \(WxH\).*a\.png is 16x16.*resize"):
+        score_directories(pred_dir, gt_dir, "segdino")
+
+
+def test_folder_errors(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        score_directories(tmp_path / "nope", tmp_path, "segdino")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="holds no"):
+        score_directories(tmp_path / "empty", tmp_path / "empty", "segdino")
+    with pytest.raises(ValueError, match="unknown scoring profile"):
+        score_directories(tmp_path, tmp_path, "nope")

@@ -1,0 +1,93 @@
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from benchmark.config import ConfigError, load_config
+from benchmark.train import RunConflict, train_run
+
+RECORD_FILES = ["config.yaml", "env.json", "history.csv", "metrics.json", "per_image.csv", "profile.json",
+                "checkpoint.pt", "model.pt", "split.json", "DONE"]
+
+
+def test_run_writes_every_record(tmp_path, smoke_overrides):
+    cfg = load_config("smoke", overrides={**smoke_overrides, "run.runs_dir": str(tmp_path)})
+    run_dir = train_run(cfg, progress=False)
+    assert run_dir == tmp_path / "kvasir" / "segdino__test__smoke__s0"
+    for name in RECORD_FILES:
+        assert (run_dir / name).is_file(), name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["selection"]["split"] == "val"
+    seg = metrics["profiles"]["segdino"]
+    assert seg["convention"]["name"] == "segdino" and 0 <= seg["metrics"]["dice"] <= 1
+    assert "hd95_inf" in seg["counts"]
+    assert set(metrics["profiles"]) == {"segdino", "medical-native"}
+    history = pd.read_csv(run_dir / "history.csv")
+    assert list(history.epoch) == [1, 2]
+    split = json.loads((run_dir / "split.json").read_text())
+    assert not set(split["val"]) & set(split["test"]) and not set(split["val"]) & set(split["train"])
+    assert len(split["val"]) == round(0.1 * 24)
+    per_image = pd.read_csv(run_dir / "per_image.csv")
+    assert set(per_image.profile) == {"segdino", "medical-native"} and len(per_image) == 16
+    profile = json.loads((run_dir / "profile.json").read_text())
+    assert profile["trainable_params"] > 0 and profile["flops"]["total_gflops"] > 0
+    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    assert {"model", "optimizer", "scheduler", "rng", "best"} <= set(ckpt)
+    assert all(k.startswith("decoder.") for k in ckpt["model"])   # the frozen backbone is never saved again
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, smoke_overrides, monkeypatch):
+    overrides = {**smoke_overrides, "train.epochs": 3}
+    ref = json.loads((train_run(load_config("smoke", overrides={**overrides, "run.runs_dir": str(tmp_path / "a")}),
+                                progress=False) / "metrics.json").read_text())
+    cfg = load_config("smoke", overrides={**overrides, "run.runs_dir": str(tmp_path / "b")})
+    import benchmark.train as T
+
+    real_write_csv, calls = T.records.write_csv, []
+
+    def killed_after_epoch_2(*args, **kwargs):   # history.csv is written after each epoch's checkpoint
+        real_write_csv(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(T.records, "write_csv", killed_after_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(cfg, progress=False)
+    monkeypatch.setattr(T.records, "write_csv", real_write_csv)
+    run_dir = tmp_path / "b" / "kvasir" / "segdino__test__smoke__s0"
+    assert not (run_dir / "DONE").exists()
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=False)["epoch"] == 2
+    resumed = json.loads((train_run(cfg, progress=False) / "metrics.json").read_text())
+    assert resumed["selected_epoch"] == ref["selected_epoch"]
+    assert resumed["profiles"]["segdino"]["metrics"] == pytest.approx(ref["profiles"]["segdino"]["metrics"])
+    assert len(pd.read_csv(run_dir / "history.csv")) == 3
+
+
+def test_done_run_is_skipped_and_conflicting_config_refused(tmp_path, smoke_overrides):
+    cfg = load_config("smoke", overrides={**smoke_overrides, "train.epochs": 1, "run.runs_dir": str(tmp_path)})
+    run_dir = train_run(cfg, progress=False)
+    stamp = (run_dir / "metrics.json").stat().st_mtime_ns
+    assert train_run(cfg, progress=False) == run_dir
+    assert (run_dir / "metrics.json").stat().st_mtime_ns == stamp
+    (run_dir / "DONE").unlink()
+    other = load_config("smoke", overrides={**smoke_overrides, "train.epochs": 1, "optim.lr": 0.5,
+                                            "run.runs_dir": str(tmp_path)})
+    with pytest.raises(RunConflict):
+        train_run(other, progress=False)
+
+
+def test_public_code_preset_selects_on_test_and_trains_backbone(tmp_path, smoke_overrides):
+    cfg = load_config("public-code", overrides={**smoke_overrides, "backbone.name": "test", "train.epochs": 1,
+                                                "run.runs_dir": str(tmp_path)})
+    assert not cfg.train.freeze_backbone and cfg.train.batch_size == 8
+    run_dir = train_run(cfg, progress=False)
+    split = json.loads((run_dir / "split.json").read_text())
+    assert split["val"] == split["test"] and "public code" in split["validation_rule"]
+    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    assert any(k.startswith("backbone.") for k in ckpt["model"])
+
+
+def test_size_must_be_a_multiple_of_16():
+    with pytest.raises(ConfigError, match="multiple of 16"):
+        load_config("paper", overrides={"data.size": 250})
