@@ -32,6 +32,8 @@ def user_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
         except (BackboneError, ConfigError, DataError, FileNotFoundError, FileExistsError, ValueError,
                 RuntimeError) as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
@@ -40,6 +42,10 @@ def user_errors(fn):
             err.print(f"[bold red]error:[/] {exc.args[0] if exc.args else exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2)
     return wrapper
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
 
 def parse_sets(values: list[str] | None) -> dict[str, str]:
@@ -73,6 +79,26 @@ def _fmt(v) -> str:
     return "" if v is None else str(v)
 
 
+@data_app.command("check")
+@user_errors
+def data_check(
+    root: Path = typer.Argument(..., help="a dataset's folder, or a folder holding several"),
+    dataset: Optional[str] = typer.Option(None, help="dataset key; default: detect from the layout"),
+    miniature: bool = typer.Option(False, help="do not fail on counts that differ from the official ones"),
+    num_classes: Optional[int] = typer.Option(None, help="folder datasets: the number of classes"),
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """Validate native layouts, counts and masks; name every problem's file. Exit 1 if anything is wrong."""
+    from benchmark.data.check import check_dataset
+
+    report = check_dataset(root, dataset, expect_counts=not miniature, num_classes=num_classes)
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        console.print(report)
+    raise typer.Exit(report.exit_code)
+
+
 @app.command()
 @user_errors
 def train(
@@ -95,6 +121,7 @@ def train(
 ):
     """Train one method on one dataset with one seed; writes a run directory (resumes if interrupted)."""
     from benchmark.config import load_config
+    from benchmark.registry import check_config
     from benchmark.train import train_run
 
     overrides = {"data.dataset": dataset, "decoder.name": method, "train.seed": seed}
@@ -107,20 +134,11 @@ def train(
         overrides["data.skip_bad"] = True
     overrides.update(parse_sets(set_))
     cfg = load_config(preset, config, overrides)
-    _check_keys(cfg)
+    check_config(cfg)
     if cfg.data.root is None:
         raise ValueError("no data: pass --data-root (the dataset's folder, or a folder holding several)")
     run_dir = train_run(cfg)
     _print_metrics(run_dir)
-
-
-def _check_keys(cfg) -> None:
-    from benchmark.registry import DATASETS, DECODERS, check_key
-    from segdino.backbone import get_spec
-
-    check_key("method", cfg.decoder.name, DECODERS)
-    check_key("dataset", cfg.data.dataset, DATASETS)
-    get_spec(cfg.backbone.name)
 
 
 def _print_metrics(run_dir: Path) -> None:
@@ -203,31 +221,128 @@ def import_checkpoint(
 @app.command()
 @user_errors
 def profile(
-    methods: Optional[List[str]] = typer.Option(None, "--method", "--methods", help="decoder key(s); default all"),
+    methods: Optional[List[str]] = typer.Option(None, "--methods", "--method", help="decoder keys; default all"),
     backbone: str = typer.Option("dinov3_vits16"),
-    weights: Optional[str] = typer.Option(None),
-    size: int = typer.Option(256),
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    weights: Optional[str] = typer.Option(None, help="a .pth file, hub:NAME or none (random)"),
+    size: int = typer.Option(256, help="input side"),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
+    batch: int = typer.Option(8, help="batch size for throughput"),
+    timing: bool = typer.Option(True, help="measure latency and throughput (else parameters and FLOPs only)"),
+    variant: Optional[List[str]] = typer.Option(None, help="DTYPE:COMPILE, e.g. bfloat16:max-autotune (repeat)"),
+    out: Optional[Path] = typer.Option(None, help="folder to save profile_<device>.csv and .json"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON rows"),
+    as_csv: bool = typer.Option(False, "--csv", help="print CSV rows"),
 ):
-    """Trainable and frozen parameters and FLOPs per method on a backbone."""
-    from benchmark.config import load_config
-    from benchmark.profiling import count_flops
-    from benchmark.registry import DECODERS, build_model
-    from segdino.model import count_parameters
+    """Trainable and frozen parameters, GFLOPs/GMACs of backbone and decoder, latency and throughput per method."""
+    import csv
 
-    rows = []
-    for method in methods or list(DECODERS):
-        cfg = load_config("paper", overrides={"decoder.name": method, "backbone.name": backbone,
-                                              "backbone.weights": weights, "data.size": size})
-        _check_keys(cfg)
-        model = build_model(cfg)
-        rows.append({"method": method, "backbone": backbone, "size": size, **count_parameters(model),
-                     **{k: v for k, v in count_flops(model, size).items()}})
-    if as_json:
-        print(json.dumps(rows, indent=2))
+    from benchmark.config import load_config
+    from benchmark.profiling import count_method_flops, format_table, profile_methods, save_profile
+    from benchmark.registry import DECODERS, check_config
+    from segdino.backbone import build_backbone
+
+    methods = _split(methods) or list(DECODERS)
+    for method in methods:
+        check_config(load_config("paper", overrides={"decoder.name": method, "backbone.name": backbone,
+                                                     "data.size": size}))
+    if timing:
+        variants = [tuple(v.split(":", 1)) if ":" in v else (v, "none") for v in variant or []] or None
+        rows = profile_methods(methods, backbone, size, device, weights, batch, variants)
     else:
-        print_table(rows, columns=["method", "backbone", "size", "trainable_params", "frozen_params",
-                                   "backbone_gflops", "decoder_gflops", "total_gflops"])
+        build_backbone(backbone, weights)   # validates the weights file even when only counting
+        rows = [{"method": m, "backbone": backbone, "size": f"{size}x{size}", **count_method_flops(m, backbone, size)}
+                for m in methods]
+    if out:
+        paths = save_profile(rows, out, f"profile_{device.replace(':', '')}")
+        err.print(f"saved {paths[0]} and {paths[1]}")
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+    elif as_csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        console.print(format_table(rows) if timing else "")
+        if not timing:
+            print_table(rows, columns=["method", "backbone", "size", "trainable_params", "frozen_params",
+                                       "backbone_gflops", "decoder_gflops", "total_gflops", "total_gmacs"])
+
+
+@app.command()
+@user_errors
+def run(
+    all_: bool = typer.Option(False, "--all", help="every dataset x method (segdino, unet, upernet, dpt) x seed"),
+    datasets: Optional[List[str]] = typer.Option(None, "--datasets", "--dataset", help="dataset keys (comma or repeat)"),
+    methods: Optional[List[str]] = typer.Option(None, "--methods", "--method", help="method keys (comma or repeat)"),
+    seeds: Optional[List[str]] = typer.Option(None, "--seeds", "--seed", help="seeds (default 0,1,2)"),
+    preset: str = typer.Option("paper"),
+    backbone: Optional[str] = typer.Option(None),
+    weights: Optional[str] = typer.Option(None),
+    data_root: Optional[str] = typer.Option(None),
+    runs_dir: str = typer.Option("runs"),
+    size: Optional[int] = typer.Option(None),
+    epochs: Optional[int] = typer.Option(None),
+    subset: Optional[int] = typer.Option(None),
+    device: Optional[str] = typer.Option(None),
+    executor: str = typer.Option("local", help="local, slurm, or submitit-local"),
+    partition: Optional[str] = typer.Option(None, help="slurm partition"),
+    time_min: int = typer.Option(120, help="slurm time limit per run, minutes"),
+    gpus: int = typer.Option(1, help="slurm GPUs per job"),
+    array: bool = typer.Option(True, help="slurm: one array job (else one job per run)"),
+    config: Optional[Path] = typer.Option(None),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="section.key=value override (repeatable)"),
+):
+    """Train and evaluate the matrix of runs; finished runs are skipped, partial ones resumed, corrupt ones redone."""
+    from benchmark.sweep import SlurmOptions, SweepSpec, run_sweep
+
+    ds = _split(datasets) or (list(PAPER_DATASETS) if all_ else [])
+    ms = _split(methods) or (list(PAPER_METHODS) if all_ else [])
+    if not ds or not ms:
+        raise ValueError("say what to run: --all, or --datasets and --methods (e.g. --datasets kvasir --methods segdino)")
+    if data_root is None:
+        raise ValueError("no data: pass --data-root (a folder holding the datasets under their usual names)")
+    overrides = {"run.runs_dir": runs_dir, "data.root": data_root}
+    for key, value in (("backbone.name", backbone), ("backbone.weights", weights), ("data.size", size),
+                       ("train.epochs", epochs), ("data.subset", subset), ("train.device", device)):
+        if value is not None:
+            overrides[key] = value
+    overrides.update(parse_sets(set_))
+    spec = SweepSpec(tuple(ds), tuple(ms), tuple(int(s) for s in _split(seeds) or ["0", "1", "2"]), preset,
+                     str(config) if config else None, overrides)
+    rows = run_sweep(spec, executor, SlurmOptions(partition, time_min, gpus, array=array))
+    print_table(rows, title=f"sweep: {len(rows)} runs ({sum(r['was'] == 'done' for r in rows)} already done)",
+                columns=["dataset", "method", "seed", "was", "profile", "dice", "iou", "max_fbeta", "mae", "ber",
+                         "selected_epoch", "extracted_features", "seconds"])
+    console.print(f"results table: {Path(runs_dir) / 'results.csv'}")
+
+
+@app.command()
+@user_errors
+def report(
+    runs_dir: Path = typer.Argument(..., help="a runs directory written by train / run"),
+    out: Path = typer.Option(Path("report"), help="folder for tables, figures, report.tex, summary.md"),
+    speed: Optional[Path] = typer.Option(None, help="a `segbench profile --csv` file for the latency columns"),
+    figures: bool = typer.Option(True, help="render figures (PDF + PNG)"),
+    pdf: bool = typer.Option(False, help="also compile report.tex with pdflatex, where installed"),
+    backbone: Optional[str] = typer.Option(None, help="only runs on this backbone"),
+    preset: Optional[str] = typer.Option(None, help="only runs of this preset"),
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """LaTeX tables, Markdown summary, CSV and figures from run records, with the paper's numbers beside ours."""
+    from reports.render import compile_pdf, render_report
+
+    if not runs_dir.is_dir():
+        raise FileNotFoundError(f"runs directory not found: {runs_dir}")
+    result = render_report(runs_dir, out, backbone=backbone, preset=preset, figures=figures, speed=speed)
+    if pdf:
+        result["pdf"] = str(compile_pdf(result["report_tex"]))
+    if as_json:
+        print(json.dumps(result, indent=2, default=str))
+        return
+    console.print(f"report of {result['n_runs_used']} runs ({result['n_runs_skipped']} skipped) in {out}: "
+                  f"{len(result['tables'])} tables, {len(result['figures'])} figures, {result['summary_md']}")
+    for item in result["skipped"]:
+        console.print(f"  skipped {item['run']}: {item['reason']}")
 
 
 @app.command()

@@ -17,7 +17,7 @@ from benchmark.data.image_cache import load_resized
 from benchmark.data.splits import make_splits
 from benchmark.evaluate import dice_iou, predict_split
 from benchmark.registry import build_model, open_dataset
-from benchmark.train import seed_everything, train_run
+from benchmark.train import cache_dir, seed_everything, train_run
 
 DEMO_DATA = {"kvasir": ("Kvasir-SEG", synthetic.write_kvasir)}
 
@@ -38,7 +38,7 @@ def untrained_dice(cfg) -> float:
     seed_everything(cfg.train.seed)
     source = open_dataset(cfg.data.dataset, cfg.data.root)
     refs, _ = make_splits(source, cfg.train.seed, cfg.data.val_fraction)
-    test = load_resized(source, refs["test"], cfg.data.size, Path(cfg.run.runs_dir) / ".cache")
+    test = load_resized(source, refs["test"], cfg.data.size, cache_dir(cfg))
     model = build_model(cfg, source.num_classes)
     probs = predict_split(model, test, torch.device("cpu"))
     return dice_iou(probs, np.asarray(test.masks))[0]

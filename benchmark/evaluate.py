@@ -123,7 +123,7 @@ def evaluate_run(run_dir: str | Path, data_root: str | None = None, profiles: tu
     from benchmark.data.image_cache import load_resized
     from benchmark.data.splits import make_splits
     from benchmark.registry import open_dataset
-    from benchmark.train import write_scores
+    from benchmark.train import cache_dir, write_scores
 
     run_dir = Path(run_dir)
     cfg, model = records.load_run_model(run_dir, device)
@@ -133,8 +133,7 @@ def evaluate_run(run_dir: str | Path, data_root: str | None = None, profiles: tu
     cfg = dataclasses.replace(cfg, data=data, eval=dataclasses.replace(cfg.eval, profiles=profiles or cfg.eval.profiles))
     source = open_dataset(data.dataset, data.root)
     refs, _ = make_splits(source, cfg.train.seed, data.val_fraction, data.subset)
-    cache = Path(data.cache_dir) if data.cache_dir else Path(cfg.run.runs_dir) / ".cache"
-    test = load_resized(source, refs["test"], data.size, cache, data.skip_bad, desc="test")
+    test = load_resized(source, refs["test"], data.size, cache_dir(cfg), data.skip_bad, desc="test")
     probs = predict_split(model, test, torch.device(device))
     old_path = run_dir / "metrics.json"
     old = json.loads(old_path.read_text()) if old_path.is_file() else {}

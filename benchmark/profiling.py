@@ -1,23 +1,25 @@
 """Trainable and frozen parameters, FLOPs, latency, throughput and peak memory of a Segmenter.
 
 FLOPs come from `torch.utils.flop_counter.FlopCounterMode` under the math attention kernel: the fused CPU kernel
-is counted as 0 (REFERENCE.md §6). FLOPs = 2 x MACs; attention (QK^T and AV) is included; the final bilinear
-upsampling is not counted (FlopCounterMode has no formula for it). `profile_methods` counts on the meta device, so
-no weights are materialised and no accelerator is needed; counts do not depend on weights, dtype or device.
+is counted as 0 (REFERENCE.md §6). FLOPs = 2 x MACs; matmuls, convolutions and attention (QK^T and AV) are
+counted; norms, activations, pooling and interpolation (incl. the final upsampling) are not. `profile_methods`
+counts on the meta device: no weights are materialised and no accelerator is needed (counts do not depend on
+weights, dtype or device).
 
-Speed is measured on the real model in eval mode under `torch.inference_mode()`: latency at batch 1 (median of
-timed single calls) and throughput at a larger batch, each after warm-up, with the accelerator synchronised before
+Speed is measured on the real model in eval mode under `torch.inference_mode()`: latency at batch 1 and throughput
+at a larger batch, each from the median (and mean) of timed calls after warm-up, the accelerator synchronised before
 every clock read. Accelerator variants: bf16 autocast and torch.compile modes ("reduce-overhead" and "max-autotune"
 add CUDA graphs). Device names come in as arguments; the CPU path always works.
 """
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -86,11 +88,11 @@ def _synchronize(device: torch.device) -> None:
         torch.get_device_module(device).synchronize(device)
 
 
-def _timed_calls(model, images: torch.Tensor, warmup: int, iters: int, amp) -> list[float]:
+def _timed_calls(model, images: torch.Tensor, warmup: int, iters: int, amp: Callable) -> list[float]:
     """Seconds of each of `iters` calls after `warmup` untimed ones, the device synchronised around each call."""
     device = images.device
     times = []
-    with torch.inference_mode(), amp:
+    with torch.inference_mode(), amp():
         for i in range(warmup + iters):
             _synchronize(device)
             start = time.perf_counter()
@@ -101,20 +103,6 @@ def _timed_calls(model, images: torch.Tensor, warmup: int, iters: int, amp) -> l
     return times
 
 
-def _throughput(model, images: torch.Tensor, warmup: int, iters: int, amp) -> float:
-    """Images per second over `iters` back-to-back batched calls (one synchronisation at each end)."""
-    device = images.device
-    with torch.inference_mode(), amp:
-        for _ in range(warmup):
-            model(images)
-        _synchronize(device)
-        start = time.perf_counter()
-        for _ in range(iters):
-            model(images)
-        _synchronize(device)
-    return images.shape[0] * iters / (time.perf_counter() - start)
-
-
 def _peak_memory(device: torch.device) -> tuple[float | None, str]:
     module = torch.get_device_module(device) if device.type != "cpu" else None
     if module is None:
@@ -122,30 +110,35 @@ def _peak_memory(device: torch.device) -> tuple[float | None, str]:
                       "by every model profiled before, so it cannot be attributed to this method")
     if not hasattr(module, "max_memory_allocated"):
         return None, f"not measured: torch.{device.type} has no max_memory_allocated"
-    return module.max_memory_allocated(device) / 1e6, "max_memory_allocated during the throughput runs (MB = 1e6 B), weights included"
+    return (module.max_memory_allocated(device) / 1e6,
+            "max_memory_allocated during the throughput runs (MB = 1e6 B), weights included")
 
 
 def measure_speed(model: Segmenter, size: tuple[int, int], device: str | torch.device, batch: int = 8,
-                  dtype: str = "float32", compile: str = "none", warmup: int = 3, iters: int = 10) -> dict:
-    """Batch-1 latency (median and mean ms), batched throughput (img/s) and peak memory of one variant."""
+                  dtype: str = "float32", compile_mode: str = "none", warmup: int = 3, iters: int = 10) -> dict:
+    """Batch-1 latency and batched throughput, each from the median (robust to other processes' bursts on a
+    shared host) and the mean of `iters` synchronised calls after `warmup`, and peak memory of one variant."""
     device = torch.device(device)
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype '{dtype}'; valid: {', '.join(DTYPES)}")
-    if compile not in COMPILE_MODES:
-        raise ValueError(f"unknown compile mode '{compile}'; valid: {', '.join(COMPILE_MODES)}")
-    amp = nullcontext() if DTYPES[dtype] is None else torch.autocast(device.type, dtype=DTYPES[dtype])
+    if compile_mode not in COMPILE_MODES:
+        raise ValueError(f"unknown compile mode '{compile_mode}'; valid: {', '.join(COMPILE_MODES)}")
+    def amp():  # a fresh context per use
+        return nullcontext() if DTYPES[dtype] is None else torch.autocast(device.type, dtype=DTYPES[dtype])
     model = model.eval()
-    if compile != "none":
+    if compile_mode != "none":
         torch._dynamo.reset()
-        model = torch.compile(model, mode=None if compile == "default" else compile, dynamic=False)
+        model = torch.compile(model, mode=None if compile_mode == "default" else compile_mode, dynamic=False)
     h, w = size
     times = _timed_calls(model, torch.rand(1, 3, h, w, device=device), warmup, iters, amp)
     if device.type != "cpu":
         torch.get_device_module(device).reset_peak_memory_stats(device)
-    throughput = _throughput(model, torch.rand(batch, 3, h, w, device=device), warmup, iters, amp)
+    batched = _timed_calls(model, torch.rand(batch, 3, h, w, device=device), warmup, iters, amp)
     peak, note = _peak_memory(device)
     return {"batch1_ms": statistics.median(times) * 1e3, "batch1_ms_mean": statistics.fmean(times) * 1e3,
-            "throughput_img_s": throughput, "throughput_batch": batch, "peak_mem_mb": peak, "peak_mem_note": note}
+            "throughput_img_s": batch / statistics.median(batched),
+            "throughput_img_s_mean": batch / statistics.fmean(batched),
+            "throughput_batch": batch, "peak_mem_mb": peak, "peak_mem_note": note}
 
 
 def default_variants(device: str | torch.device) -> list[tuple[str, str]]:
@@ -172,11 +165,20 @@ def device_name(device: str | torch.device) -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
+def _load_average() -> float | None:
+    """The host's 1-minute load average: other processes on the same cores slow every timing down, so each row
+    records it (compare with `cpu_count`)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on every platform
+        return None
+
+
 def environment_fields(device: str | torch.device) -> dict:
     import segmentation_models_pytorch as smp
     import timm
 
-    return {"device_name": device_name(device), "num_threads": torch.get_num_threads(),
+    return {"device_name": device_name(device), "num_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
             "float32_matmul_precision": torch.get_float32_matmul_precision(), "torch": torch.__version__,
             "timm": timm.__version__, "smp": smp.__version__, "python": platform.python_version()}
 
@@ -195,22 +197,29 @@ def profile_methods(methods: Sequence[str], backbone: str, size: int | tuple[int
     h, w = (size, size) if isinstance(size, int) else tuple(size)
     device = torch.device(device)
     variants = list(variants) if variants is not None else default_variants(device)
+    for dtype, compile_mode in variants:  # a typo is the user's error: say so before any work, not per row
+        if dtype not in DTYPES or compile_mode not in COMPILE_MODES:
+            raise ValueError(f"unknown variant ({dtype!r}, {compile_mode!r}); dtypes: {', '.join(DTYPES)}; "
+                             f"compile modes: {', '.join(COMPILE_MODES)}")
     env = environment_fields(device)
     real_backbone = build_backbone(backbone, weights).to(device)
     rows = []
     for method in methods:
         counts = count_method_flops(method, backbone, (h, w), num_classes)
         model = build_segmenter(method, real_backbone, num_classes, device)
-        for dtype, compile in variants:
+        for dtype, compile_mode in variants:
             row = {"method": method, "backbone": backbone, "weights": weights or "random", "size": f"{h}x{w}",
                    "height": h, "width": w, "device": str(device), "dtype": dtype,
-                   "autocast": DTYPES.get(dtype) is not None, "compile": compile, **counts}
+                   "autocast": DTYPES.get(dtype) is not None, "compile": compile_mode, **counts}
+            row["load_avg_1min_before"] = _load_average()
             try:
-                row.update(measure_speed(model, (h, w), device, batch, dtype, compile, warmup, iters), error=None)
-            except Exception as exc:  # one failed variant must not lose the others; the error is recorded
-                row.update(batch1_ms=None, batch1_ms_mean=None, throughput_img_s=None, throughput_batch=batch,
+                row.update(measure_speed(model, (h, w), device, batch, dtype, compile_mode, warmup, iters),
+                           error=None)
+            except Exception as exc:  # noqa: BLE001 - one failed variant (e.g. no compiler) must not lose the others
+                row.update(batch1_ms=None, batch1_ms_mean=None, throughput_img_s=None, throughput_img_s_mean=None,
+                           throughput_batch=batch,
                            peak_mem_mb=None, peak_mem_note=None, error=f"{type(exc).__name__}: {exc}"[:500])
-            row.update(warmup=warmup, iters=iters, **env)
+            row.update(load_avg_1min_after=_load_average(), warmup=warmup, iters=iters, **env)
             rows.append(row)
         del model
         if device.type != "cpu":

@@ -5,21 +5,40 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from baselines import DPTHead, UNetHead, UPerNetHead, dpt_small, unet_small, upernet_small
 from segdino.backbone import BACKBONES, build_backbone
 from segdino.head import SegDINOHead
 from segdino.model import Segmenter
 
 from benchmark.data.base import DataError, DatasetSource
+from benchmark.data.folder import open_folder
+from benchmark.data.isic2017 import open_isic2017
 from benchmark.data.kvasir import open_kvasir
+from benchmark.data.msd import open_msd
+from benchmark.data.tn3k import open_tn3k
+from benchmark.data.visha import open_visha
+from benchmark.data.vmd import open_vmd
 
 DECODERS: dict[str, Callable] = {
     "segdino": SegDINOHead,
+    "unet": UNetHead,
+    "upernet": UPerNetHead,
+    "dpt": DPTHead,
     # the same designs at SegDINO's trainable-parameter budget (baselines/budget.py)
+    "unet-small": unet_small,
+    "upernet-small": upernet_small,
+    "dpt-small": dpt_small,
 }
 
 # key -> (loader, the folder names it has after unzipping, matched case-insensitively)
 DATASETS: dict[str, tuple[Callable[[Path], DatasetSource], tuple[str, ...]]] = {
+    "tn3k": (open_tn3k, ("tn3k", "TN3K")),
     "kvasir": (open_kvasir, ("Kvasir-SEG", "kvasir")),
+    "isic2017": (open_isic2017, ("ISIC-2017", "isic2017", "ISIC2017")),   # or the folder holding the ISIC-2017_* folders
+    "msd": (open_msd, ("MSD",)),
+    "vmd": (open_vmd, ("VMD", "VMD-D")),
+    "visha": (open_visha, ("ViSha",)),
+    "folder": (open_folder, ()),   # a user's images/ + masks/ folder: --data-root is that folder
 }
 
 
@@ -27,6 +46,15 @@ def check_key(kind: str, key: str, registry: dict) -> str:
     if key not in registry:
         raise KeyError(f"unknown {kind} '{key}'; valid: {', '.join(registry)}")
     return key
+
+
+def check_config(cfg) -> None:
+    """Fail early, with the valid keys, on an unknown method, dataset or backbone."""
+    from segdino.backbone import get_spec
+
+    check_key("method", cfg.decoder.name, DECODERS)
+    check_key("dataset", cfg.data.dataset, DATASETS)
+    get_spec(cfg.backbone.name)
 
 
 def build_decoder(name: str, in_channels: int, num_classes: int, **options):
@@ -61,4 +89,4 @@ def open_dataset(key: str, data_root: str | Path) -> DatasetSource:
     return DATASETS[check_key("dataset", key, DATASETS)][0](find_dataset_root(key, data_root))
 
 
-__all__ = ["BACKBONES", "DECODERS", "DATASETS", "build_decoder", "build_model", "open_dataset", "find_dataset_root", "check_key"]
+__all__ = ["BACKBONES", "DECODERS", "DATASETS", "build_decoder", "build_model", "check_config", "open_dataset", "find_dataset_root", "check_key"]

@@ -22,6 +22,7 @@ from benchmark.records import trainable_state
 from benchmark.config import Config, dump_yaml
 from benchmark.data.image_cache import ResizedSplit, load_resized
 from benchmark.data.splits import make_splits, manifest
+from benchmark.features import cached_features
 from benchmark.evaluate import dice_iou, predict_split, profiles_for, save_samples, score_split, to_input
 from benchmark.registry import build_model, open_dataset
 
@@ -72,25 +73,45 @@ def prepare_run_dir(cfg: Config, run_dir: Path) -> None:
     path = run_dir / "config.yaml"
     text = dump_yaml(cfg)
     if path.is_file():
-        if yaml.safe_load(path.read_text()) != yaml.safe_load(text):
+        if _comparable(yaml.safe_load(path.read_text())) != _comparable(yaml.safe_load(text)):
             raise RunConflict(f"{run_dir} holds a run with a different config; remove it or choose another --runs-dir")
         return
     records.atomic_write_text(path, text)
 
 
+def cache_dir(cfg: Config) -> Path:
+    """Decoded images and backbone features, shared by all runs of a runs directory unless configured."""
+    return Path(cfg.data.cache_dir) if cfg.data.cache_dir else Path(cfg.run.runs_dir) / ".cache"
+
+
+def _comparable(cfg: dict) -> dict:
+    """A config without the settings that may change between the attempts of one run (where it runs)."""
+    train = {k: v for k, v in cfg.get("train", {}).items() if k not in ("device", "num_workers")}
+    return {**cfg, "train": train}
+
+
 def load_data(cfg: Config, run_dir: Path) -> tuple[object, dict[str, ResizedSplit]]:
+    """Decode each official split once (cached across runs and seeds), then take this seed's train / val / test
+    as views of them, so the image and feature caches are shared by every seed's validation carving."""
     source = open_dataset(cfg.data.dataset, cfg.data.root)
     refs, rule = make_splits(source, cfg.train.seed, cfg.data.val_fraction, cfg.data.subset)
     if cfg.train.selection_split == "test":
         refs["val"] = refs["test"]
         rule = "selection on the test split (the public code's choice, REFERENCE.md §2)"
     records.write_json(run_dir / "split.json", manifest(refs, rule))
-    cache_dir = Path(cfg.data.cache_dir) if cfg.data.cache_dir else Path(cfg.run.runs_dir) / ".cache"
-    splits = {name: load_resized(source, refs[name], cfg.data.size, cache_dir, cfg.data.skip_bad, desc=name)
-              for name in ("train", "val", "test") if refs.get(name)}
+    official = {name: load_resized(source, lst[:cfg.data.subset] if cfg.data.subset else lst, cfg.data.size,
+                                   cache_dir(cfg), cfg.data.skip_bad, desc=name)
+                for name, lst in source.splits.items() if lst}
+    splits = {}
+    for name in ("train", "val", "test"):
+        keys = [r.key for r in refs.get(name, [])]
+        home = next((official[o] for o in (name, "train", "val", "test") if o in official
+                     and official[o].positions_of(keys[:1])), None)
+        if keys and home is not None:
+            splits[name] = home.subset(home.positions_of(keys))
     if "val" not in splits:
         splits["val"] = splits["test"]
-    skipped = {name: s.skipped for name, s in splits.items() if s.skipped}
+    skipped = {name: s.skipped for name, s in official.items() if s.skipped}
     if skipped:
         records.write_json(run_dir / "skipped.json", skipped)
     return source, splits
@@ -125,6 +146,7 @@ def train_run(cfg: Config, run_dir: Path | None = None, progress: bool = True) -
         env["started"] = records.now()
 
     train, val = splits["train"], splits["val"]
+    stores = feature_stores(cfg, model, splits, device, progress)
     batch = cfg.train.batch_size
     t0 = time.perf_counter() - elapsed
     bar = tqdm(range(start_epoch, cfg.train.epochs), desc=f"{cfg.decoder.name} {cfg.data.dataset} s{cfg.train.seed}",
@@ -136,16 +158,15 @@ def train_run(cfg: Config, run_dir: Path | None = None, progress: bool = True) -
         losses = []
         for start in range(0, stop, batch):
             idx = np.sort(order[start:start + batch].numpy())
-            images = to_input(torch.from_numpy(np.array(train.images[idx])), device)
             masks = torch.from_numpy(np.array(train.masks[idx])).to(device)
             with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-                loss = loss_fn(model(images).float(), masks)
+                loss = loss_fn(forward(model, train, idx, device, stores.get("train")).float(), masks)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
         scheduler.step()
-        probs = predict_split(model, val, device, max(batch, 16), amp)
+        probs = predict_split(model, val, device, max(batch, 16), amp, stores.get("val"))
         val_dice, val_iou = dice_iou(probs, np.asarray(val.masks))
         history.append({"epoch": epoch + 1, "step": (epoch + 1) * -(-stop // batch),
                         "train_loss": float(np.mean(losses)), "val_dice": val_dice, "val_iou": val_iou,
@@ -163,8 +184,32 @@ def train_run(cfg: Config, run_dir: Path | None = None, progress: bool = True) -
 
     if best["state"] is not None:
         model.load_state_dict(best["state"], strict=False)
+    env["feature_cache"] = {name: {"used": True, "extracted": s.extracted, "key": s.folder.name}
+                            for name, s in stores.items()} or {"used": False}
     finish_run(cfg, run_dir, model, source, splits["test"], device, amp, best["epoch"], train_seconds, env)
     return run_dir
+
+
+def uses_feature_cache(cfg: Config) -> bool:
+    """Cached features are exact only for a frozen backbone and un-augmented inputs (the paper's recipe)."""
+    return cfg.train.feature_cache and cfg.train.freeze_backbone
+
+
+def feature_stores(cfg: Config, model: Segmenter, splits: dict[str, ResizedSplit], device, progress: bool) -> dict:
+    """Cached features for the train and val splits. The test split is always scored through the full model in
+    float32, so `segbench evaluate` reproduces metrics.json exactly."""
+    if not uses_feature_cache(cfg):
+        return {}
+    return {name: cached_features(split, model.backbone, cache_dir(cfg), device, max(cfg.train.batch_size, 16), progress,
+                                  desc=f"features {cfg.data.dataset}/{name}")
+            for name, split in splits.items() if name in ("train", "val")}
+
+
+def forward(model: Segmenter, split: ResizedSplit, idx: np.ndarray, device, store=None) -> torch.Tensor:
+    """Logits for samples `idx`: from cached features when a store is given, else through the backbone."""
+    if store is not None:
+        return model.decode(store.batch(idx, device), tuple(split.images.shape[1:3]))
+    return model(to_input(torch.from_numpy(np.array(split.images[idx])), device))
 
 
 def finish_run(cfg: Config, run_dir: Path, model: Segmenter, source, test: ResizedSplit, device, amp,

@@ -38,6 +38,7 @@ BACKBONES: dict[str, BackboneSpec] = {
     "test": BackboneSpec("vit_small_patch16_dinov3_qkvb", (0, 1, 2, 3), (("embed_dim", 64), ("depth", 4), ("num_heads", 2))),
 }
 
+RANDOM_INIT_SEED = 0
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -149,7 +150,10 @@ def build_backbone(name: str, weights: str | Path | None = None) -> DinoV3Backbo
         if model.embed_dim != timm.create_model(spec.timm_name, pretrained=False, device="meta", **kwargs).embed_dim:
             raise BackboneError(f"hub weights '{hub_name}' do not match backbone '{name}'")
         return _frozen(DinoV3Backbone(name, model, weights, None))
-    model = timm.create_model(spec.timm_name, pretrained=False, **kwargs)
+    with torch.random.fork_rng(devices=[]):
+        # "random weights" are one fixed draw, the same for every run and seed, so runs compare and features cache
+        torch.manual_seed(RANDOM_INIT_SEED)
+        model = timm.create_model(spec.timm_name, pretrained=False, **kwargs)
     sha = None
     if weights is not None:
         path = Path(weights).expanduser()

@@ -36,7 +36,7 @@ def test_profile_json_reports_paper_parameter_counts():
     assert code == 0, out
     row = json.loads(out)[0]
     assert row["trainable_params"] == 2_213_793 and row["frozen_params"] == 21_596_160
-    code, out = invoke("profile", "--method", "segdino", "--backbone", "dinov3_vitb16", "--json")
+    code, out = invoke("profile", "--method", "segdino", "--backbone", "dinov3_vitb16", "--no-timing", "--json")
     assert json.loads(out)[0]["trainable_params"] == 2_766_753
 
 
@@ -70,10 +70,10 @@ def test_public_checkpoint_round_trips_through_import_and_predict(tmp_path, kvas
     assert code == 0, out
     # the same probabilities as the original model on the same resized input
     from benchmark.evaluate import native_probability
-    arr = np.asarray(Image.open(image).convert("RGB").resize((64, 64), Image.BICUBIC))
+    arr = np.array(Image.open(image).convert("RGB").resize((64, 64), Image.BICUBIC))
     with torch.no_grad():
         prob = torch.sigmoid(model.eval()(torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 255))[0, 0].numpy()
-    expected = np.round(native_probability(prob, arr.shape[:2] if False else Image.open(image).size[::-1]) * 255)
+    expected = np.round(native_probability(prob, Image.open(image).size[::-1]) * 255)
     got = np.asarray(Image.open(tmp_path / "pred" / f"{image.stem}.png"))
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
     code, out = invoke("evaluate", run_dir)
@@ -95,7 +95,9 @@ def test_import_is_strict(tmp_path):
     (["train", "--preset", "smoke", "--size", "250", "--data-root", "."], "not a positive multiple of 16"),
     (["train", "--preset", "smoke", "--weights", "/nonexistent/w.pth", "--data-root", "{kvasir}"], "weights file not found"),
     (["train", "--preset", "smoke", "--data-root", "/nonexistent/data"], "data root not found"),
-    (["profile", "--method", "segdino", "--weights", "{garbage}"], "cannot read weights file"),
+    (["profile", "--method", "segdino", "--weights", "{garbage}", "--no-timing"], "cannot read weights file"),
+    (["run", "--datasets", "kvasir", "--methods", "segdino", "--data-root", "/nonexistent"], "data root not found"),
+    (["report", "/nonexistent/runs"], "runs directory not found"),
 ])
 def test_user_errors_are_one_line_and_exit_2(args, message, kvasir_root, tmp_path):
     garbage = tmp_path / "garbage.pth"
@@ -110,7 +112,8 @@ def test_user_errors_are_one_line_and_exit_2(args, message, kvasir_root, tmp_pat
 def test_wrong_size_weights_via_cli(tmp_path, kvasir_root):
     from segdino.meta_layout import timm_to_meta
     torch.save(timm_to_meta(build_backbone("test").vit.state_dict()), tmp_path / "tiny.pth")
-    code, out = invoke("profile", "--method", "segdino", "--backbone", "dinov3_vits16", "--weights", tmp_path / "tiny.pth")
+    code, out = invoke("profile", "--method", "segdino", "--backbone", "dinov3_vits16", "--weights", tmp_path / "tiny.pth",
+                       "--no-timing")
     assert code == 2 and "expects (1, 1, 384)" in out and "Traceback" not in out
 
 
@@ -118,3 +121,20 @@ def test_predict_on_an_empty_folder(trained_run, tmp_path):
     (tmp_path / "empty").mkdir()
     code, out = invoke("predict", trained_run, tmp_path / "empty", "--out", tmp_path / "p")
     assert code == 2 and "no images" in out
+
+
+def test_data_check_exit_codes(tmp_path):
+    from benchmark.data.synthetic import plant_defects, write_all
+
+    clean = write_all(tmp_path / "clean", n_train=6, n_test=3)
+    code, out = invoke("data", "check", tmp_path / "clean", "--miniature")
+    assert code == 0, out
+    code, out = invoke("data", "check", clean["kvasir"])
+    assert code == 1 and "count_deviation" in out            # 6 images are not the official 880
+    bad = write_all(tmp_path / "bad", n_train=6, n_test=3)
+    planted = plant_defects(bad["msd"], "msd")
+    code, out = invoke("data", "check", bad["msd"], "--dataset", "msd", "--miniature")
+    assert code == 1
+    for line in planted:
+        kind = line.split(":", 1)[0]
+        assert kind in out, (kind, out)

@@ -29,9 +29,50 @@ class ResizedSplit:
     native_sizes: list[tuple[int, int]]
     skipped: list[dict] = field(default_factory=list)
     cache_key: str = ""
+    base: "ResizedSplit | None" = None          # for a subset: the split it indexes into, and where
+    base_index: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.refs)
+
+    def subset(self, positions) -> "ResizedSplit":
+        """A view of some samples (no pixel copies), remembering the base split so cached features of the base
+        serve every seed's train/validation carving."""
+        positions = np.asarray(positions, dtype=np.int64)
+        base = self.base or self
+        index = positions if self.base_index is None else self.base_index[positions]
+        return ResizedSplit(IndexedArray(base.images, index), IndexedArray(base.masks, index),
+                            [self.refs[i] for i in positions], [self.native_sizes[i] for i in positions],
+                            [], self.cache_key, base, index)
+
+    def positions_of(self, keys) -> list[int]:
+        where = {r.key: i for i, r in enumerate(self.refs)}
+        return [where[k] for k in keys if k in where]
+
+
+class IndexedArray:
+    """Rows `index` of an array (often a memory map), read only when indexed."""
+
+    def __init__(self, base, index: np.ndarray):
+        self.base, self.index = base, index
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.index), *self.base.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, idx):
+        rows = self.index[idx]
+        if np.ndim(rows) == 0:
+            return self.base[rows]
+        order = np.argsort(rows)                    # memory maps read fastest in file order
+        out = np.asarray(self.base[rows[order]])
+        return out[np.argsort(order)]
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self[np.arange(len(self.index))], dtype=dtype)
 
 
 def resize_pair(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -41,12 +82,14 @@ def resize_pair(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndar
 
 
 def _file_digest(path: Path | None) -> str:
+    """sha1 of the file's bytes; a file that cannot be read is keyed as such, and decoding it then raises (or is
+    skipped with skip_bad) with a message naming it."""
     if path is None:
         return "-"
     try:
         return hashlib.sha1(Path(path).read_bytes()).hexdigest()
     except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc}") from None
+        return f"unreadable:{type(exc).__name__}"
 
 
 def content_key(source: DatasetSource, refs: list[SampleRef], size: int) -> str:

@@ -1,0 +1,379 @@
+"""`segbench data check ROOT [--dataset KEY]`: is a dataset on disk what the benchmark expects, and if not, what exactly
+is wrong, file by file.
+
+It opens each dataset through its own loader (the code path training uses), decodes every image and mask fully,
+and reports
+- errors (`ok` is False): a layout the loader refuses, a missing mask, a mask without an image, an unreadable or
+  truncated image or mask, a mask whose size differs from its image's, mask values that are not the dataset's
+  binary encoding beyond JPEG noise, an empty split;
+- count deviations (warnings): samples or videos per split, or in all, differing from the official counts of
+  REFERENCE.md §4. They fail the check too unless `expect_counts=False` (`--miniature`: a subset or a synthetic
+  replica is checked for everything but its size);
+- information: the known-bad samples a loader leaves out by a recorded rule, and the loaders' notes.
+
+Exit rule for the CLI: `raise typer.Exit(report.exit_code)`, 0 when `report.ok`, else 1.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from benchmark.data.base import IMAGE_SUFFIXES, DataError, DatasetSource, SampleRef, child_dir
+from benchmark.data.isic2017 import MASK_SUFFIX
+
+JPEG = (".jpg", ".jpeg")
+JPEG_NOISE = (30, 225)        # grey values a lossy JPEG mask may hold near edges ...
+JPEG_NOISE_FRACTION = 0.02    # ... on at most this fraction of its pixels
+
+
+@dataclass
+class Problem:
+    """One thing wrong, naming the file (or folder) it concerns. `severity` is "error" or "warning"."""
+
+    kind: str       # layout, missing_mask, extra_mask, unreadable_image, unreadable_mask, size_mismatch,
+    path: str       # non_binary_mask, empty_split, count_deviation
+    message: str
+    severity: str = "error"
+
+
+@dataclass
+class SplitCount:
+    split: str
+    found: int                      # samples on disk, the known-bad excluded ones included
+    expected: int | None = None     # the official count (REFERENCE.md §4), None when not recorded
+    videos: int | None = None
+    expected_videos: int | None = None
+
+
+@dataclass
+class DatasetReport:
+    key: str
+    root: Path
+    mask_encoding: str = ""
+    counts: list[SplitCount] = field(default_factory=list)
+    total: int = 0
+    expected_total: int | None = None
+    problems: list[Problem] = field(default_factory=list)
+    known_bad: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CheckReport:
+    root: Path
+    expect_counts: bool = True
+    datasets: list[DatasetReport] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)    # not tied to one dataset (e.g. nothing recognised)
+
+    @property
+    def all_problems(self) -> list[Problem]:
+        return self.problems + [p for d in self.datasets for p in d.problems]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.all_problems if p.severity == "error"]
+
+    @property
+    def deviations(self) -> list[Problem]:
+        return [p for p in self.all_problems if p.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        """No errors, at least one dataset checked, and (unless `expect_counts` is off) the official counts."""
+        return bool(self.datasets) and not self.errors and not (self.expect_counts and self.deviations)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def to_dict(self) -> dict:
+        return {"root": str(self.root), "ok": self.ok, "expect_counts": self.expect_counts,
+                "problems": [asdict(p) for p in self.problems],
+                "datasets": [{**asdict(d), "root": str(d.root)} for d in self.datasets]}
+
+    def to_text(self) -> str:
+        return render_text(self)
+
+    def __rich__(self):
+        return render_rich(self)
+
+
+# --- detection ---------------------------------------------------------------------------------------------------
+
+def _sub(folder: Path, *path: str) -> Path | None:
+    for name in path:
+        folder = child_dir(folder, name) if folder is not None else None
+    return folder
+
+
+def _has_videos(split: Path | None) -> bool:
+    return split is not None and any(v.is_dir() and child_dir(v, "JPEGImages") for v in split.iterdir())
+
+
+def _kvasir_like(d: Path) -> bool:
+    return (d / "kavsir_bboxes.json").is_file() or d.name.lower() in ("kvasir-seg", "kvasir")
+
+
+# key -> does folder `d` look like that dataset's native layout? Order matters: kvasir before folder.
+SIGNATURES = {
+    "tn3k": lambda d: bool(_sub(d, "trainval-image") or _sub(d, "test-image")),
+    "isic2017": lambda d: any(c.is_dir() and c.name.lower().startswith("isic-2017_") and c.name.lower().endswith("_data")
+                              for c in d.iterdir()) and any(c.name.lower().endswith("_groundtruth") for c in d.iterdir()),
+    "msd": lambda d: bool(_sub(d, "train", "image") or _sub(d, "test", "image")),
+    "vmd": lambda d: _has_videos(_sub(d, "train")) or _has_videos(_sub(d, "test")),
+    "visha": lambda d: any(_sub(d, s, "images") and _sub(d, s, "labels") for s in ("train", "test")),
+    "kvasir": lambda d: bool(_sub(d, "images") and _sub(d, "masks")) and _kvasir_like(d),
+    "folder": lambda d: bool(_sub(d, "images") and _sub(d, "masks")) and not _kvasir_like(d),
+}
+
+
+def detect_datasets(root: Path) -> list[tuple[str, Path]]:
+    """(key, folder) for each dataset found at `root` or in its sub-folders, by layout, else by usual folder name."""
+    from benchmark.registry import DATASETS
+
+    def match(d: Path) -> str | None:
+        return next((k for k, sig in SIGNATURES.items() if k in DATASETS and sig(d)), None)
+
+    root = Path(root)
+    own = match(root)
+    if own is not None and own != "isic2017":
+        return [(own, root)]
+    found = [("isic2017", root)] if own == "isic2017" else []
+    for child in sorted(c for c in root.iterdir() if c.is_dir()):
+        key = match(child) or next((k for k, (_, names) in DATASETS.items()
+                                    if child.name.lower() in {n.lower() for n in names}), None)
+        if key is not None:
+            found.append((key, child))
+    return found
+
+
+# --- one sample ----------------------------------------------------------------------------------------------------
+
+def _decode(path: Path) -> Image.Image:
+    img = Image.open(path)
+    img.load()     # decodes every byte: a truncated JPEG fails here
+    return img
+
+
+def _mask_problems(source: DatasetSource, mask: Image.Image, path: Path) -> list[Problem]:
+    """Values outside the dataset's encoding (palette masks judged by index, JPEG masks allowed their noise)."""
+    encoding = source.mask_encoding
+    if mask.mode in ("RGB", "RGBA"):
+        rgb = np.asarray(mask.convert("RGB"))
+        if (rgb[..., 0] != rgb[..., 1]).any() or (rgb[..., 0] != rgb[..., 2]).any():
+            return [Problem("non_binary_mask", str(path), f"mask {path} is a colour image; masks are grey or palette")]
+    # the values read_mask sees before it binarises: grey for threshold128, stored indices otherwise
+    keep = ("P", "L", "I", "I;16") if encoding != "threshold128" else ("L",)
+    arr = np.asarray(mask if mask.mode in keep else mask.convert("L"))
+    values = np.unique(arr)
+    shown = ", ".join(str(int(v)) for v in values[:6]) + (", ..." if len(values) > 6 else "")
+    if encoding == "nonzero":   # palette index (or grey) > 0 is foreground: a binary mask holds 0 and one index
+        if len(values[values > 0]) > 1:
+            return [Problem("non_binary_mask", str(path), f"mask {path} holds indices {{{shown}}}; this dataset's "
+                            "masks hold 0 and one foreground index")]
+    elif encoding == "index":
+        if values.max() >= source.num_classes:
+            return [Problem("non_binary_mask", str(path), f"mask {path} holds {{{shown}}}, beyond class indices "
+                            f"0..{source.num_classes - 1}")]
+    elif path.suffix.lower() in JPEG:
+        lo, hi = JPEG_NOISE
+        fraction = float(((arr >= lo) & (arr <= hi)).mean())
+        if fraction > JPEG_NOISE_FRACTION:
+            return [Problem("non_binary_mask", str(path), f"mask {path} has {fraction:.1%} of its pixels at grey "
+                            f"{lo}..{hi}; a binary JPEG mask has at most {JPEG_NOISE_FRACTION:.0%} (edge noise)")]
+    elif not set(values.tolist()) <= {0, 255}:
+        extra = ("; 0/1 masks would read as empty here, this dataset's masks are 0/255"
+                 if set(values.tolist()) <= {0, 1} else "")
+        return [Problem("non_binary_mask", str(path), f"mask {path} holds {{{shown}}}, not 0/255{extra}")]
+    return []
+
+
+def check_sample(source: DatasetSource, ref: SampleRef) -> list[Problem]:
+    problems, size = [], None
+    try:
+        size = _decode(ref.image).size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        problems.append(Problem("unreadable_image", str(ref.image), f"cannot decode image {ref.image} ({exc}); "
+                                "re-extract or replace it"))
+    if ref.mask is None:
+        return problems + [Problem("missing_mask", str(ref.image), f"image {ref.image} has no mask")]
+    try:
+        mask = _decode(ref.mask)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        return problems + [Problem("unreadable_mask", str(ref.mask), f"cannot decode mask {ref.mask} ({exc})")]
+    if size is not None and mask.size != size:
+        problems.append(Problem("size_mismatch", str(ref.mask), f"mask {ref.mask} is {mask.size[0]}x{mask.size[1]} "
+                                f"but its image {ref.image} is {size[0]}x{size[1]}"))
+    return problems + _mask_problems(source, mask, ref.mask)
+
+
+# --- one dataset ---------------------------------------------------------------------------------------------------
+
+def _stem(path: Path) -> str:
+    return path.stem.lower().removesuffix(MASK_SUFFIX)
+
+
+def extra_masks(source: DatasetSource) -> list[Path]:
+    """Mask files in the loader's mask folders with no image of the same stem in the matching image folders."""
+    refs = [r for refs in source.splits.values() for r in refs] + \
+           [SampleRef(e["key"], Path(e["image"]), None) for e in source.excluded]
+    image_dirs: dict[Path, set[Path]] = {}
+    for r in refs:
+        if r.mask is not None:
+            image_dirs.setdefault(r.mask.parent, set()).add(r.image.parent)
+    extra = []
+    for mask_dir, dirs in sorted(image_dirs.items()):
+        stems = {_stem(p) for d in dirs for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+        extra += sorted(p for p in mask_dir.iterdir()
+                        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and _stem(p) not in stems)
+    return extra
+
+
+def _counts(source: DatasetSource) -> tuple[list[SplitCount], list[Problem]]:
+    counts, problems = [], []
+    names = list(source.splits) + [s for s in source.expected_counts if s not in source.splits]
+    for split in names:
+        refs = source.splits.get(split, [])
+        found = len(refs) + sum(e["split"] == split for e in source.excluded)
+        videos = len({r.group_id for r in refs}) if source.expected_groups else None
+        row = SplitCount(split, found, source.expected_counts.get(split), videos, source.expected_groups.get(split))
+        counts.append(row)
+        if found == 0:
+            problems.append(Problem("empty_split", str(source.root), f"split '{split}' is empty: no samples found for it "
+                                    f"under {source.root}"))
+        if row.expected is not None and found != row.expected:
+            problems.append(Problem("count_deviation", str(source.root), f"{split}: {found:,} samples, the official "
+                                    f"count is {row.expected:,} (REFERENCE.md §4)", "warning"))
+        if row.expected_videos is not None and videos != row.expected_videos:
+            problems.append(Problem("count_deviation", str(source.root), f"{split}: {videos:,} videos, the official "
+                                    f"count is {row.expected_videos:,} (REFERENCE.md §4)", "warning"))
+    return counts, problems
+
+
+def _open_source(key: str, folder: Path, num_classes: int | None = None) -> DatasetSource:
+    from benchmark.registry import DATASETS
+    if key == "folder":   # report masks that fit no encoding one by one instead of refusing the whole dataset
+        from benchmark.data.folder import open_folder
+        return open_folder(folder, num_classes=num_classes, strict=False)
+    return DATASETS[key][0](folder)
+
+
+def check_source(key: str, folder: Path, workers: int | None = None, num_classes: int | None = None) -> DatasetReport:
+    report = DatasetReport(key, Path(folder))
+    try:
+        source = _open_source(key, folder, num_classes)
+    except DataError as exc:
+        report.problems.append(Problem("layout", str(folder), str(exc)))
+        return report
+    report.root, report.mask_encoding, report.notes = source.root, source.mask_encoding, list(source.notes)
+    report.known_bad = list(source.excluded)
+    report.counts, count_problems = _counts(source)
+    report.total = sum(c.found for c in report.counts)
+    report.expected_total = source.expected_total
+    refs = [r for refs in source.splits.values() for r in refs]
+    truncated = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False     # a truncated file must fail, whatever another module set
+    try:
+        with ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool:   # PIL decodes without the GIL
+            for problems in pool.map(lambda r: check_sample(source, r), refs):
+                report.problems += problems
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = truncated
+    report.problems += [Problem("extra_mask", str(p), f"mask {p} has no image") for p in extra_masks(source)]
+    report.problems += count_problems
+    if source.expected_total is not None and report.total != source.expected_total:
+        report.problems.append(Problem("count_deviation", str(source.root), f"{report.total:,} samples in all, the "
+                                       f"official count is {source.expected_total:,} (REFERENCE.md §4)", "warning"))
+    return report
+
+
+def check_dataset(root: str | Path, key: str | None = None, expect_counts: bool = True,
+                  workers: int | None = None, num_classes: int | None = None) -> CheckReport:
+    """Check the dataset `key` under `root` (its own folder or a folder holding several), or, with no key, every
+    dataset recognised there. `expect_counts=False` (`--miniature`) keeps count deviations from failing the check.
+    `num_classes` is the folder dataset's option (inferred from the masks when None); `workers` decode in parallel."""
+    from benchmark.registry import DATASETS, check_key, find_dataset_root
+    root = Path(root).expanduser()
+    report = CheckReport(root, expect_counts)
+    if not root.is_dir():
+        report.problems.append(Problem("layout", str(root), f"folder not found: {root}"))
+        return report
+    if key is not None:
+        check_key("dataset", key, DATASETS)
+        targets = [(key, find_dataset_root(key, root))]
+    else:
+        targets = detect_datasets(root)
+        if not targets:
+            report.problems.append(Problem("layout", str(root), f"no dataset layout recognised in {root} or its "
+                                           f"sub-folders; name one with --dataset ({', '.join(DATASETS)})"))
+    report.datasets = [check_source(k, folder, workers, num_classes) for k, folder in targets]
+    return report
+
+
+# --- rendering -----------------------------------------------------------------------------------------------------
+
+def _fmt(n: int | None) -> str:
+    return "-" if n is None else f"{n:,}"
+
+
+def _notes(d: DatasetReport) -> list[str]:
+    """The loader's notes less those that repeat a known-bad line."""
+    repeated = {f"excluded {b['split']}/{b['key']}: {b['reason']}" for b in d.known_bad}
+    return [n for n in d.notes if n not in repeated]
+
+
+def _verdict(report: CheckReport) -> str:
+    n_err, n_dev = len(report.errors), len(report.deviations)
+    if report.ok:
+        note = f" ({n_dev} count deviations ignored: --miniature)" if n_dev else ""
+        return f"OK{note}"
+    return f"FAILED: {n_err} errors, {n_dev} count deviations" + ("" if report.expect_counts or not n_dev else " (ignored)")
+
+
+def render_text(report: CheckReport) -> str:
+    lines = [f"data check: {report.root}"]
+    lines += [f"  {p.severity.upper():8s}{p.kind:18s}{p.message}" for p in report.problems]
+    for d in report.datasets:
+        lines += ["", f"{d.key}  {d.root}" + (f"  (masks: {d.mask_encoding})" if d.mask_encoding else "")]
+        if d.counts:
+            lines.append(f"  {'split':8s}{'found':>10s}{'official':>10s}{'videos':>8s}{'official':>10s}")
+            lines += [f"  {c.split:8s}{_fmt(c.found):>10s}{_fmt(c.expected):>10s}{_fmt(c.videos):>8s}"
+                      f"{_fmt(c.expected_videos):>10s}" for c in d.counts]
+            if d.expected_total is not None:
+                lines.append(f"  {'all':8s}{_fmt(d.total):>10s}{_fmt(d.expected_total):>10s}")
+        lines += [f"  known bad, excluded: {b['split']}/{b['key']} ({b['reason']})" for b in d.known_bad]
+        lines += [f"  note: {n}" for n in _notes(d)]
+        lines += [f"  {p.severity.upper():8s}{p.kind:18s}{p.message}" for p in d.problems]
+    lines += ["", _verdict(report)]
+    return "\n".join(lines)
+
+
+def render_rich(report: CheckReport):
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    parts = [Text(f"data check: {report.root}", style="bold")]
+    parts += [Text(f"{p.severity.upper()} {p.kind}: {p.message}", style="red") for p in report.problems]
+    for d in report.datasets:
+        table = Table(title=f"{d.key}  {d.root}", title_justify="left")
+        for name in ("split", "found", "official", "videos", "official videos"):
+            table.add_column(name, justify="left" if name == "split" else "right")
+        for c in d.counts:
+            bad = (c.expected is not None and c.found != c.expected) or (c.expected_videos is not None and c.videos != c.expected_videos)
+            table.add_row(c.split, _fmt(c.found), _fmt(c.expected), _fmt(c.videos), _fmt(c.expected_videos),
+                          style="yellow" if bad else None)
+        if d.expected_total is not None:
+            table.add_row("all", _fmt(d.total), _fmt(d.expected_total), "", "")
+        parts.append(table)
+        parts += [Text(f"  known bad, excluded: {b['split']}/{b['key']} ({b['reason']})", style="cyan") for b in d.known_bad]
+        parts += [Text(f"  note: {n}", style="dim") for n in _notes(d)]
+        parts += [Text(f"  {p.severity.upper()} {p.kind}: {p.message}",
+                       style="red" if p.severity == "error" else "yellow") for p in d.problems]
+    parts.append(Text(_verdict(report), style="bold green" if report.ok else "bold red"))
+    return Group(*parts)

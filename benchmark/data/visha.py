@@ -1,0 +1,37 @@
+"""ViSha, the video shadow dataset, as downloaded: `ViSha/{train,test}/images/<video>/*.jpg` with masks in
+`ViSha/{train,test}/labels/<video>/*.png` (0/255; REFERENCE.md §4: 50 / 70 videos, 11,685 frames in all; the
+per-split frame counts are not recorded there, so only the total and the video counts are checked).
+
+Each frame's key is `<video>/<frame stem>` and its group is the video, so validation never splits a video.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmark.data.base import DataError, DatasetSource, SampleRef, child_dir, list_images, natural_key
+
+EXPECTED_VIDEOS = {"train": 50, "test": 70}
+EXPECTED_TOTAL = 11685
+
+
+def open_visha(root: Path) -> DatasetSource:
+    root = Path(root)
+    splits, notes = {}, []
+    for split in ("train", "test"):
+        folder = child_dir(root, split)
+        images, labels = (child_dir(folder, "images") if folder else None), (child_dir(folder, "labels") if folder else None)
+        if images is None or labels is None:
+            raise DataError(f"ViSha: expected folders {root / split / 'images'} and {root / split / 'labels'} (point "
+                            "--data-root at the unzipped ViSha folder)")
+        refs = []
+        for video in sorted((v for v in images.iterdir() if v.is_dir()), key=lambda v: natural_key(v.name)):
+            label_dir = child_dir(labels, video.name)
+            mask_by_stem = {p.stem: p for p in list_images(label_dir)} if label_dir is not None else {}
+            refs += [SampleRef(f"{video.name}/{p.stem}", p, mask_by_stem.get(p.stem), group=video.name)
+                     for p in sorted(list_images(video), key=lambda p: natural_key(p.stem))]
+        orphans = sorted({v.name for v in labels.iterdir() if v.is_dir()} - {v.name for v in images.iterdir() if v.is_dir()})
+        if orphans:
+            notes.append(f"{split}: label folders without images: {', '.join(orphans)}")
+        splits[split] = refs
+    return DatasetSource("visha", root, splits, "threshold128", 2, {}, notes,
+                         expected_groups=dict(EXPECTED_VIDEOS), expected_total=EXPECTED_TOTAL)

@@ -1,0 +1,121 @@
+"""The feature cache: frozen-backbone taps and prefix tokens, computed once and shared by every method and seed.
+
+The paper's recipe has a frozen backbone and no augmentation, so an image's features are the same in every epoch,
+for every decoder and every seed (DESIGN.md, "Speed by design"). They are stored once per (image content, backbone,
+weights hash, input size, taps) as half-precision .npy files read through memory maps. The folder name is a hash of
+all of those, so a change of weights, size or any image can never reuse stale features. Extraction holds a file
+lock, so parallel runs of a sweep wait for one extraction instead of repeating it.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import shutil
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from segdino.backbone import Features
+
+from benchmark.data.image_cache import ResizedSplit
+from benchmark.evaluate import to_input
+
+FORMAT = "v1"
+
+
+def feature_key(split: ResizedSplit, backbone) -> str:
+    weights = backbone.weights_sha256 or (f"random:{backbone.name}" if backbone.weights is None else backbone.weights)
+    text = "|".join([FORMAT, split.cache_key, backbone.name, weights, str(split.images.shape[1:3]),
+                     ",".join(map(str, backbone.layer_indices))])
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+@dataclass
+class FeatureStore:
+    """Memory-mapped taps (N x 4 x C x h x w) and prefix tokens (N x P x C), float16, in the split's order."""
+
+    taps: np.ndarray
+    prefix: np.ndarray
+    folder: Path
+    extracted: bool   # True when this call computed the features, False when it reused them
+
+    def __len__(self) -> int:
+        return len(self.taps)
+
+    index: np.ndarray | None = None   # rows of the base split that this store's positions map to
+
+    def for_split(self, split: ResizedSplit) -> "FeatureStore":
+        """The same features, addressed by the positions of a subset view of the split they were computed on."""
+        return FeatureStore(self.taps, self.prefix, self.folder, self.extracted, split.base_index)
+
+    def batch(self, indices, device: torch.device, dtype: torch.dtype = torch.float32) -> Features:
+        idx = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices)
+        if self.index is not None:
+            idx = self.index[idx]
+        order = np.argsort(idx)
+        rows = idx[order]
+        back = torch.from_numpy(np.argsort(order))
+        taps = torch.from_numpy(np.array(self.taps[rows]))[back].to(device, non_blocking=True).to(dtype)
+        prefix = torch.from_numpy(np.array(self.prefix[rows]))[back].to(device, non_blocking=True).to(dtype)
+        return Features(list(taps.unbind(1)), prefix)
+
+
+@contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _open(folder: Path, extracted: bool) -> FeatureStore:
+    return FeatureStore(np.load(folder / "taps.npy", mmap_mode="r"), np.load(folder / "prefix.npy", mmap_mode="r"),
+                        folder, extracted)
+
+
+@torch.no_grad()
+def cached_features(split: ResizedSplit, backbone, cache_dir: Path, device: torch.device,
+                    batch_size: int = 32, progress: bool = True, desc: str = "features") -> FeatureStore:
+    """The split's features from the cache, extracting them first if no run has yet. A subset view is served from
+    the features of its base split."""
+    if split.base is not None:
+        return cached_features(split.base, backbone, cache_dir, device, batch_size, progress, desc).for_split(split)
+    key = feature_key(split, backbone)
+    folder = Path(cache_dir) / "features" / key
+    if (folder / "meta.json").is_file():
+        return _open(folder, extracted=False)
+    with _locked(Path(cache_dir) / "features" / f"{key}.lock"):
+        if (folder / "meta.json").is_file():   # another process finished while we waited
+            return _open(folder, extracted=False)
+        tmp = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        backbone.eval()
+        n = len(split)
+        taps = prefix = None
+        for start in tqdm(range(0, n, batch_size), desc=desc, disable=not progress, leave=False):
+            stop = min(start + batch_size, n)
+            feats = backbone(to_input(torch.from_numpy(np.array(split.images[start:stop])), device))
+            stacked = torch.stack(feats.taps, dim=1).to(torch.float16).cpu().numpy()
+            if taps is None:
+                taps = np.lib.format.open_memmap(tmp / "taps.npy", "w+", np.float16, (n, *stacked.shape[1:]))
+                prefix = np.lib.format.open_memmap(tmp / "prefix.npy", "w+", np.float16, (n, *feats.prefix.shape[1:]))
+            taps[start:stop] = stacked
+            prefix[start:stop] = feats.prefix.to(torch.float16).cpu().numpy()
+        taps.flush()
+        prefix.flush()
+        del taps, prefix
+        (tmp / "meta.json").write_text(json.dumps({
+            "format": FORMAT, "backbone": backbone.name, "weights": backbone.weights,
+            "weights_sha256": backbone.weights_sha256, "image_cache_key": split.cache_key, "n": n,
+            "size": list(split.images.shape[1:3]), "taps": list(backbone.layer_indices), "dtype": "float16"}))
+        tmp.rename(folder)
+    return _open(folder, extracted=True)

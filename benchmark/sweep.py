@@ -1,0 +1,206 @@
+"""`segbench run`: the matrix of methods x datasets x seeds, resumable, run locally or on Slurm through submitit.
+
+Each run is independent and idempotent (`train_run` skips a finished run directory and resumes a partial one), so
+a sweep is a list of configs handed to an executor; rerunning the same command after any interruption completes
+what is missing and nothing else. A corrupt run directory (unreadable records, or a checkpoint that cannot be
+loaded) is moved aside, never deleted, and redone. `RUNS_DIR/results.csv` is regenerated from the run directories.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from benchmark import records
+from benchmark.config import Config, load_config
+from benchmark.registry import check_config
+
+EXECUTORS = ("local", "slurm", "submitit-local")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    datasets: tuple[str, ...]
+    methods: tuple[str, ...]
+    seeds: tuple[int, ...] = (0, 1, 2)
+    preset: str = "paper"
+    config_file: str | None = None
+    overrides: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    partition: str | None = None
+    time_min: int = 120
+    gpus_per_node: int = 1
+    cpus_per_task: int = 8
+    mem_gb: int = 64
+    array: bool = True          # one array job for the whole sweep, else one job per run
+    array_parallelism: int = 64
+
+
+def plan(spec: SweepSpec) -> list[Config]:
+    """One resolved config per (dataset, method, seed), in that order."""
+    return [load_config(spec.preset, spec.config_file, {**spec.overrides, "data.dataset": d, "decoder.name": m,
+                                                        "train.seed": s})
+            for d in spec.datasets for m in spec.methods for s in spec.seeds]
+
+
+def run_state(run_dir: Path) -> tuple[str, str]:
+    """("new" | "done" | "partial" | "corrupt", why) for a run directory."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        return "new", ""
+    try:
+        if (run_dir / "config.yaml").exists():
+            yaml.safe_load((run_dir / "config.yaml").read_text())
+        if records.is_done(run_dir):
+            for name in ("metrics.json", "profile.json", "env.json"):
+                json.loads((run_dir / name).read_text())
+            if not (run_dir / "model.pt").is_file():
+                raise ValueError("model.pt missing")
+            return "done", ""
+        if (run_dir / "checkpoint.pt").exists():
+            torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
+            return "partial", "resumes from checkpoint.pt"
+        return "partial", "no checkpoint yet: starts over"
+    except Exception as exc:  # any unreadable record makes the directory corrupt
+        return "corrupt", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+def quarantine(run_dir: Path) -> Path:
+    """Move a corrupt run directory aside (kept for inspection) so the run is redone from scratch."""
+    target = run_dir.with_name(f"{run_dir.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir.rename(target)
+    return target
+
+
+def execute(cfg_dict: dict, device: str | None = None, progress: bool = True) -> dict:
+    """Run one config (in this process or a submitit job) and return its summary row. Picklable entry point."""
+    from benchmark.config import config_from_dict
+    from benchmark.train import train_run
+
+    cfg = config_from_dict(cfg_dict)
+    if device is not None:
+        import dataclasses
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, device=device))
+    run_dir = records.run_dir_for(cfg)
+    state, why = run_state(run_dir)
+    if state == "corrupt":
+        moved = quarantine(run_dir)
+        tqdm.write(f"corrupt run directory {run_dir} ({why}); moved to {moved.name} and redoing")
+    start = time.perf_counter()
+    train_run(cfg, run_dir, progress=progress)
+    return summary_row(run_dir, state, time.perf_counter() - start)
+
+
+def summary_row(run_dir: Path, state: str, seconds: float) -> dict:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    env = json.loads((run_dir / "env.json").read_text())
+    profile, first = next(iter(metrics["profiles"].items()))
+    main = {k: v for k, v in first["metrics"].items() if k in ("dice", "iou", "hd95", "max_fbeta", "mae", "ber")}
+    cache = env.get("feature_cache", {})
+    return {"dataset": metrics["dataset"], "method": metrics["method"], "seed": metrics["seed"], "was": state,
+            "profile": profile, **main, "selected_epoch": metrics["selected_epoch"],
+            "extracted_features": sum(bool(v.get("extracted")) for v in cache.values() if isinstance(v, dict)),
+            "seconds": seconds, "run_dir": str(run_dir)}
+
+
+def run_sweep(spec: SweepSpec, executor: str = "local", slurm: SlurmOptions | None = None,
+              progress: bool = True) -> list[dict]:
+    """Run every planned config not yet done; returns one summary row per run and rewrites results.csv."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor '{executor}'; valid: {', '.join(EXECUTORS)}")
+    configs = plan(spec)
+    if not configs:
+        raise ValueError("the sweep is empty: give at least one dataset, method and seed")
+    for cfg in configs:
+        check_config(cfg)
+    dicts = [cfg.to_dict() for cfg in configs]
+    if executor == "local":
+        rows = _run_local(dicts, progress)
+    else:
+        rows = _run_submitit(dicts, executor, slurm or SlurmOptions(), progress)
+    write_results(Path(configs[0].run.runs_dir))
+    return rows
+
+
+def _visible_gpus() -> int:
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _run_local(dicts: list[dict], progress: bool) -> list[dict]:
+    gpus = _visible_gpus()
+    if gpus > 1 and dicts[0]["train"]["device"] in ("auto", "cuda"):
+        return _run_local_multi_gpu(dicts, gpus, progress)
+    rows = []
+    bar = tqdm(dicts, desc="sweep", unit="run", disable=not progress)
+    for cfg in bar:
+        bar.set_postfix_str(f"{cfg['data']['dataset']}/{cfg['decoder']['name']}/s{cfg['train']['seed']}")
+        rows.append(execute(cfg, progress=progress))
+    return rows
+
+
+def _gpu_worker(dicts: list[dict], device: str) -> list[dict]:
+    return [execute(cfg, device=device, progress=False) for cfg in dicts]
+
+
+def _run_local_multi_gpu(dicts: list[dict], gpus: int, progress: bool) -> list[dict]:
+    """One worker process per visible GPU, each taking every n-th run; features are shared through the cache lock."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = mp.get_context("spawn")
+    rows = []
+    with ProcessPoolExecutor(max_workers=gpus, mp_context=ctx) as pool:
+        futures = [pool.submit(_gpu_worker, dicts[i::gpus], f"cuda:{i}") for i in range(gpus)]
+        for fut in tqdm(as_completed(futures), total=gpus, desc="sweep (GPU workers)", disable=not progress):
+            rows.extend(fut.result())
+    return rows
+
+
+def _run_submitit(dicts: list[dict], executor: str, slurm: SlurmOptions, progress: bool) -> list[dict]:
+    """Slurm through submitit (one array job, or one job per run); `submitit-local` runs the same path as local
+    subprocesses, which is how the tests exercise it."""
+    import submitit
+
+    folder = Path(dicts[0]["run"]["runs_dir"]) / ".submitit" / "%j"
+    ex = submitit.AutoExecutor(folder=folder, cluster="local" if executor == "submitit-local" else "slurm")
+    params = {"timeout_min": slurm.time_min, "name": "segbench"}
+    if executor == "slurm":
+        params.update(gpus_per_node=slurm.gpus_per_node, cpus_per_task=slurm.cpus_per_task, mem_gb=slurm.mem_gb,
+                      slurm_array_parallelism=slurm.array_parallelism)
+        if slurm.partition:
+            params["slurm_partition"] = slurm.partition
+    else:
+        params.update(gpus_per_node=0)
+    ex.update_parameters(**params)
+    pending = [d for d in dicts if run_state(records.run_dir_for(_cfg(d)))[0] != "done"]
+    done_rows = [summary_row(records.run_dir_for(_cfg(d)), "done", 0.0) for d in dicts if d not in pending]
+    if slurm.array and executor == "slurm":
+        jobs = ex.map_array(execute, pending, [None] * len(pending), [False] * len(pending))
+    else:
+        jobs = [ex.submit(execute, d, None, False) for d in pending]
+    rows = []
+    for job in tqdm(jobs, desc=f"sweep ({executor}, {len(jobs)} jobs)", disable=not progress):
+        rows.append(job.result())
+    return done_rows + rows
+
+
+def _cfg(d: dict) -> Config:
+    from benchmark.config import config_from_dict
+    return config_from_dict(d)
+
+
+def write_results(runs_dir: Path) -> Path | None:
+    """Regenerate RUNS_DIR/results.csv from the run directories (reports reads only records)."""
+    from reports.load import write_results_csv
+    return write_results_csv(runs_dir)
+
+
+__all__ = ["SweepSpec", "SlurmOptions", "plan", "run_state", "run_sweep", "execute", "write_results"]

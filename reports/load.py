@@ -1,0 +1,323 @@
+"""Run directories -> pandas frames (the only place `reports` reads run records).
+
+Reads the layout of `docs/run_records.md` (schema 1). A run is used only when it is complete (has `DONE`) and
+every JSON file it holds parses and agrees with its directory name; anything else is listed in `Runs.skipped`
+with the reason, never silently used or silently dropped. Numbers stay raw: rounding happens in `tables.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+SCHEMA = 1
+RUN_NAME = re.compile(r"^(?P<method>.+?)__(?P<backbone>.+?)__(?P<preset>.+?)__s(?P<seed>\d+)$")
+ID_COLUMNS = ["dataset", "method", "backbone", "preset", "seed"]
+# results.csv: the columns docs/run_records.md names, then extras, then one column per <profile>/<metric>.
+RESULT_COLUMNS = ID_COLUMNS + [
+    "selected_epoch", "train_seconds", "trainable_params", "frozen_params", "total_gflops",
+]
+EXTRA_COLUMNS = [
+    "decoder_gflops", "backbone_gflops", "total_gmacs", "flops_tool", "input_size",
+    "latency_device", "latency_dtype", "batch1_ms", "throughput_img_s", "throughput_batch", "run",
+]
+# Canonical row order for methods; unknown methods follow alphabetically.
+METHOD_ORDER = ["segdino", "unet", "upernet", "dpt", "unet-small", "upernet-small", "dpt-small"]
+DATASET_ORDER = ["tn3k", "kvasir", "isic2017", "msd", "vmd", "visha"]
+
+
+class RunError(ValueError):
+    """A run directory that cannot be used; the message is the reason shown to the user."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    run: str  # path relative to the runs directory
+    reason: str
+
+
+@dataclass
+class Runs:
+    """Everything read from one runs directory.
+
+    wide: one row per used run (the columns of results.csv). tidy: one row per run x profile x metric with the raw
+    value. counts: one row per run x profile x count (n_images, hd95_inf, ...). conventions: one row per run x
+    profile with the scoring convention as sorted JSON, so a table can say which conventions it mixes (none, normally).
+    """
+
+    root: Path
+    wide: pd.DataFrame
+    tidy: pd.DataFrame
+    counts: pd.DataFrame
+    conventions: pd.DataFrame
+    skipped: list[Skipped] = field(default_factory=list)
+    notes: list[Skipped] = field(default_factory=list)  # used runs with a remark (e.g. no profile.json)
+
+    @property
+    def run_dirs(self) -> list[Path]:
+        return [self.root / r for r in self.wide["run"]] if len(self.wide) else []
+
+
+def method_sort_key(method: str) -> tuple[int, str]:
+    return (METHOD_ORDER.index(method), "") if method in METHOD_ORDER else (len(METHOD_ORDER), method)
+
+
+def dataset_sort_key(dataset: str) -> tuple[int, str]:
+    return (DATASET_ORDER.index(dataset), "") if dataset in DATASET_ORDER else (len(DATASET_ORDER), dataset)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunError(f"{path.name} is unreadable ({type(exc).__name__}: {exc})") from None
+    if not isinstance(data, dict):
+        raise RunError(f"{path.name} does not hold a JSON object")
+    return data
+
+
+def _number(value, what: str) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RunError(f"metrics.json: {what} is {value!r}, not a number")
+    return float(value)
+
+
+def _looks_like_run(path: Path) -> bool:
+    return bool(RUN_NAME.match(path.name)) or (path / "metrics.json").exists() or (path / "DONE").exists()
+
+
+def read_run(run_dir: Path, dataset: str) -> tuple[dict, list[dict], list[dict], list[dict], list[str]]:
+    """Read one run directory; raise RunError with the reason when it cannot be used.
+
+    Returns (wide row, tidy rows, count rows, convention rows, notes).
+    """
+    name = RUN_NAME.match(run_dir.name)
+    if not name:
+        raise RunError("directory name is not <method>__<backbone>__<preset>__s<seed>")
+    if not (run_dir / "DONE").exists():
+        raise RunError("no DONE file (run incomplete, failed or still running)")
+    if not (run_dir / "metrics.json").exists():
+        raise RunError("DONE present but metrics.json missing")
+    metrics = _read_json(run_dir / "metrics.json")
+    if metrics.get("schema") != SCHEMA:
+        raise RunError(f"metrics.json schema {metrics.get('schema')!r}; this reader knows schema {SCHEMA}")
+    ident = {"dataset": dataset, **name.groupdict()}
+    ident["seed"] = int(ident["seed"])
+    for key, expected in ident.items():
+        if key in metrics and metrics[key] != expected:
+            raise RunError(f"metrics.json says {key}={metrics[key]!r} but the directory says {expected!r}")
+    profiles = metrics.get("profiles")
+    if not isinstance(profiles, dict) or not profiles:
+        raise RunError("metrics.json has no profiles")
+
+    notes = []
+    profile_json = run_dir / "profile.json"
+    prof = _read_json(profile_json) if profile_json.exists() else None
+    if prof is None:
+        notes.append("no profile.json: parameters, FLOPs and latency left empty")
+    if (run_dir / "env.json").exists():
+        _read_json(run_dir / "env.json")  # only checked: an unreadable record file means a damaged run
+
+    rel = f"{dataset}/{run_dir.name}"
+    wide = {**ident, "selected_epoch": metrics.get("selected_epoch"), "train_seconds": metrics.get("train_seconds")}
+    wide.update(_profile_columns(prof))
+    wide["run"] = rel
+    tidy, counts, conventions = [], [], []
+    for profile, block in profiles.items():
+        if not isinstance(block, dict) or not isinstance(block.get("metrics"), dict):
+            raise RunError(f"metrics.json: profile {profile!r} has no metrics object")
+        for metric, value in block["metrics"].items():
+            value = _number(value, f"{profile}/{metric}")
+            tidy.append({**ident, "profile": profile, "metric": metric, "value": value, "run": rel})
+            wide[f"{profile}/{metric}"] = value
+        for count, value in (block.get("counts") or {}).items():
+            value = _number(value, f"{profile} count {count}")
+            counts.append({**ident, "profile": profile, "count": count, "value": value, "run": rel})
+            wide[f"{profile}/count.{count}"] = value
+        convention = json.dumps(block.get("convention") or {"name": profile}, sort_keys=True)
+        conventions.append({**ident, "profile": profile, "convention": convention, "run": rel})
+    return wide, tidy, counts, conventions, notes
+
+
+def _profile_columns(prof: dict | None) -> dict:
+    if prof is None:
+        return {}
+    flops = prof.get("flops") or {}
+    latency = prof.get("latency") or {}
+    size = prof.get("input_size")
+    return {
+        "trainable_params": prof.get("trainable_params"),
+        "frozen_params": prof.get("frozen_params"),
+        "total_gflops": flops.get("total_gflops"),
+        "decoder_gflops": flops.get("decoder_gflops"),
+        "backbone_gflops": flops.get("backbone_gflops"),
+        "total_gmacs": flops.get("total_gmacs"),
+        "flops_tool": flops.get("tool"),
+        "input_size": "x".join(str(s) for s in size) if isinstance(size, (list, tuple)) else size,
+        "latency_device": latency.get("device"),
+        "latency_dtype": latency.get("dtype"),
+        "batch1_ms": latency.get("batch1_ms"),
+        "throughput_img_s": latency.get("throughput_img_s"),
+        "throughput_batch": latency.get("throughput_batch"),
+    }
+
+
+def load_runs(runs_dir: str | os.PathLike) -> Runs:
+    """Read every `RUNS_DIR/<dataset>/<run>/` directory; see the module docstring for what is used."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"runs directory {root} does not exist; pass the folder given to `segbench run`")
+    wide, tidy, counts, conventions, skipped, notes = [], [], [], [], [], []
+    for dataset_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for run_dir in sorted(p for p in dataset_dir.iterdir() if p.is_dir()):
+            if not _looks_like_run(run_dir):
+                continue
+            rel = f"{dataset_dir.name}/{run_dir.name}"
+            try:
+                row, t, c, v, n = read_run(run_dir, dataset_dir.name)
+            except RunError as exc:
+                skipped.append(Skipped(rel, str(exc)))
+                continue
+            wide.append(row)
+            tidy += t
+            counts += c
+            conventions += v
+            notes += [Skipped(rel, note) for note in n]
+    return Runs(
+        root=root,
+        wide=_sorted(pd.DataFrame(wide), _wide_columns(wide)),
+        tidy=_sorted(pd.DataFrame(tidy, columns=ID_COLUMNS + ["profile", "metric", "value", "run"])),
+        counts=_sorted(pd.DataFrame(counts, columns=ID_COLUMNS + ["profile", "count", "value", "run"])),
+        conventions=_sorted(pd.DataFrame(conventions, columns=ID_COLUMNS + ["profile", "convention", "run"])),
+        skipped=skipped,
+        notes=notes,
+    )
+
+
+def _wide_columns(rows: list[dict]) -> list[str]:
+    metric_columns = sorted({k for row in rows for k in row if "/" in k})
+    return RESULT_COLUMNS + EXTRA_COLUMNS + metric_columns
+
+
+def _sorted(frame: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
+    if columns is not None:
+        frame = frame.reindex(columns=columns)
+    if frame.empty:
+        return frame.reset_index(drop=True)
+    keys = frame.apply(
+        lambda r: (dataset_sort_key(r["dataset"]), method_sort_key(r["method"]), r["backbone"], r["preset"], r["seed"]),
+        axis=1,
+    )
+    order = sorted(range(len(frame)), key=lambda i: keys.iloc[i])  # stable: keeps profile/metric order per run
+    return frame.iloc[order].reset_index(drop=True)
+
+
+def write_results_csv(runs_dir: str | os.PathLike, runs: Runs | None = None) -> Path:
+    """(Re)generate `RUNS_DIR/results.csv` from the run directories, atomically; returns its path."""
+    runs = runs if runs is not None else load_runs(runs_dir)
+    path = Path(runs_dir) / "results.csv"
+    write_csv_atomic(runs.wide, path)
+    return path
+
+
+def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            frame.to_csv(handle, index=False, float_format="%.10g")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def summarise(tidy: pd.DataFrame) -> pd.DataFrame:
+    """Mean, sample std (ddof=1; NaN for one seed or an infinite value), n seeds and the seeds, per dataset x
+    method x metric.
+
+    Groups by backbone and preset too, so different recipes are never averaged together. NaN values (a metric a
+    run did not produce) are left out of that cell's n.
+    """
+    keys = ["dataset", "method", "backbone", "preset", "profile", "metric"]
+    if tidy.empty:
+        return pd.DataFrame(columns=keys + ["mean", "std", "n", "seeds"])
+    rows = []
+    for key, group in tidy.groupby(keys, sort=False):
+        values = group.dropna(subset=["value"])
+        finite = all(math.isfinite(v) for v in values["value"])
+        rows.append(
+            {
+                **dict(zip(keys, key)),
+                "mean": values["value"].mean() if len(values) else math.nan,
+                "std": values["value"].std(ddof=1) if len(values) > 1 and finite else math.nan,
+                "n": len(values),
+                "seeds": " ".join(str(s) for s in sorted(values["seed"])),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def read_speed(path: str | os.PathLike) -> pd.DataFrame:
+    """A speed table written by `segbench profile` (CSV, or JSON with "rows"): one row per method x variant with
+    at least method, backbone and batch1_ms; rows with an `error` are dropped. Raises ValueError otherwise."""
+    path = Path(path)
+    try:
+        if path.suffix == ".json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+            frame = pd.DataFrame(data["rows"] if isinstance(data, dict) else data)
+        else:
+            frame = pd.read_csv(path)
+    except (OSError, ValueError, KeyError, pd.errors.ParserError) as exc:
+        raise ValueError(f"{path}: cannot read a speed table ({type(exc).__name__}: {exc})") from None
+    missing = {"method", "backbone", "batch1_ms"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path}: not a `segbench profile` table (missing columns {', '.join(sorted(missing))})")
+    if "error" in frame.columns:
+        frame = frame[frame["error"].isna() | (frame["error"].astype(str) == "")]
+    return frame.reset_index(drop=True)
+
+
+def read_history(run_dir: str | os.PathLike) -> pd.DataFrame | None:
+    """history.csv of one run (epoch, step, train_loss, val_*, lr, seconds), or None when absent/unreadable."""
+    path = Path(run_dir) / "history.csv"
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return None
+    return frame if "epoch" in frame.columns and len(frame) else None
+
+
+def read_per_image(run_dir: str | os.PathLike) -> pd.DataFrame | None:
+    """per_image.csv of one run, or None when absent/unreadable."""
+    try:
+        return pd.read_csv(Path(run_dir) / "per_image.csv", dtype={"key": str})
+    except (OSError, ValueError, pd.errors.ParserError):
+        return None
+
+
+def safe_key(key: str) -> str:
+    """The file-name form of a sample key used under samples/ ("/" becomes "__")."""
+    return key.replace("/", "__")
+
+
+def sample_files(run_dir: str | os.PathLike) -> dict[str, dict[str, Path]]:
+    """`{safe_key: {"image": path, "gt": path, "pred": path}}` for the complete samples of one run."""
+    folder = Path(run_dir) / "samples"
+    found: dict[str, dict[str, Path]] = {}
+    if not folder.is_dir():
+        return found
+    for path in folder.glob("*.png"):
+        stem, _, kind = path.name[: -len(".png")].rpartition(".")
+        if kind in ("image", "gt", "pred") and stem:
+            found.setdefault(stem, {})[kind] = path
+    return {k: v for k, v in sorted(found.items()) if len(v) == 3}

@@ -1,0 +1,322 @@
+"""`render_report(runs_dir, out_dir)`: run records -> tables, figures, report.tex and summary.md.
+
+Output layout (for the main backbone/preset group; any other group gets the same under `<backbone>__<preset>/`):
+
+```
+OUT/report.tex          standalone LaTeX document (\\input's the tables, includes the PDF figures)
+OUT/summary.md          the same content in Markdown, with the runs used and skipped
+OUT/runs_used.txt       one line per run: USED / SKIPPED (with the reason) / NOTE
+OUT/results.csv         one row per used run (the RUNS_DIR/results.csv format)
+OUT/results_tidy.csv    one row per run x profile x metric, raw values
+OUT/tables/*.tex|md|csv
+OUT/figures/*.pdf|png
+```
+
+Nothing is written outside `out_dir` unless `update_results_csv=True`, which also regenerates RUNS_DIR/results.csv.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from reports import figures as figs
+from reports import tables as tbl
+from reports.load import (
+    Runs,
+    load_runs,
+    read_speed,
+    write_csv_atomic,
+    write_results_csv,
+)
+
+MAIN_GROUP = ("dinov3_vits16", "paper")
+
+
+@dataclass
+class Group:
+    backbone: str
+    preset: str
+    prefix: str  # "" for the main group, else "<backbone>__<preset>"
+    ctx: tbl.Context
+    tables: list[tbl.Table]
+    table_paths: list[Path]
+    figure_paths: list[Path]
+
+
+GENERATED = {"tables": ("table[1-4]_*.*", "efficiency.*", "coverage.*", "dataset_*.*"),
+             "figures": ("params_vs_accuracy.*", "bars_*.*", "curves_*.*", "samples_*.*")}
+
+
+def _clear_previous(out: Path) -> None:
+    """Remove tables and figures an earlier render wrote (only our own file names), so none can go stale."""
+    for folder, patterns in GENERATED.items():
+        base = out / folder
+        if not base.is_dir():
+            continue
+        for directory in [base, *(p for p in base.iterdir() if p.is_dir())]:
+            for pattern in patterns:
+                for path in directory.glob(pattern):
+                    if path.is_file() and path.suffix in (".tex", ".md", ".csv", ".pdf", ".png"):
+                        path.unlink()
+
+
+def groups_of(wide: pd.DataFrame) -> list[tuple[str, str]]:
+    """(backbone, preset) pairs present; the paper's recipe first if present, else the one with most runs."""
+    if wide.empty:
+        return []
+    sizes = wide.groupby(["backbone", "preset"]).size()
+    pairs = sorted(sizes.index, key=lambda bp: (bp != MAIN_GROUP, -int(sizes[bp]), bp))
+    return [tuple(p) for p in pairs]
+
+
+def render_report(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, *, backbone: str | None = None,
+                  preset: str | None = None, figures: bool = True, update_results_csv: bool = False,
+                  speed: str | os.PathLike | None = None) -> dict:
+    """Render everything for the runs under `runs_dir` into `out_dir`; returns a JSON-friendly summary.
+
+    backbone/preset: restrict to one recipe (default: every group present, the paper's recipe first).
+    figures: False skips matplotlib (tables and documents only). update_results_csv: also regenerate
+    RUNS_DIR/results.csv. speed: a `segbench profile` CSV/JSON whose latency and throughput fill the efficiency
+    table (training records no latency). Returned keys: out_dir, report_tex, summary_md, runs_used_txt, results_csv,
+    results_tidy_csv, tables, figures (lists of paths), n_runs_used, n_runs_skipped, skipped (run, reason), groups.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = load_runs(runs_dir)
+    speed_rows = read_speed(speed) if speed is not None else None
+    _clear_previous(out)
+    if update_results_csv:
+        write_results_csv(runs_dir, runs)
+    wide, tidy = runs.wide, runs.tidy
+    pairs = [p for p in groups_of(wide) if (backbone in (None, p[0])) and (preset in (None, p[1]))]
+    groups = []
+    for i, (bb, pr) in enumerate(pairs):
+        prefix = "" if i == 0 else tbl.file_safe(f"{bb}__{pr}")
+        groups.append(_render_group(runs, bb, pr, prefix, out, figures, speed_rows))
+
+    write_csv_atomic(wide, out / "results.csv")
+    write_csv_atomic(tidy, out / "results_tidy.csv")
+    (out / "runs_used.txt").write_text(_runs_used_text(runs), encoding="utf-8")
+    (out / "summary.md").write_text(_summary_md(runs, groups, out), encoding="utf-8")
+    (out / "report.tex").write_text(_report_tex(runs, groups, out), encoding="utf-8")
+    return {
+        "out_dir": str(out),
+        "report_tex": str(out / "report.tex"),
+        "summary_md": str(out / "summary.md"),
+        "runs_used_txt": str(out / "runs_used.txt"),
+        "results_csv": str(out / "results.csv"),
+        "results_tidy_csv": str(out / "results_tidy.csv"),
+        "tables": [str(p) for g in groups for p in g.table_paths],
+        "figures": [str(p) for g in groups for p in g.figure_paths],
+        "n_runs_used": len(wide),
+        "n_runs_skipped": len(runs.skipped),
+        "skipped": [{"run": s.run, "reason": s.reason} for s in runs.skipped],
+        "groups": [{"backbone": g.backbone, "preset": g.preset, "folder": g.prefix or ".",
+                    "n_runs": int(((wide.backbone == g.backbone) & (wide.preset == g.preset)).sum())}
+                   for g in groups],
+    }
+
+
+def _render_group(runs: Runs, backbone: str, preset: str, prefix: str, out: Path, figures: bool,
+                  speed: pd.DataFrame | None) -> Group:
+    ctx = tbl.Context.from_runs(runs, backbone, preset, speed)
+    wide = ctx.wide
+    tidy = runs.tidy[(runs.tidy.backbone == backbone) & (runs.tidy.preset == preset)]
+    tables = tbl.build_tables(ctx) + [tbl.coverage_table(wide, runs.skipped, backbone, preset)]
+    table_dir = out / "tables" / prefix if prefix else out / "tables"
+    table_paths = [p for t in tables for p in tbl.write_table(t, table_dir)]
+    figure_paths = []
+    if figures:
+        figure_dir = out / "figures" / prefix if prefix else out / "figures"
+        title = f"Accuracy vs trainable parameters, frozen {backbone}, preset {preset} (marker area ∝ total GFLOPs)"
+        figure_paths = figs.make_figures(runs.root, ctx.summary, tidy, wide, figure_dir, title)
+    return Group(backbone, preset, prefix, ctx, tables, table_paths, figure_paths)
+
+
+def _by_reason(items: list) -> list[tuple[str, list[str]]]:
+    grouped: dict[str, list[str]] = {}
+    for item in items:
+        grouped.setdefault(item.reason, []).append(item.run)
+    return list(grouped.items())
+
+
+def _runs_used_text(runs: Runs) -> str:
+    lines = [f"# runs directory: {runs.root}", f"# used: {len(runs.wide)}, skipped: {len(runs.skipped)}"]
+    lines += [f"USED     {run}" for run in runs.wide.get("run", [])]
+    lines += [f"SKIPPED  {s.run}: {s.reason}" for s in runs.skipped]
+    lines += [f"NOTE     {s.run}: {s.reason}" for s in runs.notes]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Figures: which ones a group has, with captions shared by report.tex and summary.md.
+
+
+def _figure_items(group: Group, out: Path) -> list[tuple[Path, str]]:
+    """(PDF path relative to out, caption) for each figure of the group, in reading order."""
+    pdfs = [p for p in group.figure_paths if p.suffix == ".pdf"]
+    names = {tbl.file_safe(d): tbl.display_dataset(d) for d in group.ctx.datasets}
+    items = []
+    for p in pdfs:
+        stem = p.stem
+        kind, _, dataset = stem.partition("_")
+        name = names.get(dataset, dataset)
+        caption = {
+            "params": "Primary metric of each dataset versus trainable parameters (log scale); marker area "
+                      "proportional to total GFLOPs per image; error bars: sample std over seeds; hollow star: "
+                      "the paper's reported SegDINO (2.21M parameters).",
+            "bars": f"{name}: mean over seeds (bars), sample std (error bars, ddof = 1) and each seed (dots). "
+                    "The y-axes are cropped to the data and do not start at zero.",
+            "curves": f"{name}: training loss and validation metrics per epoch from history.csv (line: mean over "
+                      "seeds; band: min to max over seeds).",
+            "samples": f"{name}: test images, ground truth and each method's predicted probability (lowest seed, "
+                       "at the network input size); green outline: ground truth; numbers: per-image score.",
+        }.get(kind, stem)
+        items.append((p.relative_to(out), caption))
+    return items
+
+
+# --------------------------------------------------------------------------------------------------------------
+# summary.md
+
+
+def _summary_md(runs: Runs, groups: list[Group], out: Path) -> str:
+    md = ["# segbench report", "",
+          (f"Runs directory `{runs.root}`: {len(runs.wide)} runs used, {len(runs.skipped)} skipped "
+           "(listed below with the reason). Numbers are read from the run records (schema 1) and rounded only "
+           "here."),
+          ""]
+    if not groups:
+        md += ["No complete runs were found, so there are no tables or figures.", ""]
+    for g in groups:
+        md += [f"## Frozen {g.backbone}, preset {g.preset}", ""]
+        for t in g.tables:
+            md += [f"### {t.title}", "", tbl.to_markdown(t), ""]
+        items = _figure_items(g, out)
+        if items:
+            md += ["### Figures", ""]
+            for pdf, caption in items:
+                md += [f"![{pdf.stem}]({pdf.with_suffix('.png').as_posix()})", "", caption, ""]
+    md += ["## Runs used and skipped", ""]
+    if runs.skipped:
+        md += ["Skipped runs (never used in any number above):", ""]
+        md += [f"- `{s.run}`: {s.reason}" for s in runs.skipped]
+        md.append("")
+    else:
+        md += ["No run was skipped.", ""]
+    if runs.notes:
+        md += ["Used with a remark:", ""]
+        md += [f"- {reason}: " + ", ".join(f"`{r}`" for r in rs) for reason, rs in _by_reason(runs.notes)] + [""]
+    md += ["The full list of runs used is in `runs_used.txt`.", "", "## Scoring conventions", ""]
+    conv = runs.conventions
+    for profile in sorted(conv["profile"].unique()) if len(conv) else []:
+        texts = conv[conv.profile == profile]["convention"].unique()
+        for text in texts:
+            n = int((conv[(conv.profile == profile) & (conv.convention == text)]).shape[0])
+            md += [f"- `{profile}` ({n} runs): `{json.dumps(json.loads(text), sort_keys=True)}`"]
+    return "\n".join(md) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# report.tex
+
+
+PREAMBLE = r"""\documentclass[10pt]{article}
+\usepackage[utf8]{inputenc}
+\usepackage[a4paper,margin=2cm]{geometry}
+\usepackage{booktabs}
+\usepackage{graphicx}
+\usepackage[font=small,labelfont=bf]{caption}
+\setlength{\tabcolsep}{4pt}
+\renewcommand{\topfraction}{0.95}
+\renewcommand{\bottomfraction}{0.95}
+\renewcommand{\textfraction}{0.05}
+\renewcommand{\floatpagefraction}{0.6}
+\setcounter{topnumber}{3}
+\setcounter{totalnumber}{4}
+% \fitfigure{file}{f}: natural size, shrunk (never enlarged) to the line width and to f x the text height
+\newcommand{\fitfigure}[2]{\resizebox{!}{\ifdim\height>#2\textheight #2\textheight\else\height\fi}{%
+  \resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{\includegraphics{#1}}}}
+\title{segbench report}
+\author{generated by \texttt{segbench report} from run records}
+\date{}
+"""
+
+
+def _report_tex(runs: Runs, groups: list[Group], out: Path) -> str:
+    tex = tbl.tex
+    lines = [PREAMBLE, r"\begin{document}", r"\maketitle", "",
+             (f"Runs directory \\texttt{{{tex(runs.root.name or str(runs.root))}}}: {len(runs.wide)} runs used, "
+              f"{len(runs.skipped)} skipped (Section~\\ref{{sec:runs}}). "
+              "Our rows are means over seeds with the sample standard deviation (ddof = 1); reported rows are "
+              "copied from the SegDINO paper (arXiv 2509.00833 v1) and come from its own models and protocols."), ""]
+    if not groups:
+        lines += [r"No complete runs were found, so there are no tables or figures.", ""]
+    for g in groups:
+        folder = f"tables/{g.prefix}/" if g.prefix else "tables/"
+        main = [t for t in g.tables if not t.key.startswith("dataset_") and t.key != "coverage"]
+        lines += [f"\\section{{Results: frozen {tex(g.backbone)}, preset {tex(g.preset)}}}", ""]
+        lines += [f"\\input{{{folder}{t.key}}}" for t in main] + [r"\clearpage", ""]
+        items = _figure_items(g, out)
+        if items:  # float pages only (no heading: it would sit alone on a page before them)
+            blocks: dict[str, list[tuple[Path, str]]] = {}
+            for pdf, caption in items:  # one float per dataset: its figures stay on one page, in order
+                blocks.setdefault(pdf.stem.partition("_")[2], []).append((pdf, caption))
+            for block in blocks.values():
+                heights = {"bars": "0.25", "curves": "0.2", "samples": "0.33"}
+                lines += [r"\begin{figure}[p]", r"\centering"]
+                for i, (pdf, caption) in enumerate(block):
+                    lines += [r"\vspace{10pt}" if i else "",
+                              (f"\\fitfigure{{{pdf.with_suffix('').as_posix()}}}"
+                               f"{{{heights.get(pdf.stem.partition('_')[0], '0.6')}}}"),
+                              f"\\caption{{{tex(caption)}}}"]
+                lines += [r"\end{figure}", r"\clearpage"]
+            lines += [r"\clearpage", ""]
+    lines += [r"\section{Runs used and skipped}\label{sec:runs}", ""]
+    for g in groups:
+        folder = f"tables/{g.prefix}/" if g.prefix else "tables/"
+        lines.append(f"\\input{{{folder}coverage}}")
+    if runs.skipped:
+        lines += ["Skipped runs (never used in any number of this report):", r"\begin{itemize}\small\raggedright"]
+        lines += [f"\\item \\texttt{{{tex(s.run)}}}: {tex(s.reason)}" for s in runs.skipped]
+        lines += [r"\end{itemize}"]
+    else:
+        lines.append("No run was skipped.")
+    if runs.notes:
+        lines += ["", "Used with a remark:", r"\begin{itemize}\small\raggedright"]
+        for reason, rs in _by_reason(runs.notes):
+            lines.append(f"\\item {tex(reason)} ({len(rs)} runs): " + ", ".join(f"\\texttt{{{tex(r)}}}" for r in rs))
+        lines += [r"\end{itemize}"]
+    lines += ["", "The full list of runs used is in \\texttt{runs\\_used.txt}.", ""]
+    appendix = [(g, t) for g in groups for t in g.tables if t.key.startswith("dataset_")]
+    if appendix:
+        lines += [r"\clearpage", r"\appendix", r"\section{All recorded metrics per dataset}", ""]
+        for g, t in appendix:
+            folder = f"tables/{g.prefix}/" if g.prefix else "tables/"
+            lines.append(f"\\input{{{folder}{t.key}}}")
+    lines += ["", r"\end{document}", ""]
+    return "\n".join(lines)
+
+
+def compile_pdf(report_tex: str | os.PathLike, timeout: float = 120) -> Path:
+    """Compile report.tex with pdflatex (twice, for references) in its own folder; returns the PDF path.
+
+    Raises RuntimeError with the end of the LaTeX log when compilation fails, FileNotFoundError without pdflatex.
+    """
+    exe = shutil.which("pdflatex")
+    if exe is None:
+        raise FileNotFoundError("pdflatex not found; install TeX Live (texlive-latex-extra) or compile elsewhere")
+    tex_path = Path(report_tex)
+    for _ in range(2):
+        proc = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error", tex_path.name],
+                              cwd=tex_path.parent, capture_output=True, text=True, timeout=timeout, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"pdflatex failed on {tex_path}:\n{proc.stdout[-3000:]}")
+    return tex_path.with_suffix(".pdf")

@@ -1,0 +1,325 @@
+"""Every dataset loader reads its generated miniature replica through the same code path as real data: layout quirks,
+official splits and counts, video ids as groups, binarisation per mask encoding, TN3K's fold files, the folder
+dataset's encodings, and load_resized's handling of bad files."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmark.data.base import DataError, natural_key, read_mask
+from benchmark.data.folder import open_folder
+from benchmark.data.image_cache import load_resized
+from benchmark.data.isic2017 import open_isic2017
+from benchmark.data.splits import carve_validation, make_splits
+from benchmark.data.synthetic import FOLDER_NAMES, write_all, write_folder, write_msd, write_tn3k
+from benchmark.data.tn3k import open_tn3k
+from benchmark.registry import DATASETS, find_dataset_root, open_dataset
+
+N_TRAIN, N_TEST = 10, 4
+OFFICIAL = {   # REFERENCE.md §4
+    "tn3k": ({"train": 2879, "test": 614}, {}, None),
+    "kvasir": ({"train": 880, "test": 120}, {}, None),
+    "isic2017": ({"train": 2000, "val": 150, "test": 600}, {}, None),
+    "msd": ({"train": 3063, "test": 955}, {}, None),
+    "vmd": ({"train": 7835, "test": 7152}, {"train": 143, "test": 126}, None),
+    "visha": ({}, {"train": 50, "test": 70}, 11685),
+    "folder": ({}, {}, None),
+}
+VIDEO = ("vmd", "visha")
+
+
+@pytest.fixture(scope="module")
+def replicas(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
+    root = tmp_path_factory.mktemp("data")
+    return root, write_all(root, N_TRAIN, N_TEST, seed=0)
+
+
+def _open(key: str, replicas) -> object:
+    root, paths = replicas
+    # --data-root is the folder holding every dataset, except for a user's folder dataset (its own folder)
+    return open_dataset(key, paths[key] if key == "folder" else root)
+
+
+def test_registry_lists_every_dataset():
+    assert set(OFFICIAL) == set(DATASETS)
+
+
+@pytest.mark.parametrize("key", list(OFFICIAL))
+def test_loader_reads_its_replica(key, replicas):
+    source = _open(key, replicas)
+    assert source.name == key
+    expected_splits = {"train", "val", "test"} if key == "isic2017" else {"train", "test"}
+    assert set(source.splits) == expected_splits
+    sizes = {"train": N_TRAIN, "test": N_TEST, "val": max(2, N_TEST // 2)}
+    assert {k: len(v) for k, v in source.splits.items()} == {k: sizes[k] for k in expected_splits}
+    for refs in source.splits.values():    # keys are unique within a split (TN3K's test and trainval both start at 0000)
+        assert len({r.key for r in refs}) == len(refs)
+    for ref in source.splits["train"][:3] + source.splits["test"][:2]:
+        image, mask = source.read_image(ref), source.read_mask(ref)
+        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+        assert mask.shape == image.shape[:2] and set(np.unique(mask)) <= {0, 1}
+        assert 0.01 < mask.mean() < 0.8, f"{ref.mask}: the scene's target should be binarised as foreground"
+
+
+@pytest.mark.parametrize("key", list(OFFICIAL))
+def test_official_counts_are_encoded(key, replicas):
+    counts, groups, total = OFFICIAL[key]
+    source = _open(key, replicas)
+    assert source.expected_counts == counts
+    assert source.expected_groups == groups
+    assert source.expected_total == total
+
+
+@pytest.mark.parametrize("key", list(OFFICIAL))
+def test_load_resized_and_cache(key, replicas, tmp_path):
+    source = _open(key, replicas)
+    refs = source.splits["test"]
+    first = load_resized(source, refs, 32, tmp_path)
+    assert first.images.shape == (len(refs), 32, 32, 3) and first.masks.shape == (len(refs), 32, 32)
+    assert set(np.unique(first.masks)) <= {0, 1} and first.masks.any()
+    again = load_resized(source, refs, 32, tmp_path)
+    assert again.cache_key == first.cache_key
+    np.testing.assert_array_equal(np.asarray(again.images), first.images)
+
+
+@pytest.mark.parametrize("key", VIDEO)
+def test_video_frames_are_grouped_by_video(key, replicas):
+    source = _open(key, replicas)
+    train = source.splits["train"]
+    for ref in train:
+        video, frame = ref.key.split("/")
+        assert ref.group == video and ref.group_id == video and frame == Path(ref.image).stem
+    by_video: dict[str, list[str]] = {}
+    for ref in train:
+        by_video.setdefault(ref.group, []).append(ref.key.split("/")[1])
+    assert len(by_video) >= 3
+    assert all(frames == sorted(frames, key=natural_key) for frames in by_video.values())
+    for seed in range(5):
+        rest, val = carve_validation(train, 0.3, seed)
+        assert val and rest and not {r.group for r in rest} & {r.group for r in val}
+        splits, rule = make_splits(source, seed, 0.3)
+        assert not {r.group for r in splits["train"]} & {r.group for r in splits["val"]}
+        assert "seeded split of training groups" in rule
+
+
+def test_vmd_palette_masks_binarise_by_index(replicas):
+    source = _open("vmd", replicas)
+    ref = source.splits["train"][0]
+    raw = Image.open(ref.mask)
+    assert raw.mode == "P" and set(np.unique(np.asarray(raw))) == {0, 1}
+    assert source.mask_encoding == "nonzero"
+    assert source.read_mask(ref).any()
+    # the quirk the encoding exists for: the foreground's palette colour is dark, so a > 127 grey threshold is empty
+    assert not read_mask(ref.mask, "threshold128").any()
+
+
+def test_tn3k_grey_jpeg_masks_and_fold_files(replicas):
+    _, paths = replicas
+    source = open_tn3k(paths["tn3k"])
+    raw = Image.open(source.splits["train"][0].mask)
+    assert raw.format == "JPEG" and raw.mode == "L"
+    assert len(source.val_folds) == 5
+    train_keys = [r.key for r in source.splits["train"]]
+    for k in range(5):
+        fold = json.loads((paths["tn3k"] / f"tn3k-trainval-fold{k}.json").read_text())
+        assert source.val_folds[k] == [train_keys[i] for i in fold["val"]]   # ids are positions in the sorted listing
+    held_out = [key for fold in source.val_folds for key in fold]
+    assert sorted(held_out) == sorted(train_keys)    # the five folds partition trainval
+    for seed in range(6):
+        splits, rule = make_splits(source, seed)
+        assert [r.key for r in splits["val"]] == source.val_folds[seed % 5]
+        assert f"fold {seed % 5}" in rule
+        assert sorted(r.key for r in splits["train"] + splits["val"]) == sorted(train_keys)
+        assert splits["test"] == source.splits["test"]
+
+
+def test_tn3k_fold_ids_as_stems_and_bad_ids(tmp_path):
+    root = write_tn3k(tmp_path / "tn3k", 6, 2)
+    (root / "tn3k-trainval-fold0.json").write_text(json.dumps({"train": [], "val": ["0003.jpg", "0001"]}))
+    assert open_tn3k(root).val_folds[0] == ["0003", "0001"]
+    (root / "tn3k-trainval-fold1.json").write_text(json.dumps({"train": [0], "val": [6]}))
+    with pytest.raises(DataError, match="tn3k-trainval-fold1.json.*id 6"):
+        open_tn3k(root)
+    for p in root.glob("*.json"):
+        p.unlink()
+    source = open_tn3k(root)
+    assert source.val_folds == [] and any("no tn3k-trainval-fold" in n for n in source.notes)
+
+
+def test_tn3k_renumbered_files_are_noted(tmp_path):
+    root = write_tn3k(tmp_path / "tn3k", 6, 2)
+    for folder in ("trainval-image", "trainval-mask"):
+        (root / folder / "0005.jpg").rename(root / folder / "0007.jpg")
+    assert any("not numbered 0..N-1 (position 5 holds 0007)" in n for n in open_tn3k(root).notes)
+    for folder in ("trainval-image", "trainval-mask"):
+        (root / folder / "0002.jpg").unlink()
+    with pytest.raises(DataError, match="restore the missing trainval images"):
+        open_tn3k(root)
+
+
+def test_tn3k_missing_folder_is_named(tmp_path):
+    root = write_tn3k(tmp_path / "tn3k", 5, 2)
+    shutil.rmtree(root / "test-mask")
+    with pytest.raises(DataError, match="test-mask"):
+        open_tn3k(root)
+
+
+def test_isic_quirks(replicas):
+    root, paths = replicas
+    holder = paths["isic2017"]
+    masks = [p.name for p in (holder / "ISIC-2017_Training_Part1_GroundTruth").iterdir()]
+    assert any("_Segmentation" in m for m in masks) and any(m.endswith(".PNG") for m in masks)
+    assert any(p.name.endswith("_superpixels.png") for p in (holder / "ISIC-2017_Training_Data").iterdir())
+    assert any(p.suffix == ".csv" for p in (holder / "ISIC-2017_Training_Data").iterdir())
+    for where in (holder, root):     # the folder holding the ISIC-2017_* folders, or one above it
+        source = open_isic2017(where)
+        assert source.root == holder
+        refs = [r for refs in source.splits.values() for r in refs]
+        assert all(r.mask is not None for r in refs)          # every suffix case matched
+        assert not any("superpixels" in r.key for r in refs)
+        assert all(r.key.startswith("ISIC_") for r in refs)
+
+
+def test_isic_nested_archive_folder(tmp_path, replicas):
+    _, paths = replicas
+    holder = tmp_path / "isic"
+    shutil.copytree(paths["isic2017"], holder)
+    data = holder / "ISIC-2017_Test_v2_Data"
+    inner = data / "ISIC-2017_Test_v2_Data"
+    inner.mkdir()
+    for p in list(data.iterdir()):
+        if p != inner:
+            p.rename(inner / p.name)
+    assert len(open_isic2017(holder).splits["test"]) == N_TEST
+
+
+def test_msd_known_bad_sample_is_excluded_by_rule(replicas):
+    source = _open("msd", replicas)
+    assert "1751_512x640" not in [r.key for r in source.splits["test"]]
+    assert [(e["split"], e["key"]) for e in source.excluded] == [("test", "1751_512x640")]
+    assert "REFERENCE" in source.excluded[0]["reason"]
+    assert any("1751_512x640" in n for n in source.notes)
+    load_resized(source, source.splits["test"], 32)     # its bad mask is never read
+
+
+def test_msd_without_the_known_bad_file(tmp_path):
+    root = write_msd(tmp_path / "MSD", 4, 2)
+    (root / "test" / "image" / "1751_512x640.jpg").unlink()
+    assert open_dataset("msd", root).excluded == []
+
+
+def test_find_dataset_root_uses_usual_names(replicas):
+    root, paths = replicas
+    for key in FOLDER_NAMES:
+        if key not in ("folder", "isic2017"):
+            assert find_dataset_root(key, root) == paths[key]
+            assert find_dataset_root(key, paths[key]) == paths[key]
+    with pytest.raises(KeyError, match="valid"):
+        open_dataset("nope", root)
+
+
+# --- the folder dataset ------------------------------------------------------------------------------------------
+
+def test_folder_binary_255_and_01(tmp_path):
+    source = open_folder(write_folder(tmp_path / "a", 6, 2))
+    assert (source.mask_encoding, source.num_classes) == ("threshold128", 2)
+    source01 = open_folder(write_folder(tmp_path / "b", 6, 2, binary_values=1))
+    assert (source01.mask_encoding, source01.num_classes) == ("index", 2)
+    ref = source01.splits["train"][0]
+    assert set(np.unique(source01.read_mask(ref))) == {0, 1}
+
+
+def test_folder_multiclass_inferred_and_checked(tmp_path):
+    root = write_folder(tmp_path / "m", 6, 2, num_classes=4)
+    source = open_folder(root)
+    assert (source.mask_encoding, source.num_classes) == ("index", 4)
+    assert any("inferred" in n for n in source.notes)
+    values = set()
+    for ref in source.splits["train"]:
+        values |= set(np.unique(source.read_mask(ref)).tolist())
+    assert values == {0, 1, 2, 3}
+    assert open_folder(root, num_classes=6).num_classes == 6
+    with pytest.raises(DataError, match=r"masks/sample_\d+\.png holds .*num_classes 3"):
+        open_folder(root, num_classes=3)
+
+
+def test_folder_mixed_encodings_name_the_file(tmp_path):
+    root = write_folder(tmp_path / "x", 6, 2)
+    bad = root / "masks" / "sample_003.png"
+    arr = np.asarray(Image.open(bad)).copy()
+    arr[:10] = 128
+    Image.fromarray(arr).save(bad)
+    with pytest.raises(DataError, match="sample_003.png"):
+        open_folder(root)
+    assert any("sample_003.png" in n for n in open_folder(root, strict=False).notes)
+
+
+def test_folder_seeded_split_without_lists(tmp_path):
+    root = write_folder(tmp_path / "s", 8, 2, split_lists=False)
+    source = open_folder(root)
+    train, test = [r.key for r in source.splits["train"]], [r.key for r in source.splits["test"]]
+    assert (len(train), len(test)) == (8, 2) and not set(train) & set(test)
+    assert any("seeded 80%/20%" in n and "seed 0" in n for n in source.notes)
+    assert [r.key for r in open_folder(root).splits["test"]] == test       # deterministic
+    assert [r.key for r in open_folder(root, seed=1).splits["test"]] != test or len(test) == 10
+
+
+def test_folder_split_lists(tmp_path):
+    root = write_folder(tmp_path / "l", 6, 2)
+    (root / "val.txt").write_text("sample_000.jpg\n")
+    source = open_folder(root)
+    assert [r.key for r in source.splits["val"]] == ["sample_000"]
+    assert make_splits(source, 0)[1] == "official validation split"
+    (root / "test.txt").unlink()
+    with pytest.raises(DataError, match="no test.txt"):
+        open_folder(root)
+    (root / "test.txt").write_text("sample_999\n")
+    with pytest.raises(DataError, match="sample_999"):
+        open_folder(root)
+
+
+# --- bad files met while training --------------------------------------------------------------------------------
+
+def _damaged_tn3k(tmp_path: Path):
+    root = write_tn3k(tmp_path / "tn3k", 6, 4)
+    source = open_tn3k(root)
+    refs = source.splits["test"]
+    data = refs[0].image.read_bytes()
+    refs[0].image.write_bytes(data[: len(data) // 2])         # truncated download
+    refs[1].mask.unlink()                                     # missing file
+    mask = Image.open(refs[2].mask)
+    mask.resize((mask.width + 8, mask.height)).save(refs[2].mask)   # size mismatch
+    return source, refs
+
+
+def test_load_resized_names_a_bad_file(tmp_path):
+    source, refs = _damaged_tn3k(tmp_path)
+    for ref, bad in ((refs[0], refs[0].image), (refs[1], refs[1].mask), (refs[2], refs[2].mask)):
+        with pytest.raises(DataError, match=f"{bad.parent.name}/{bad.name}"):
+            load_resized(source, [ref], 32, tmp_path / "cache")
+
+
+def test_load_resized_skips_and_records_bad_files(tmp_path):
+    source, refs = _damaged_tn3k(tmp_path)
+    split = load_resized(source, refs, 32, tmp_path / "cache", skip_bad=True)
+    assert [r.key for r in split.refs] == [refs[3].key] and split.images.shape == (1, 32, 32, 3)
+    assert [s["key"] for s in split.skipped] == [r.key for r in refs[:3]]
+    assert "0000.jpg" in split.skipped[0]["reason"] and "0001.jpg" in split.skipped[1]["reason"]
+    cached = load_resized(source, refs, 32, tmp_path / "cache", skip_bad=True)
+    assert cached.skipped == split.skipped and len(cached) == len(split)
+
+
+def test_replicas_are_deterministic(tmp_path):
+    a, b = write_tn3k(tmp_path / "a", 5, 2, seed=3), write_tn3k(tmp_path / "b", 5, 2, seed=3)
+    for p in sorted(a.rglob("*")):
+        if p.is_file():
+            assert p.read_bytes() == (b / p.relative_to(a)).read_bytes(), p
+
+
+def test_natural_key_orders_numbered_frames():
+    assert sorted(["f10", "f2", "f1"], key=natural_key) == ["f1", "f2", "f10"]

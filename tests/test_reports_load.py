@@ -1,0 +1,156 @@
+"""reports.load: which runs are used, which are skipped and why, raw numbers, results.csv, seed statistics."""
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reports.load import (
+    RESULT_COLUMNS,
+    load_runs,
+    read_history,
+    sample_files,
+    summarise,
+    write_results_csv,
+)
+from tests.reports_fixtures import write_exact_run, write_fake_runs
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory):
+    return write_fake_runs(tmp_path_factory.mktemp("runs"))
+
+
+@pytest.fixture(scope="module")
+def runs(fake):
+    return load_runs(fake.root)
+
+
+def test_uses_complete_runs_and_lists_the_others_with_reasons(fake, runs):
+    assert set(runs.wide["run"]) == fake.used
+    reasons = {s.run: s.reason for s in runs.skipped}
+    assert set(reasons) == set(fake.skipped)
+    for run, expected in fake.skipped.items():
+        assert expected in reasons[run]
+
+
+def test_failed_seed_and_missing_method_are_absent_not_zero(runs):
+    w = runs.wide
+    assert sorted(w[(w.dataset == "kvasir") & (w.method == "unet")]["seed"]) == [0, 1]
+    assert w[(w.dataset == "visha") & (w.method == "dpt")].empty
+    assert not (runs.tidy["value"] == 0).any()
+
+
+def test_tidy_values_are_the_raw_unrounded_record_values(fake, runs):
+    run = "tn3k/segdino__dinov3_vits16__paper__s1"
+    recorded = json.loads((fake.root / run / "metrics.json").read_text())["profiles"]["segdino"]["metrics"]
+    t = runs.tidy[(runs.tidy.run == run) & (runs.tidy.profile == "segdino")]
+    assert dict(zip(t["metric"], t["value"])) == recorded
+
+
+def test_runs_without_profile_json_are_used_with_a_note(runs):
+    noted = {n.run for n in runs.notes}
+    assert "folder/segdino__dinov3_vits16__paper__s0" in noted
+    row = runs.wide[runs.wide.run == "folder/segdino__dinov3_vits16__paper__s0"].iloc[0]
+    assert math.isnan(row["trainable_params"])
+
+
+def test_results_csv_has_the_documented_columns_and_is_regenerated(tmp_path):
+    fake = write_fake_runs(tmp_path / "runs")
+    path = write_results_csv(fake.root)
+    table = pd.read_csv(path)
+    assert list(table.columns[: len(RESULT_COLUMNS)]) == RESULT_COLUMNS
+    assert {"segdino/dice", "mirror/max_fbeta", "shadow/ber"} <= set(table.columns)
+    assert len(table) == len(fake.used)
+    (fake.root / "tn3k" / "segdino__dinov3_vits16__paper__s0" / "DONE").unlink()
+    assert len(pd.read_csv(write_results_csv(fake.root))) == len(fake.used) - 1
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (lambda run: (run / "profile.json").write_text("{not json"), "profile.json is unreadable"),
+        (lambda run: (run / "env.json").write_text("[1, 2"), "env.json is unreadable"),
+        (lambda run: (run / "metrics.json").unlink(), "metrics.json missing"),
+        (lambda run: _edit(run, schema=2), "schema 2"),
+        (lambda run: _edit(run, seed=7), "seed=7"),
+        (lambda run: _edit(run, profiles={}), "no profiles"),
+        (lambda run: _edit(run, profiles={"mirror": {"metrics": {"iou": "high"}}}), "not a number"),
+    ],
+)
+def test_damaged_runs_are_skipped_with_the_reason(tmp_path, damage, reason):
+    run = write_exact_run(tmp_path, "msd", "segdino", 0, {"mirror": {"iou": 0.9}})
+    (run / "env.json").write_text("{}")
+    write_exact_run(tmp_path, "msd", "unet", 0, {"mirror": {"iou": 0.8}})
+    damage(run)
+    runs = load_runs(tmp_path)
+    assert list(runs.wide["method"]) == ["unet"]
+    assert len(runs.skipped) == 1 and reason in runs.skipped[0].reason
+
+
+def _edit(run, **changes):
+    data = json.loads((run / "metrics.json").read_text())
+    data.update(changes)
+    (run / "metrics.json").write_text(json.dumps(data))
+
+
+def test_folders_that_are_not_runs_are_ignored_and_badly_named_runs_skipped(tmp_path):
+    write_exact_run(tmp_path, "msd", "segdino", 0, {"mirror": {"iou": 0.9}})
+    (tmp_path / ".cache" / "x").mkdir(parents=True)
+    (tmp_path / "msd" / "notes").mkdir()
+    bad = tmp_path / "msd" / "segdino-s0"
+    bad.mkdir()
+    (bad / "DONE").write_text("")
+    runs = load_runs(tmp_path)
+    assert len(runs.wide) == 1
+    assert [s.run for s in runs.skipped] == ["msd/segdino-s0"]
+
+
+def test_missing_runs_dir_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_runs(tmp_path / "nope")
+
+
+def test_summarise_uses_sample_std_and_counts_seeds(runs):
+    s = summarise(runs.tidy)
+    cell = s[(s.dataset == "tn3k") & (s.method == "segdino") & (s.profile == "segdino") & (s.metric == "dice")]
+    values = runs.tidy[(runs.tidy.dataset == "tn3k") & (runs.tidy.method == "segdino")
+                       & (runs.tidy.profile == "segdino") & (runs.tidy.metric == "dice")]["value"]
+    assert cell.iloc[0]["n"] == 3
+    assert cell.iloc[0]["std"] == pytest.approx(np.std(values, ddof=1))
+    assert cell.iloc[0]["mean"] == pytest.approx(np.mean(values))
+    single = s[(s.dataset == "msd") & (s.method == "segdino")]
+    assert (single["n"] == 1).all() and single["std"].isna().all()
+
+
+def test_summarise_never_mixes_presets(tmp_path):
+    write_exact_run(tmp_path, "msd", "segdino", 0, {"mirror": {"iou": 0.9}})
+    write_exact_run(tmp_path, "msd", "segdino", 0, {"mirror": {"iou": 0.5}}, preset="public-code")
+    s = summarise(load_runs(tmp_path).tidy)
+    assert sorted(s["mean"]) == [0.5, 0.9]
+
+
+def test_history_and_samples(fake):
+    run = fake.root / "vmd" / "segdino__dinov3_vits16__paper__s0"
+    history = read_history(run)
+    assert list(history.columns) == ["epoch", "step", "train_loss", "val_dice", "val_iou", "lr", "seconds"]
+    samples = sample_files(run)
+    assert "video1__00000" in samples and set(samples["video1__00000"]) == {"image", "gt", "pred"}
+    shutil.rmtree(run / "samples")
+    assert sample_files(run) == {}
+    assert read_history(fake.root / "vmd") is None
+
+
+def test_reports_imports_neither_torch_nor_the_model_packages():
+    code = ("import sys, reports, reports.render, reports.figures, reports.tables, reports.paper; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('torch', 'segdino', 'baselines', 'benchmark') or m == 'matplotlib.pyplot'); print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,138 @@
+"""reports.render.render_report: the files it writes, the runs it lists, and that report.tex compiles."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from reports.render import compile_pdf, render_report
+from tests.reports_fixtures import write_exact_run, write_fake_runs
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    fake = write_fake_runs(tmp_path_factory.mktemp("runs"))
+    out = tmp_path_factory.mktemp("report")
+    return fake, out, render_report(fake.root, out)
+
+
+def test_returns_a_json_friendly_summary(rendered):
+    fake, _, result = rendered
+    json.dumps(result)
+    assert result["n_runs_used"] == len(fake.used)
+    assert result["n_runs_skipped"] == len(fake.skipped)
+    assert {s["run"] for s in result["skipped"]} == set(fake.skipped)
+    assert result["groups"] == [{"backbone": "dinov3_vits16", "preset": "paper", "folder": ".",
+                                 "n_runs": len(fake.used)}]
+    for key in ("report_tex", "summary_md", "runs_used_txt", "results_csv", "results_tidy_csv"):
+        assert Path(result[key]).is_file(), key
+    assert all(Path(p).is_file() for p in result["tables"] + result["figures"])
+
+
+def test_writes_tables_in_three_formats_and_figures_in_two(rendered):
+    _, out, _ = rendered
+    for stem in ("table1_medical", "table2_msd", "table3_vmd", "table4_visha", "efficiency", "coverage",
+                 "dataset_folder__segdino", "dataset_tn3k__medical-native"):
+        for ext in ("tex", "md", "csv"):
+            assert (out / "tables" / f"{stem}.{ext}").is_file()
+    for stem in ("params_vs_accuracy", "bars_tn3k", "curves_vmd", "samples_visha"):
+        for ext in ("pdf", "png"):
+            assert (out / "figures" / f"{stem}.{ext}").is_file()
+
+
+def test_report_tex_inputs_existing_files(rendered):
+    _, out, _ = rendered
+    tex = (out / "report.tex").read_text()
+    assert tex.startswith("\\documentclass") and tex.rstrip().endswith("\\end{document}")
+    for name in re.findall(r"\\input\{([^}]*)\}", tex):
+        assert (out / f"{name}.tex").is_file(), name
+    for name in re.findall(r"\\includegraphics\[[^]]*\]\{([^}]*)\}", tex):
+        assert (out / f"{name}.pdf").is_file(), name
+
+
+def test_runs_used_and_skipped_are_listed_with_reasons(rendered):
+    fake, out, _ = rendered
+    text = (out / "runs_used.txt").read_text()
+    assert sum(line.startswith("USED") for line in text.splitlines()) == len(fake.used)
+    summary = (out / "summary.md").read_text()
+    for run, reason in fake.skipped.items():
+        assert re.search(rf"SKIPPED\s+{re.escape(run)}: .*{re.escape(reason)}", text)
+        assert run in summary and reason in summary
+    assert "no profile.json" in summary
+
+
+def test_tidy_and_wide_results(rendered):
+    fake, out, _ = rendered
+    tidy = pd.read_csv(out / "results_tidy.csv")
+    assert list(tidy.columns) == ["dataset", "method", "backbone", "preset", "seed", "profile", "metric", "value",
+                                  "run"]
+    assert set(tidy["run"]) == fake.used
+    assert len(pd.read_csv(out / "results.csv")) == len(fake.used)
+    assert not (fake.root / "results.csv").exists()  # nothing written into the runs directory by default
+
+
+def test_update_results_csv_tables_only_and_a_speed_table(tmp_path):
+    fake = write_fake_runs(tmp_path / "runs")
+    speed = tmp_path / "speed.json"
+    speed.write_text(json.dumps({"rows": [{"method": "upernet", "backbone": "dinov3_vits16", "dtype": "float32",
+                                           "batch1_ms": 9.5, "throughput_img_s": 400.0, "throughput_batch": 64}]}))
+    result = render_report(fake.root, tmp_path / "out", figures=False, update_results_csv=True, speed=speed)
+    assert (fake.root / "results.csv").is_file()
+    assert result["figures"] == [] and not (tmp_path / "out" / "figures").exists()
+    efficiency = (tmp_path / "out" / "tables" / "efficiency.md").read_text()
+    assert "| UPerNet | 24.51 | 21.59 | 58.20 | 70.70 | 9.50 | 105.3 | 400 |" in efficiency
+
+
+def test_each_recipe_gets_its_own_tables(tmp_path):
+    runs = tmp_path / "runs"
+    for seed, iou in enumerate((0.90, 0.92)):
+        write_exact_run(runs, "msd", "segdino", seed, {"mirror": {"iou": iou}})
+        write_exact_run(runs, "msd", "segdino", seed, {"mirror": {"iou": iou - 0.3}}, preset="public-code")
+    result = render_report(runs, tmp_path / "out", figures=False)
+    assert [(g["preset"], g["folder"]) for g in result["groups"]] == [
+        ("paper", "."), ("public-code", "dinov3_vits16__public-code")]
+    main = (tmp_path / "out" / "tables" / "table2_msd.md").read_text()
+    other = (tmp_path / "out" / "tables" / "dinov3_vits16__public-code" / "table2_msd.md").read_text()
+    assert "0.910 ± 0.014" in main and "0.610 ± 0.014" in other
+
+
+def test_a_second_render_leaves_no_stale_tables_or_figures(tmp_path):
+    runs = tmp_path / "runs"
+    write_exact_run(runs, "msd", "segdino", 0, {"mirror": {"iou": 0.9}})
+    write_exact_run(runs, "visha", "segdino", 0, {"shadow": {"iou": 0.6}})
+    render_report(runs, tmp_path / "out", figures=False)
+    assert (tmp_path / "out" / "tables" / "table4_visha.tex").is_file()
+    (tmp_path / "out" / "tables" / "mine.tex").write_text("keep me")
+    shutil.rmtree(runs / "visha")
+    render_report(runs, tmp_path / "out", figures=False)
+    assert not (tmp_path / "out" / "tables" / "table4_visha.tex").exists()
+    assert (tmp_path / "out" / "tables" / "mine.tex").read_text() == "keep me"
+
+
+def test_empty_runs_dir_renders_an_explanation(tmp_path):
+    (tmp_path / "runs").mkdir()
+    result = render_report(tmp_path / "runs", tmp_path / "out")
+    assert result["n_runs_used"] == 0 and result["tables"] == []
+    assert "No complete runs" in (tmp_path / "out" / "summary.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+def test_report_compiles_with_pdflatex(rendered, tmp_path):
+    _, out, _ = rendered
+    copy = tmp_path / "report"
+    shutil.copytree(out, copy)
+    pdf = compile_pdf(copy / "report.tex")
+    assert pdf.read_bytes().startswith(b"%PDF")
+    log = (copy / "report.log").read_text(errors="replace")
+    assert "Overfull \\hbox" not in log
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+def test_empty_report_compiles(tmp_path):
+    (tmp_path / "runs").mkdir()
+    result = render_report(tmp_path / "runs", tmp_path / "out")
+    assert compile_pdf(result["report_tex"]).is_file()

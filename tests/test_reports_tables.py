@@ -1,0 +1,238 @@
+"""reports.tables: layout, rounding, best-in-bold direction, missing cells, reported rows, Δ row, golden output.
+
+Regenerate the golden files after an intended change with SEGBENCH_UPDATE_GOLDEN=1 and review the diff.
+"""
+
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+from reports import paper
+from reports import tables as T
+from reports.load import load_runs, read_speed
+from tests.reports_fixtures import write_exact_run, write_fake_runs
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory):
+    fake = write_fake_runs(tmp_path_factory.mktemp("runs"))
+    return T.Context.from_runs(load_runs(fake.root), "dinov3_vits16", "paper")
+
+
+@pytest.fixture(scope="module")
+def built(ctx):
+    return {t.key: t for t in T.build_tables(ctx)}
+
+
+def _cells(table, row_label):
+    for section in table.sections:
+        for label, cells in section.rows:
+            if label == row_label:
+                return cells
+    raise KeyError(row_label)
+
+
+@pytest.mark.parametrize("key, name", [("segdino", "SegDINO"), ("unet", "UNet"), ("upernet", "UPerNet"),
+                                       ("dpt", "DPT"), ("unet-small", "UNet (small)"), ("dpt-small", "DPT (small)"),
+                                       ("mynet", "mynet"), ("mynet-small", "mynet-small")])
+def test_method_names(key, name):
+    assert T.display_method(key) == name
+
+
+@pytest.mark.parametrize("key, name", [("tn3k", "TN3K"), ("kvasir", "Kvasir-SEG"), ("isic2017", "ISIC 2017"),
+                                       ("msd", "MSD"), ("vmd", "VMD-D"), ("visha", "ViSha"), ("folder", "folder")])
+def test_dataset_names(key, name):
+    assert T.display_dataset(key) == name
+
+
+def test_builds_the_paper_tables_efficiency_and_one_table_per_dataset(built):
+    assert {"table1_medical", "table2_msd", "table3_vmd", "table4_visha", "efficiency"} <= set(built)
+    expected = {"tn3k": ["segdino", "medical-native"], "kvasir": ["segdino", "medical-native"],
+                "isic2017": ["segdino", "medical-native"], "msd": ["mirror"], "vmd": ["mirror"], "visha": ["shadow"],
+                "folder": ["segdino"]}
+    assert {f"dataset_{d}__{p}" for d, ps in expected.items() for p in ps} <= set(built)
+    keys = list(built)
+    assert keys.index("dataset_tn3k__segdino") < keys.index("dataset_tn3k__medical-native")
+
+
+def test_table1_layout_and_caption(built):
+    t = built["table1_medical"]
+    assert [g[0] for g in t.groups] == ["TN3K", "Kvasir-SEG", "ISIC 2017"]
+    assert [c.metric for c in t.columns] == ["dice", "iou", "hd95"] * 3
+    assert [label for label, _ in t.sections[1].rows] == list(paper.TABLE1.rows)
+    for text in ("ddof = 1", "n = 3 seeds", "`segdino`", "pixels", "Bold", "↓ lower is better", "trained from"):
+        assert text in t.caption
+    tex = T.to_latex(t)
+    assert tex.count("\\cmidrule") == 3 and "\\toprule" in tex and "\\bottomrule" in tex
+
+
+def test_missing_cells_are_dashes_never_zero(built):
+    t = built["table1_medical"]
+    small = _cells(t, "UNet (small)")
+    assert [T.cell_plain(c) for c in small[3:]] == ["--"] * 6
+    md = T.to_markdown(t)
+    assert "| 0 |" not in md and " 0.0000 |" not in md
+    assert "DPT" not in [label for label, _ in built["table4_visha"].sections[0].rows]
+
+
+def test_best_is_bold_in_the_right_direction(built):
+    t = built["table1_medical"]
+    ours = t.sections[0].rows
+    for j, column in enumerate(t.columns):
+        values = [(cells[j].mean, cells[j].bold) for _, cells in ours if not cells[j].missing]
+        best = (min if column.lower_better else max)(v for v, _ in values)
+        assert [b for v, b in values] == [round(v, 4) == round(best, 4) for v, _ in values], column
+    assert not any(c.bold for _, cells in t.sections[1].rows for c in cells)  # reported rows never bold
+
+
+def test_ties_at_displayed_precision_are_all_bold(tmp_path):
+    for method, iou in (("segdino", 0.91234), ("unet", 0.91236), ("dpt", 0.5)):
+        write_exact_run(tmp_path, "msd", method, 0, {"mirror": {"iou": iou}})
+    ctx = T.Context.from_runs(load_runs(tmp_path), "dinov3_vits16", "paper")
+    t = T.paper_table(ctx, paper.TABLE2)
+    assert [cells[0].bold for _, cells in t.sections[0].rows] == [True, True, False]
+
+
+def test_delta_row_is_ours_minus_reported(built, ctx):
+    t = built["table2_msd"]
+    label, cells = t.sections[2].rows[0]
+    assert "ours − reported" in label
+    ours = ctx.stat("msd", "segdino", "mirror", "iou", 3).mean
+    assert cells[0].mean == pytest.approx(ours - 0.942)
+    assert T.cell_plain(cells[0]).startswith("-")
+
+
+def test_vmd_rows_are_marked_unverified_and_segdino_missing(built):
+    t = built["table3_vmd"]
+    reported = t.sections[1]
+    assert reported.note == "unverified" and "unverified" in reported.title
+    labels = [label for label, _ in reported.rows]
+    assert all(label.endswith("‡") for label in labels[:-1]) and labels[-1] == "SegDINO (row missing)"
+    assert all(c.missing for c in reported.rows[-1][1])
+    assert [T.cell_plain(c) for c in t.sections[2].rows[0][1]] == ["--"] * 4
+    assert "unverified" in T.to_frame(t)["note"].tolist()
+    assert "0.675" in t.caption
+
+
+def test_single_seed_dataset_says_so_and_shows_no_std(built):
+    t = built["table2_msd"]
+    assert "one seed" in t.caption
+    assert all("±" not in T.cell_plain(c) for _, cells in t.sections[0].rows for c in cells)
+
+
+def test_a_row_over_fewer_seeds_is_marked(built):
+    labels = [label for label, _ in built["dataset_kvasir__segdino"].sections[0].rows]
+    assert "UNet (n=2)" in labels
+    t1 = built["table1_medical"]  # mixed counts within a row: marked per cell
+    kvasir_dice = _cells(t1, "UNet")[3]
+    assert kvasir_dice.mark == "n=2" and "(n=2)" in T.cell_plain(kvasir_dice)
+    assert "(n=2)" in T.std_tex(kvasir_dice)
+
+
+def test_efficiency_table(built):
+    t = built["efficiency"]
+    segdino = dict(zip([c.metric for c in t.columns], _cells(t, "SegDINO")))
+    assert T.cell_plain(segdino["trainable_params"]) == "2.21"
+    assert segdino["trainable_params"].bold
+    reported = t.sections[1].rows[0][1]
+    assert T.cell_plain(reported[5]) == "53†" and T.cell_plain(reported[2]) == "--"
+    assert "FLOPs = 2 × MACs" in t.caption and "FlopCounterMode" in t.caption
+    upernet = dict(zip([c.metric for c in t.columns], _cells(t, "UPerNet")))
+    assert T.cell_plain(upernet["batch1_ms"]) == "--"
+
+
+def test_efficiency_latency_from_a_speed_table(ctx, tmp_path):
+    rows = ["method,backbone,size,device,device_name,dtype,compile,batch1_ms,throughput_img_s,throughput_batch,error"]
+    for method, ms in (("segdino", 0.8), ("unet", 1.5), ("upernet", 2.5), ("dpt", 2.0)):
+        rows.append(f"{method},dinov3_vits16,256x256,cuda,NVIDIA H200,bfloat16,max-autotune,{ms},{20000 / ms},256,")
+        rows.append(f"{method},dinov3_vits16,256x256,cuda,NVIDIA H200,float32,none,{ms * 3},{6000 / ms},256,")
+    rows.append("segdino,dinov3_vits16,256x256,cuda,NVIDIA H200,float16,max-autotune,,,256,RuntimeError: no")
+    (tmp_path / "speed.csv").write_text("\n".join(rows) + "\n")
+    speed = read_speed(tmp_path / "speed.csv")
+    assert len(speed) == 8
+    with_speed = T.Context(ctx.backbone, ctx.preset, ctx.summary, ctx.conventions, ctx.counts, ctx.wide, speed)
+    t = T.efficiency_table(with_speed)
+    cells = dict(zip([c.metric for c in t.columns], _cells(t, "SegDINO")))
+    assert T.cell_plain(cells["batch1_ms"]) == "0.80" and T.cell_plain(cells["fps"]) == "1250.0"
+    assert "bfloat16" in t.caption and "segbench profile" in t.caption
+    assert T.cell_plain(dict(zip([c.metric for c in t.columns], _cells(t, "UNet (small)")))["batch1_ms"]) == "--"
+
+
+def test_a_speed_table_without_the_needed_columns_is_a_clear_error(tmp_path):
+    (tmp_path / "speed.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="missing columns"):
+        read_speed(tmp_path / "speed.csv")
+
+
+def test_user_dataset_gets_a_generic_table_with_the_metrics_present(built):
+    t = built["dataset_folder__segdino"]
+    assert [c.metric for c in t.columns] == ["dice", "iou", "precision", "recall", "count.n_images"]
+
+
+def test_latex_escapes_user_text(tmp_path):
+    write_exact_run(tmp_path, "my_data&50%", "my_net", 0, {"custom": {"dice": 0.5, "weird_metric": 1.0}})
+    write_exact_run(tmp_path, "my_data&50%", "my_net", 1, {"custom": {"dice": 0.7, "weird_metric": 2.0}})
+    ctx = T.Context.from_runs(load_runs(tmp_path), "dinov3_vits16", "paper")
+    tex = T.to_latex(T.dataset_tables(ctx, "my_data&50%")[0])
+    assert "my\\_data\\&50\\%" in tex and "my\\_net" in tex and "weird\\_metric" in tex
+    assert "0.6000" in tex
+
+
+def test_an_infinite_mean_renders_as_infinity(tmp_path):
+    write_exact_run(tmp_path, "kvasir", "segdino", 0, {"segdino": {"dice": 0.8, "hd95": float("inf")}})
+    write_exact_run(tmp_path, "kvasir", "segdino", 1, {"segdino": {"dice": 0.9, "hd95": 20.0}})
+    write_exact_run(tmp_path, "kvasir", "unet", 0, {"segdino": {"dice": 0.7, "hd95": 30.0}})
+    ctx = T.Context.from_runs(load_runs(tmp_path), "dinov3_vits16", "paper")
+    t = T.paper_table(ctx, paper.TABLE1)
+    hd95 = _cells(t, "SegDINO")[2]
+    assert T.cell_plain(hd95) == "inf" and "$\\infty$" in T.cell_tex(hd95)
+    assert _cells(t, "UNet (n=1)")[2].bold  # the finite one is best on a lower-is-better column
+
+
+def test_rounding_never_prints_negative_zero():
+    assert T._fmt(-0.00001, 3) == "0.000"
+    assert T._fmt(-0.00001, 3, signed=True) == "0.000"
+    assert T._fmt(math.nan, 3) == "--"
+    assert T._fmt(math.inf, 2) == "inf"
+
+
+def test_csv_form_keeps_unrounded_numbers(built, ctx):
+    frame = T.to_frame(built["table1_medical"])
+    row = frame[(frame.row == "SegDINO") & (frame.section == "ours") & (frame.dataset == "tn3k")
+                & (frame.metric == "dice")].iloc[0]
+    assert row["mean"] == ctx.stat("tn3k", "segdino", "segdino", "dice", 4).mean
+    assert row["n"] == 3 and row["text"].startswith("0.8")
+
+
+def _golden_runs(root):
+    values = {
+        "segdino": [(0.93, 0.980, 0.960, 0.0160), (0.94, 0.985, 0.970, 0.0150), (0.95, 0.990, 0.980, 0.0140)],
+        "unet": [(0.90, 0.970, 0.950, 0.0200), (0.91, 0.975, 0.950, 0.0210), (0.92, 0.980, 0.950, 0.0220)],
+        "dpt": [(0.94, 0.990, 0.975, 0.0150), (0.95, 0.990, 0.985, 0.0130)],
+    }
+    for method, seeds in values.items():
+        for seed, (iou, acc, fb, mae) in enumerate(seeds):
+            write_exact_run(root, "msd", method, seed,
+                            {"mirror": {"iou": iou, "acc": acc, "max_fbeta": fb, "mae": mae, "ber": 5.0 + seed}})
+
+
+@pytest.mark.parametrize("ext, render", [("tex", T.to_latex), ("md", T.to_markdown)])
+def test_golden_msd_table(tmp_path, ext, render):
+    _golden_runs(tmp_path)
+    ctx = T.Context.from_runs(load_runs(tmp_path), "dinov3_vits16", "paper")
+    text = render(T.paper_table(ctx, paper.TABLE2))
+    golden = GOLDEN / f"table2_msd.{ext}"
+    if os.environ.get("SEGBENCH_UPDATE_GOLDEN"):
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(text, encoding="utf-8")
+    assert text == golden.read_text(encoding="utf-8")
+
+
+def test_write_table_writes_three_formats(built, tmp_path):
+    paths = T.write_table(built["table2_msd"], tmp_path)
+    assert [p.name for p in paths] == ["table2_msd.tex", "table2_msd.md", "table2_msd.csv"]
+    assert all(p.stat().st_size > 100 for p in paths)

@@ -1,0 +1,80 @@
+"""`segbench run`: the matrix, resumable after SIGKILL, features extracted once, submitit's local executor."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from benchmark.sweep import SweepSpec, run_state, run_sweep
+
+TIMING = ["train_seconds", "seconds"]
+
+
+def _spec(root, runs, methods=("segdino",), seeds=(0,), epochs=1):
+    return SweepSpec(("kvasir",), tuple(methods), tuple(seeds), "smoke", None,
+                     {"data.root": str(root), "run.runs_dir": str(runs), "train.epochs": epochs, "data.size": 64,
+                      "train.device": "cpu"})
+
+
+def _results(runs):
+    frame = pd.read_csv(runs / "results.csv")
+    return frame.drop(columns=[c for c in frame.columns if c in TIMING]).sort_values(["method", "seed"])
+
+
+@pytest.mark.slow
+def test_four_methods_three_seeds_extract_features_once(tmp_path, kvasir_root):
+    rows = run_sweep(_spec(kvasir_root, tmp_path, ("segdino", "unet", "upernet", "dpt"), (0, 1, 2)), progress=False)
+    assert len(rows) == 12 and all(r["was"] == "new" for r in rows)
+    assert sum(r["extracted_features"] for r in rows) == 1
+    assert len(list((tmp_path / ".cache" / "features").glob("*/meta.json"))) == 1
+    results = pd.read_csv(tmp_path / "results.csv")
+    assert len(results) == 12 and set(results.method) == {"segdino", "unet", "upernet", "dpt"}
+    again = run_sweep(_spec(kvasir_root, tmp_path, ("segdino", "unet", "upernet", "dpt"), (0, 1, 2)), progress=False)
+    assert all(r["was"] == "done" for r in again)
+
+
+def test_corrupt_run_directory_is_moved_aside_and_redone(tmp_path, kvasir_root):
+    run_sweep(_spec(kvasir_root, tmp_path), progress=False)
+    run_dir = tmp_path / "kvasir" / "segdino__test__smoke__s0"
+    (run_dir / "metrics.json").write_text("{truncated")
+    assert run_state(run_dir)[0] == "corrupt"
+    rows = run_sweep(_spec(kvasir_root, tmp_path), progress=False)
+    assert rows[0]["was"] == "corrupt" and run_state(run_dir)[0] == "done"
+    assert len(list((tmp_path / "kvasir").glob("segdino__test__smoke__s0.corrupt-*"))) == 1
+    json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_submitit_local_executor_runs_the_same_path(tmp_path, kvasir_root):
+    rows = run_sweep(_spec(kvasir_root, tmp_path, seeds=(0, 1)), executor="submitit-local", progress=False)
+    assert sorted(r["seed"] for r in rows) == [0, 1]
+    assert len(pd.read_csv(tmp_path / "results.csv")) == 2
+    assert list((tmp_path / ".submitit").iterdir())
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_table(tmp_path, kvasir_root):
+    base = [sys.executable, "-m", "benchmark.cli", "run", "--datasets", "kvasir", "--methods", "segdino,unet",
+            "--seeds", "0,1", "--preset", "smoke", "--data-root", str(kvasir_root), "--epochs", "3", "--size", "64",
+            "--device", "cpu"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+    subprocess.run(base + ["--runs-dir", str(tmp_path / "clean")], check=True, env=env, capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(base + ["--runs-dir", str(killed)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    target = killed / "kvasir" / "segdino__test__smoke__s1" / "checkpoint.pt"   # the second run, mid-training
+    deadline = time.time() + 300
+    while not target.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert target.exists() and not (target.parent / "DONE").exists()
+    subprocess.run(base + ["--runs-dir", str(killed)], check=True, env=env, capture_output=True)
+
+    pd.testing.assert_frame_equal(_results(tmp_path / "clean").reset_index(drop=True),
+                                  _results(killed).reset_index(drop=True))
+    assert len(list(killed.glob("kvasir/*__s*"))) == 4   # nothing lost, nothing duplicated
