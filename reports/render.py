@@ -135,7 +135,7 @@ def _render_group(runs: Runs, backbone: str, preset: str, prefix: str, out: Path
     figure_paths = []
     if figures:
         figure_dir = out / "figures" / prefix if prefix else out / "figures"
-        title = f"Accuracy vs trainable parameters, frozen {backbone}, preset {preset} (marker area ∝ total GFLOPs)"
+        title = f"Accuracy vs trainable parameters, backbone {backbone}, preset {preset} (marker area ∝ total GFLOPs)"
         figure_paths = figs.make_figures(runs.root, ctx.summary, tidy, wide, figure_dir, title)
     return Group(backbone, preset, prefix, ctx, tables, table_paths, figure_paths)
 
@@ -262,7 +262,7 @@ def _report_tex(runs: Runs, groups: list[Group], out: Path) -> str:
     for g in groups:
         folder = f"tables/{g.prefix}/" if g.prefix else "tables/"
         main = [t for t in g.tables if not t.key.startswith("dataset_") and t.key != "coverage"]
-        lines += [f"\\section{{Results: frozen {tex(g.backbone)}, preset {tex(g.preset)}}}", ""]
+        lines += [f"\\section{{Results: backbone {tex(g.backbone)}, preset {tex(g.preset)}}}", ""]
         lines += [f"\\input{{{folder}{t.key}}}" for t in main] + [r"\clearpage", ""]
         items = _figure_items(g, out)
         if items:  # float pages only (no heading: it would sit alone on a page before them)

@@ -399,7 +399,7 @@ def paper_table(ctx: Context, table: paper.ReportedTable) -> Table | None:
     if not datasets:
         return None
     columns = [_metric_column(d, table.profile, m) for d in datasets for m in table.metrics]
-    ours = Section(f"Ours: frozen {ctx.backbone}, preset {ctx.preset}", kind="ours")
+    ours = Section(f"Ours: backbone {ctx.backbone}, preset {ctx.preset}", kind="ours")
     for method in ctx.methods(datasets):
         ours.rows.append((display_method(method), [
             ctx.stat(c.dataset, method, c.profile, c.metric, decimals(c.metric, c.profile)) for c in columns]))
@@ -509,7 +509,7 @@ def dataset_table(ctx: Context, dataset: str, profile: str) -> Table:
     seeds = mark_seed_counts(t)
     t.caption = " ".join([
         (f"{display_dataset(dataset)}: every metric recorded under {ctx.convention_note([dataset], profile)}; "
-         f"frozen {ctx.backbone}, preset {ctx.preset}."),
+         f"backbone {ctx.backbone}, preset {ctx.preset}."),
         _stat_caption(seeds),
         _units_caption(metrics, ""),
         "Bold: best per column." + (f" {' and '.join(c.label for c in columns[len(metrics):])}: mean per run."
@@ -550,7 +550,7 @@ def efficiency_table(ctx: Context) -> Table | None:
         w, speed_note = _with_speed(w, ctx.speed, ctx.backbone)
     w = w.assign(fps=1000.0 / w["batch1_ms"].astype(float))
     columns = [Column(label, tex(label), metric=key, lower_better=lb) for key, label, _, _, lb in spec]
-    ours = Section(f"Ours: frozen {ctx.backbone}, preset {ctx.preset}", kind="ours")
+    ours = Section(f"Ours: backbone {ctx.backbone}, preset {ctx.preset}", kind="ours")
     notes = []
     for method in sorted(w["method"].unique(), key=method_sort_key):
         rows = w[w.method == method]
@@ -579,7 +579,7 @@ def efficiency_table(ctx: Context) -> Table | None:
     devices = sorted({f"{d} ({t_})" for d, t_ in zip(w["latency_device"], w["latency_dtype"]) if isinstance(d, str)})
     batches = sorted({int(b) for b in w["throughput_batch"].dropna()})
     sentences = [
-        f"Efficiency of our decoders on frozen {ctx.backbone} (mean over runs of profile.json).",
+        f"Efficiency of our decoders on backbone {ctx.backbone} (mean over runs of profile.json).",
         "Parameters in millions; only the decoder trains.",
         f"GFLOPs per image at {ctx.input_sizes() or 'the recorded input size'}, FLOPs = 2 × MACs"
         + (f", counted with {_code(tool[0])}" if len(tool) == 1 else "") + ".",
@@ -640,7 +640,7 @@ def coverage_table(runs_wide: pd.DataFrame, skipped: list, backbone: str, preset
             cells.append(Cell("text", text=text))
         section.rows.append((display_method(m), cells))
     return Table(key="coverage", title="Runs used", columns=columns, sections=[section], caption=(
-        f"Seeds used per dataset and method (frozen {backbone}, preset {preset}); skipped runs are listed with "
+        f"Seeds used per dataset and method (backbone {backbone}, preset {preset}); skipped runs are listed with "
         "their reasons in summary.md and runs_used.txt."))
 
 
