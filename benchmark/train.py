@@ -149,6 +149,7 @@ def train_run(cfg: Config, run_dir: Path | None = None, progress: bool = True) -
     stores = feature_stores(cfg, model, splits, device, progress)
     batch = cfg.train.batch_size
     t0 = time.perf_counter() - elapsed
+    last_save = time.perf_counter()
     bar = tqdm(range(start_epoch, cfg.train.epochs), desc=f"{cfg.decoder.name} {cfg.data.dataset} s{cfg.train.seed}",
                disable=not progress, unit="epoch", initial=start_epoch, total=cfg.train.epochs, leave=False)
     for epoch in bar:
@@ -175,10 +176,13 @@ def train_run(cfg: Config, run_dir: Path | None = None, progress: bool = True) -
             best = {"epoch": epoch + 1, "score": val_dice,
                     "state": {k: v.detach().cpu().clone() for k, v in trainable_state(model).items()}}
         bar.set_postfix(loss=f"{history[-1]['train_loss']:.3f}", val_dice=f"{val_dice:.3f}")
-        records.save_torch(ckpt_path, {
-            "epoch": epoch + 1, "model": trainable_state(model), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history, "best": best,
-            "seconds": time.perf_counter() - t0, "started": env["started"]})
+        due = time.perf_counter() - last_save >= cfg.train.checkpoint_every_s
+        if epoch == start_epoch or epoch + 1 == cfg.train.epochs or due:
+            last_save = time.perf_counter()
+            records.save_torch(ckpt_path, {
+                "epoch": epoch + 1, "model": trainable_state(model), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history, "best": best,
+                "seconds": time.perf_counter() - t0, "started": env["started"]})
         records.write_csv(run_dir / "history.csv", history)
     train_seconds = history[-1]["seconds"] if history else 0.0
 

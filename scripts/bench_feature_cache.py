@@ -34,7 +34,7 @@ def config(data: Path, work: Path, runs: str, epochs: int, cache: bool, size: in
 
 def timed_run(cfg) -> tuple[float, dict, dict]:
     start = time.perf_counter()
-    run_dir = train_run(cfg, progress=True)
+    run_dir = train_run(cfg, progress=False)
     seconds = time.perf_counter() - start
     return seconds, json.loads((run_dir / "metrics.json").read_text()), json.loads((run_dir / "env.json").read_text())
 

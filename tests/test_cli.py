@@ -138,3 +138,22 @@ def test_data_check_exit_codes(tmp_path):
     for line in planted:
         kind = line.split(":", 1)[0]
         assert kind in out, (kind, out)
+
+
+def test_score_command_prints_summary_and_writes_rows(tmp_path):
+    pred, gt = tmp_path / "pred", tmp_path / "gt"
+    pred.mkdir()
+    gt.mkdir()
+    for i in range(3):
+        mask = np.zeros((32, 40), np.uint8)
+        mask[8:20, 10:30] = 255
+        Image.fromarray(mask).save(gt / f"img{i}.png")
+        Image.fromarray((mask * 0.8).astype(np.uint8)).save(pred / f"img{i}.png")
+    code, out = invoke("score", pred, gt, "--profile", "mirror", "--out", tmp_path / "rows.csv", "--json")
+    assert code == 0, out
+    summary = json.loads(out)
+    assert summary["metrics"]["iou"] == pytest.approx(1.0) and summary["counts"]["n_images"] == 3
+    assert len((tmp_path / "rows.csv").read_text().splitlines()) == 4
+    (gt / "img0.png").unlink()
+    code, out = invoke("score", pred, gt)
+    assert code == 2 and "unpaired" in out

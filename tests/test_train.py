@@ -38,7 +38,7 @@ def test_run_writes_every_record(tmp_path, smoke_overrides):
 
 
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, smoke_overrides, monkeypatch):
-    overrides = {**smoke_overrides, "train.epochs": 3}
+    overrides = {**smoke_overrides, "train.epochs": 3, "train.checkpoint_every_s": 0}
     ref = json.loads((train_run(load_config("smoke", overrides={**overrides, "run.runs_dir": str(tmp_path / "a")}),
                                 progress=False) / "metrics.json").read_text())
     cfg = load_config("smoke", overrides={**overrides, "run.runs_dir": str(tmp_path / "b")})
