@@ -66,7 +66,7 @@ def run_state(run_dir: Path) -> tuple[str, str]:
                 raise ValueError("model.pt missing")
             return "done", ""
         if (run_dir / "checkpoint.pt").exists():
-            torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
+            torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
             return "partial", "resumes from checkpoint.pt"
         return "partial", "no checkpoint yet: starts over"
     except Exception as exc:  # any unreadable record makes the directory corrupt

@@ -59,12 +59,17 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 def rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """RNG states as plain containers and tensors, so checkpoints load with `weights_only=True`."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"python": random.getstate(), "numpy": (name, keys.tolist(), pos, has_gauss, gauss),
+            "torch": torch.get_rng_state()}
 
 
 def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
 
 
@@ -135,7 +140,7 @@ def train_run(cfg: Config, run_dir: Path | None = None, progress: bool = True) -
     ckpt_path = run_dir / "checkpoint.pt"
     start_epoch, history, best, elapsed = 0, [], {"epoch": -1, "score": -1.0, "state": None}, 0.0
     if ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)  # our own file, holds RNG state
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         model.load_state_dict(ckpt["model"], strict=False)
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -153,23 +158,13 @@ def train_run(cfg: Config, run_dir: Path | None = None, progress: bool = True) -
     bar = tqdm(range(start_epoch, cfg.train.epochs), desc=f"{cfg.decoder.name} {cfg.data.dataset} s{cfg.train.seed}",
                disable=not progress, unit="epoch", initial=start_epoch, total=cfg.train.epochs, leave=False)
     for epoch in bar:
-        model.train()
         order = epoch_order(len(train), cfg.train.seed, epoch)
-        stop = len(order) - len(order) % batch if cfg.train.drop_last and len(order) >= batch else len(order)
-        losses = []
-        for start in range(0, stop, batch):
-            idx = np.sort(order[start:start + batch].numpy())
-            masks = torch.from_numpy(np.array(train.masks[idx])).to(device)
-            with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-                loss = loss_fn(forward(model, train, idx, device, stores.get("train")).float(), masks)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
+        losses = train_epoch(model, optimizer, train, batches(order, batch, cfg.train.drop_last), device, amp,
+                             stores.get("train"))
         scheduler.step()
         probs = predict_split(model, val, device, max(batch, 16), amp, stores.get("val"))
         val_dice, val_iou = dice_iou(probs, np.asarray(val.masks))
-        history.append({"epoch": epoch + 1, "step": (epoch + 1) * -(-stop // batch),
+        history.append({"epoch": epoch + 1, "step": (epoch + 1) * len(losses),
                         "train_loss": float(np.mean(losses)), "val_dice": val_dice, "val_iou": val_iou,
                         "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0})
         if val_dice > best["score"]:
@@ -192,6 +187,27 @@ def train_run(cfg: Config, run_dir: Path | None = None, progress: bool = True) -
                             for name, s in stores.items()} or {"used": False}
     finish_run(cfg, run_dir, model, source, splits["test"], device, amp, best["epoch"], train_seconds, env)
     return run_dir
+
+
+def batches(order: torch.Tensor, batch: int, drop_last: bool) -> list[np.ndarray]:
+    """The epoch's mini-batches of sample positions (each sorted, so memory maps read in file order)."""
+    stop = len(order) - len(order) % batch if drop_last and len(order) >= batch else len(order)
+    return [np.sort(order[start:start + batch].numpy()) for start in range(0, stop, batch)]
+
+
+def train_epoch(model: Segmenter, optimizer, split: ResizedSplit, batch_list, device, amp, store=None) -> list[float]:
+    """One pass of optimiser steps; returns the loss of each step."""
+    model.train()
+    losses = []
+    for idx in batch_list:
+        masks = torch.from_numpy(np.array(split.masks[idx])).to(device)
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+            loss = loss_fn(forward(model, split, idx, device, store).float(), masks)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
 
 
 def uses_feature_cache(cfg: Config) -> bool:

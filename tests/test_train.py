@@ -32,7 +32,7 @@ def test_run_writes_every_record(tmp_path, smoke_overrides):
     assert set(per_image.profile) == {"segdino", "medical-native"} and len(per_image) == 16
     profile = json.loads((run_dir / "profile.json").read_text())
     assert profile["trainable_params"] > 0 and profile["flops"]["total_gflops"] > 0
-    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     assert {"model", "optimizer", "scheduler", "rng", "best"} <= set(ckpt)
     assert all(k.startswith("decoder.") for k in ckpt["model"])   # the frozen backbone is never saved again
 
@@ -57,7 +57,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, smoke_overrides, m
     monkeypatch.setattr(T.records, "write_csv", real_write_csv)
     run_dir = tmp_path / "b" / "kvasir" / "segdino__test__smoke__s0"
     assert not (run_dir / "DONE").exists()
-    assert torch.load(run_dir / "checkpoint.pt", weights_only=False)["epoch"] == 2
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"] == 2
     resumed = json.loads((train_run(cfg, progress=False) / "metrics.json").read_text())
     assert resumed["selected_epoch"] == ref["selected_epoch"]
     assert resumed["profiles"]["segdino"]["metrics"] == pytest.approx(ref["profiles"]["segdino"]["metrics"])
@@ -84,7 +84,7 @@ def test_public_code_preset_selects_on_test_and_trains_backbone(tmp_path, smoke_
     run_dir = train_run(cfg, progress=False)
     split = json.loads((run_dir / "split.json").read_text())
     assert split["val"] == split["test"] and "public code" in split["validation_rule"]
-    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     assert any(k.startswith("backbone.") for k in ckpt["model"])
 
 
