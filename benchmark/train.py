@@ -190,9 +190,16 @@ def train_run(cfg: Config, run_dir: Path | None = None, progress: bool = True) -
 
 
 def batches(order: torch.Tensor, batch: int, drop_last: bool) -> list[np.ndarray]:
-    """The epoch's mini-batches of sample positions (each sorted, so memory maps read in file order)."""
+    """The epoch's mini-batches of sample positions (each sorted, so memory maps read in file order).
+
+    A last batch of a single sample joins the one before it: BatchNorm (in smp's UNet, UPerNet and DPT decoders)
+    cannot train on one sample, and every method sees the same batches, so the rule is the same for all of them."""
     stop = len(order) - len(order) % batch if drop_last and len(order) >= batch else len(order)
-    return [np.sort(order[start:start + batch].numpy()) for start in range(0, stop, batch)]
+    starts = list(range(0, stop, batch))
+    if len(starts) > 1 and stop - starts[-1] == 1:
+        starts.pop()
+    bounds = starts[1:] + [stop]
+    return [np.sort(order[a:b].numpy()) for a, b in zip(starts, bounds)]
 
 
 def train_epoch(model: Segmenter, optimizer, split: ResizedSplit, batch_list, device, amp, store=None) -> list[float]:

@@ -91,3 +91,25 @@ def test_public_code_preset_selects_on_test_and_trains_backbone(tmp_path, smoke_
 def test_size_must_be_a_multiple_of_16():
     with pytest.raises(ConfigError, match="multiple of 16"):
         load_config("paper", overrides={"data.size": 250})
+
+
+def test_a_single_sample_last_batch_joins_the_previous_one():
+    import torch as t
+
+    from benchmark.train import batches
+
+    sizes = [len(b) for b in batches(t.arange(13), 4, drop_last=False)]
+    assert sizes == [4, 4, 5] and sum(sizes) == 13
+    assert [len(b) for b in batches(t.arange(12), 4, False)] == [4, 4, 4]
+    assert [len(b) for b in batches(t.arange(14), 4, False)] == [4, 4, 4, 2]
+    assert [len(b) for b in batches(t.arange(13), 4, True)] == [4, 4, 4]
+    assert [len(b) for b in batches(t.arange(1), 4, False)] == [1]
+
+
+def test_batchnorm_decoders_train_when_the_split_leaves_one_sample(tmp_path, smoke_overrides):
+    """13 training images at batch 4 once crashed UPerNet's BatchNorm on a batch of one."""
+    cfg = load_config("smoke", overrides={**smoke_overrides, "decoder.name": "upernet", "train.batch_size": 4,
+                                          "train.epochs": 1, "data.val_fraction": 0.46,
+                                          "run.runs_dir": str(tmp_path)})
+    run_dir = train_run(cfg, progress=False)
+    assert len(json.loads((run_dir / "split.json").read_text())["train"]) == 13

@@ -57,7 +57,7 @@ class DatasetSource:
 
     def read_mask(self, ref: SampleRef) -> np.ndarray:
         if ref.mask is None:
-            raise DataError(f"no mask for {ref.image}")
+            raise DataError(f"no mask for {ref.image}: restore it, or skip such samples with --skip-bad")
         return read_mask(ref.mask, self.mask_encoding)
 
 
