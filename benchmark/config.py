@@ -147,7 +147,21 @@ def load_config(preset: str = "paper", yaml_file: str | Path | None = None,
         cfg = apply_overrides(cfg, flatten(data))
     cfg = apply_overrides(cfg, overrides or {})
     validate(cfg)
-    return cfg
+    return absolute_paths(cfg)
+
+
+def absolute_paths(cfg: Config) -> Config:
+    """Record where things are as absolute paths, so a run directory can be evaluated from any folder."""
+    def resolve(path: str | None) -> str | None:
+        return None if path is None else str(Path(path).expanduser().absolute())
+
+    weights = cfg.backbone.weights
+    if weights not in (None, "", "none") and not str(weights).startswith("hub:"):
+        weights = resolve(weights)
+    return dataclasses.replace(
+        cfg, backbone=dataclasses.replace(cfg.backbone, weights=weights),
+        data=dataclasses.replace(cfg.data, root=resolve(cfg.data.root), cache_dir=resolve(cfg.data.cache_dir)),
+        run=dataclasses.replace(cfg.run, runs_dir=resolve(cfg.run.runs_dir)))
 
 
 def validate(cfg: Config) -> None:

@@ -128,8 +128,8 @@ def evaluate_run(run_dir: str | Path, data_root: str | None = None, profiles: tu
     run_dir = Path(run_dir)
     cfg, model = records.load_run_model(run_dir, device)
     data = dataclasses.replace(cfg.data, root=data_root or cfg.data.root, dataset=dataset or cfg.data.dataset)
-    if data.root is None:
-        raise ValueError(f"{run_dir}: no data root recorded; pass --data-root")
+    if data.root is None or not Path(data.root).is_dir():
+        raise ValueError(f"{run_dir}: the recorded data root {data.root} is not there; pass --data-root")
     cfg = dataclasses.replace(cfg, data=data, eval=dataclasses.replace(cfg.eval, profiles=profiles or cfg.eval.profiles))
     source = open_dataset(data.dataset, data.root)
     refs, _ = make_splits(source, cfg.train.seed, data.val_fraction, data.subset)

@@ -90,15 +90,17 @@ def cache_dir(cfg: Config) -> Path:
 
 
 def _comparable(cfg: dict) -> dict:
-    """A config without the settings that may change between the attempts of one run (where it runs)."""
-    train = {k: v for k, v in cfg.get("train", {}).items() if k not in ("device", "num_workers")}
-    return {**cfg, "train": train}
+    """A config without the settings that may change between the attempts of one run: where it runs and where
+    its files are (moving the data or the runs folder must not block resuming)."""
+    drop = {"train": ("device", "num_workers"), "data": ("root", "cache_dir"), "run": ("runs_dir",)}
+    return {section: {k: v for k, v in values.items() if k not in drop.get(section, ())}
+            if isinstance(values, dict) else values for section, values in cfg.items()}
 
 
-def load_data(cfg: Config, run_dir: Path) -> tuple[object, dict[str, ResizedSplit]]:
+def load_data(cfg: Config, run_dir: Path, source=None) -> tuple[object, dict[str, ResizedSplit]]:
     """Decode each official split once (cached across runs and seeds), then take this seed's train / val / test
     as views of them, so the image and feature caches are shared by every seed's validation carving."""
-    source = open_dataset(cfg.data.dataset, cfg.data.root)
+    source = source or open_dataset(cfg.data.dataset, cfg.data.root)
     refs, rule = make_splits(source, cfg.train.seed, cfg.data.val_fraction, cfg.data.subset)
     if cfg.train.selection_split == "test":
         refs["val"] = refs["test"]
@@ -126,13 +128,15 @@ def train_run(cfg: Config, run_dir: Path | None = None, progress: bool = True) -
     run_dir = Path(run_dir or records.run_dir_for(cfg))
     if records.is_done(run_dir):
         return run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    prepare_run_dir(cfg, run_dir)
+    # a wrong data root or weights file fails before any file is written
+    source = open_dataset(cfg.data.dataset, cfg.data.root)
     seed_everything(cfg.train.seed)
     device = resolve_device(cfg.train.device)
     amp = autocast_dtype(cfg)
-    source, splits = load_data(cfg, run_dir)
     model = build_model(cfg, source.num_classes).to(device)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    prepare_run_dir(cfg, run_dir)
+    source, splits = load_data(cfg, run_dir, source)
     env = records.environment(str(device), cfg.backbone.weights, model.backbone.weights_sha256)
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)   # constant lr (REFERENCE.md §2)

@@ -102,11 +102,12 @@ def test_import_is_strict(tmp_path):
 def test_user_errors_are_one_line_and_exit_2(args, message, kvasir_root, tmp_path):
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"\x00junk")
-    args = [a.format(kvasir=kvasir_root, garbage=garbage) for a in args] + ["--runs-dir", str(tmp_path)] * (args[0] == "train")
+    args = [a.format(kvasir=kvasir_root, garbage=garbage) for a in args] + ["--runs-dir", str(tmp_path)] * (args[0] in ("train", "run"))
     code, out = invoke(*args)
     assert code == 2, out
     assert message in out
     assert "Traceback" not in out
+    assert not any(tmp_path.glob("*/*/config.yaml"))   # a failed start leaves no run directory behind
 
 
 def test_wrong_size_weights_via_cli(tmp_path, kvasir_root):
