@@ -186,17 +186,18 @@ def score(
     gt_dir: Path = typer.Argument(..., help="ground-truth masks, paired with predictions by file stem"),
     profile: str = typer.Option("segdino", help="segdino, medical-native, mirror or shadow"),
     out: Optional[Path] = typer.Option(None, help="CSV file for the per-image rows"),
+    size: int = typer.Option(256, help="network grid for network-resolution profiles (segdino)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ):
     """Score any model's predicted masks against ground truth under a named scoring profile."""
     from benchmark.metrics import score_directories
 
-    summary, rows = score_directories(pred_dir, gt_dir, profile, out)
+    summary, rows = score_directories(pred_dir, gt_dir, profile, out, size)
     if as_json:
         print(json.dumps(summary, indent=2))
         return
     print_table([{"profile": profile, **summary["metrics"], **summary["counts"]}],
-                title=f"{len(rows)} images scored under '{profile}'")
+                title=f"{len(rows)} images scored under '{profile}' at {summary['scored_size']}")
     if out:
         console.print(f"per-image rows: {out}")
 

@@ -188,3 +188,27 @@ def test_folder_errors(tmp_path):
         score_directories(tmp_path / "empty", tmp_path / "empty", "segdino")
     with pytest.raises(ValueError, match="unknown scoring profile"):
         score_directories(tmp_path, tmp_path, "nope")
+
+
+def test_network_profiles_score_on_the_network_grid(tmp_path):
+    """`segdino` scores at 256 x 256 (REFERENCE.md §5): HD95 is in pixels of that grid, not of the file's."""
+    import numpy as np
+    from PIL import Image
+
+    from benchmark.metrics import score_directories
+
+    pred, gt = tmp_path / "p", tmp_path / "g"
+    pred.mkdir()
+    gt.mkdir()
+    mask = np.zeros((512, 512), np.uint8)
+    mask[100:300, 100:300] = 255
+    shifted = np.zeros_like(mask)
+    shifted[100:300, 140:340] = 255              # 40 px off at 512 -> 20 px on the 256 grid
+    Image.fromarray(mask).save(gt / "a.png")
+    Image.fromarray(shifted).save(pred / "a.png")
+    net, _ = score_directories(pred, gt, "segdino")
+    native, _ = score_directories(pred, gt, "medical-native")
+    assert net["scored_size"] == "256x256" and native["scored_size"] == "native"
+    assert net["metrics"]["hd95"] == pytest.approx(20, abs=1.5)
+    assert native["metrics"]["hd95"] == pytest.approx(40, abs=1.5)
+    assert net["metrics"]["dice"] == pytest.approx(native["metrics"]["dice"], abs=0.01)

@@ -401,11 +401,23 @@ def write_rows_csv(rows: list[dict], path, profile_name: str) -> None:
     os.replace(tmp, path)
 
 
-def score_directories(pred_dir, gt_dir, profile_name: str | ScoringProfile, out_csv=None) -> tuple[dict, list[dict]]:
+def to_network_grid(prob: np.ndarray, gt: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Both maps on the square network grid, as segbench's own evaluation sees them: the probability bilinearly,
+    the mask nearest (REFERENCE.md §2, §5)."""
+    from PIL import Image
+
+    p = np.asarray(Image.fromarray(prob.astype(np.float32), mode="F").resize((size, size), Image.BILINEAR))
+    g = np.asarray(Image.fromarray(gt.astype(np.uint8)).resize((size, size), Image.NEAREST))
+    return np.clip(p, 0.0, 1.0), g
+
+
+def score_directories(pred_dir, gt_dir, profile_name: str | ScoringProfile, out_csv=None,
+                      network_size: int = 256) -> tuple[dict, list[dict]]:
     """Score a folder of predicted maps against a folder of masks under a named profile.
 
-    Files pair by relative path and stem (read_prediction/read_mask give the reading rules); each pair is
-    scored at the files' own size, which must agree (resize predictions to the masks' native size first).
+    Files pair by relative path and stem (read_prediction/read_mask give the reading rules); a prediction must
+    have its mask's size. Native-resolution profiles score at that size; network-resolution ones (`segdino`)
+    first put both on the `network_size` square grid, as the public code scores at 256 x 256.
     Returns (summary, rows) as Scorer does, and writes the rows as per_image.csv to `out_csv` if given.
     """
     scorer = Scorer(get_profile(profile_name))
@@ -417,8 +429,12 @@ def score_directories(pred_dir, gt_dir, profile_name: str | ScoringProfile, out_
                 f"is {gt.shape[1]}x{gt.shape[0]}; resize the prediction to the ground truth's size "
                 f"(profile '{scorer.profile.name}' scores at {scorer.profile.resolution} resolution)"
             )
+        if scorer.profile.resolution == "network":
+            prob, gt = to_network_grid(prob, gt, network_size)
         scorer.add(key, prob, gt)
     rows = scorer.rows()
     if out_csv is not None:
         write_rows_csv(rows, out_csv, scorer.profile.name)
-    return scorer.summary(), rows
+    summary = scorer.summary()
+    summary["scored_size"] = f"{network_size}x{network_size}" if scorer.profile.resolution == "network" else "native"
+    return summary, rows
