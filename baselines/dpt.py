@@ -7,9 +7,8 @@ x2 bilinear upsampling each, ending at stride 2), and DPTSegmentationHead (3x3 c
 1x1 conv, bilinear x2 with align_corners=True), so logits come out at stride 1. Initialised as smp.DPT is.
 Trainable parameters (one class): 30,588,673 on ViT-S, 35,210,497 on ViT-B (SegDINO: 2,213,793 and 2,766,753).
 
-Two departures from smp.DPT, both forced by the Features contract or by input sizes smp does not support:
-- the class token (Features.prefix[:, :1]) is that of the LAST block; smp's encoder gives each tap its own layer's
-  class token, which Features does not carry;
+Each tap reads out its own layer's class token (Features.prefix[:, i, :1]), as smp's DPT encoder provides. One
+departure from smp.DPT, for input sizes smp does not support:
 - when a tap grid is odd (input not a multiple of 32), a fusion block's x2-upsampled output is resized to the next
   level's size before the sum; for even grids this is exactly smp's DPTDecoder.forward.
 """
@@ -53,9 +52,10 @@ class DPTHead(nn.Module):
         smp_init.initialize_head(self.head)
 
     def forward(self, features: Features) -> torch.Tensor:
-        cls = None if self.readout == "ignore" else features.prefix[:, :1]  # DINOv3 prefix: class, then registers
-        levels = [reassemble(project(tap, cls)) for tap, project, reassemble in
-                  zip(features.taps, self.decoder.projection_blocks, self.decoder.reassemble_blocks)]
+        # DINOv3 prefix per tap: the class token, then the registers
+        cls = [None if self.readout == "ignore" else features.prefix[:, i, :1] for i in range(len(features.taps))]
+        levels = [reassemble(project(tap, token)) for tap, token, project, reassemble in
+                  zip(features.taps, cls, self.decoder.projection_blocks, self.decoder.reassemble_blocks)]
         fused = None
         for fusion, level in zip(self.decoder.fusion_blocks, levels[::-1]):  # stride 32 first
             if fused is not None and fused.shape[-2:] != level.shape[-2:]:

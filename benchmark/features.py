@@ -25,7 +25,7 @@ from segdino.backbone import Features
 from benchmark.data.image_cache import ResizedSplit
 from benchmark.evaluate import to_input
 
-FORMAT = "v1"
+FORMAT = "v2"   # v2: prefix tokens per tap
 
 
 def feature_key(split: ResizedSplit, backbone) -> str:
@@ -37,7 +37,8 @@ def feature_key(split: ResizedSplit, backbone) -> str:
 
 @dataclass
 class FeatureStore:
-    """Memory-mapped taps (N x 4 x C x h x w) and prefix tokens (N x P x C), float16, in the split's order."""
+    """Memory-mapped taps (N x 4 x C x h x w) and per-tap prefix tokens (N x 4 x P x C), float16, in the split's
+    order."""
 
     taps: np.ndarray
     prefix: np.ndarray

@@ -51,7 +51,8 @@ def get_spec(name: str) -> BackboneSpec:
 
 @dataclass
 class Features:
-    """What a decoder sees: four taps as B x C x H/16 x W/16 and the prefix (class + register) tokens B x 5 x C."""
+    """What a decoder sees: four taps as B x C x H/16 x W/16, and each tap's prefix tokens (class, then the
+    registers) as B x 4 x P x C, through the same final LayerNorm (DPT reads each tap's own class token)."""
 
     taps: list[torch.Tensor]
     prefix: torch.Tensor
@@ -86,7 +87,7 @@ class DinoV3Backbone(nn.Module):
             x, indices=list(self.layer_indices), norm=True, output_fmt="NCHW",
             intermediates_only=True, return_prefix_tokens=True,
         )
-        return Features([spatial for spatial, _ in out], out[-1][1])
+        return Features([spatial for spatial, _ in out], torch.stack([prefix for _, prefix in out], dim=1))
 
 
 def _sha256(path: Path) -> str:

@@ -19,10 +19,12 @@ def test_taps_are_normed_nchw_and_match_meta_get_intermediate_layers_definition(
     x = torch.rand(2, 3, 48, 80)
     feats = bb(x)
     assert [tuple(t.shape) for t in feats.taps] == [(2, 64, 3, 5)] * 4
-    assert feats.prefix.shape == (2, 5, 64)
+    assert feats.prefix.shape == (2, 4, 5, 64)   # per tap: class + 4 registers
     # the last tap is the final-normed output of the last block, the same as forward_features' patch tokens
-    tokens = bb.vit.forward_features((x - bb.mean) / bb.std)[:, 5:]
-    assert torch.allclose(feats.taps[-1].flatten(2).transpose(1, 2), tokens, atol=1e-5)
+    tokens = bb.vit.forward_features((x - bb.mean) / bb.std)
+    assert torch.allclose(feats.taps[-1].flatten(2).transpose(1, 2), tokens[:, 5:], atol=1e-5)
+    assert torch.allclose(feats.prefix[:, -1], tokens[:, :5], atol=1e-5)
+    assert not torch.allclose(feats.prefix[:, 0], feats.prefix[:, -1])   # each tap carries its own layer's tokens
 
 
 @pytest.fixture(scope="module")

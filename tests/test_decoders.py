@@ -105,7 +105,7 @@ def test_pyramid_strides_channels_and_no_parameters():
 def test_dpt_forward_is_smp_forward_on_even_grids():
     torch.manual_seed(0)
     head = DPTHead(16, 1, intermediate_channels=(8, 8, 16, 16), fusion_channels=8).eval()
-    feats = Features([torch.rand(1, 16, 4, 6) for _ in range(4)], torch.rand(1, 5, 16))
+    feats = Features([torch.rand(1, 16, 4, 6) for _ in range(4)], torch.rand(1, 4, 5, 16))
     with torch.no_grad():
-        expected = head.head(head.decoder(feats.taps, [feats.prefix[:, :1]] * 4))
+        expected = head.head(head.decoder(feats.taps, [feats.prefix[:, i, :1] for i in range(4)]))
         assert torch.equal(head(feats), expected)

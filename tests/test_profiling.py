@@ -21,7 +21,7 @@ class PatchConv(nn.Module):
 
     def forward(self, images):
         x = self.proj(images)
-        return Features([x] * 4, x.new_zeros(x.shape[0], 5, 8))
+        return Features([x] * 4, x.new_zeros(x.shape[0], 4, 5, 8))
 
 
 class LinearHead(nn.Module):
