@@ -158,3 +158,21 @@ def test_score_command_prints_summary_and_writes_rows(tmp_path):
     (gt / "img0.png").unlink()
     code, out = invoke("score", pred, gt)
     assert code == 2 and "unpaired" in out
+
+
+def test_multiclass_folder_dataset_trains_predicts_and_reports(tmp_path):
+    from benchmark.data.synthetic import write_folder
+
+    write_folder(tmp_path / "mine", 12, 4, 0, num_classes=3)
+    runs = tmp_path / "runs"
+    code, out = invoke("train", "--dataset", "folder", "--data-root", tmp_path / "mine", "--preset", "smoke",
+                       "--epochs", 1, "--size", 64, "--runs-dir", runs)
+    assert code == 0, out
+    run_dir = runs / "folder" / "segdino__test__smoke__s0"
+    assert torch.load(run_dir / "model.pt", weights_only=True)["num_classes"] == 3
+    code, out = invoke("predict", run_dir, tmp_path / "mine" / "images", "--out", tmp_path / "pred")
+    assert code == 0, out
+    pred = np.asarray(Image.open(sorted((tmp_path / "pred").iterdir())[0]))
+    assert pred.max() <= 2                       # class indices, not probabilities
+    code, out = invoke("report", runs, "--out", tmp_path / "report", "--no-figures")
+    assert code == 0 and "1 runs" in out, out
