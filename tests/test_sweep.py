@@ -58,7 +58,7 @@ def test_submitit_local_executor_runs_the_same_path(tmp_path, kvasir_root):
 @pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_table(tmp_path, kvasir_root):
     base = [sys.executable, "-m", "benchmark.cli", "run", "--datasets", "kvasir", "--methods", "segdino,unet",
-            "--seeds", "0,1", "--preset", "smoke", "--data-root", str(kvasir_root), "--epochs", "3", "--size", "64",
+            "--seeds", "0,1", "--preset", "smoke", "--data-root", str(kvasir_root), "--epochs", "8", "--size", "64",
             "--device", "cpu"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
     subprocess.run(base + ["--runs-dir", str(tmp_path / "clean")], check=True, env=env, capture_output=True)
