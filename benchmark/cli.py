@@ -292,9 +292,10 @@ def run(
     array: bool = typer.Option(True, help="slurm: one array job (else one job per run)"),
     config: Optional[Path] = typer.Option(None),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="section.key=value override (repeatable)"),
+    dry_run: bool = typer.Option(False, help="list the planned runs and their state; train nothing"),
 ):
     """Train and evaluate the matrix of runs; finished runs are skipped, partial ones resumed, corrupt ones redone."""
-    from benchmark.sweep import SlurmOptions, SweepSpec, run_sweep
+    from benchmark.sweep import PAPER_DATASETS, PAPER_METHODS, SlurmOptions, SweepSpec, plan_status, run_sweep
 
     ds = _split(datasets) or (list(PAPER_DATASETS) if all_ else [])
     ms = _split(methods) or (list(PAPER_METHODS) if all_ else [])
@@ -310,6 +311,10 @@ def run(
     overrides.update(parse_sets(set_))
     spec = SweepSpec(tuple(ds), tuple(ms), tuple(int(s) for s in _split(seeds) or ["0", "1", "2"]), preset,
                      str(config) if config else None, overrides)
+    if dry_run:
+        rows = plan_status(spec)
+        print_table(rows, title=f"planned: {len(rows)} runs", columns=["dataset", "method", "seed", "state", "why"])
+        return
     rows = run_sweep(spec, executor, SlurmOptions(partition, time_min, gpus, array=array))
     print_table(rows, title=f"sweep: {len(rows)} runs ({sum(r['was'] == 'done' for r in rows)} already done)",
                 columns=["dataset", "method", "seed", "was", "profile", "dice", "iou", "max_fbeta", "mae", "ber",

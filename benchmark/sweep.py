@@ -21,6 +21,8 @@ from benchmark.config import Config, load_config
 from benchmark.registry import check_config
 
 EXECUTORS = ("local", "slurm", "submitit-local")
+PAPER_DATASETS = ("tn3k", "kvasir", "isic2017", "msd", "vmd", "visha")   # `run --all`
+PAPER_METHODS = ("segdino", "unet", "upernet", "dpt")
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,17 @@ def plan(spec: SweepSpec) -> list[Config]:
     return [load_config(spec.preset, spec.config_file, {**spec.overrides, "data.dataset": d, "decoder.name": m,
                                                         "train.seed": s})
             for d in spec.datasets for m in spec.methods for s in spec.seeds]
+
+
+def plan_status(spec: SweepSpec) -> list[dict]:
+    """What `run` would do for each planned run, without doing it."""
+    rows = []
+    for cfg in plan(spec):
+        check_config(cfg)
+        state, why = run_state(records.run_dir_for(cfg))
+        rows.append({"dataset": cfg.data.dataset, "method": cfg.decoder.name, "seed": cfg.train.seed,
+                     "state": state, "why": why, "run_dir": str(records.run_dir_for(cfg))})
+    return rows
 
 
 def run_state(run_dir: Path) -> tuple[str, str]:

@@ -78,3 +78,20 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_table(tmp_path, kvas
     pd.testing.assert_frame_equal(_results(tmp_path / "clean").reset_index(drop=True),
                                   _results(killed).reset_index(drop=True))
     assert len(list(killed.glob("kvasir/*__s*"))) == 4   # nothing lost, nothing duplicated
+
+
+def test_run_all_dry_run_plans_the_paper_matrix(tmp_path, kvasir_root):
+    from typer.testing import CliRunner
+
+    from benchmark.cli import app
+
+    result = CliRunner().invoke(app, ["run", "--all", "--dry-run", "--data-root", str(kvasir_root),
+                                      "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "planned: 72 runs" in result.output           # 6 datasets x 4 methods x 3 seeds
+    assert not any(tmp_path.iterdir())                     # nothing trained, nothing written
+    run_sweep(_spec(kvasir_root, tmp_path), progress=False)
+    result = CliRunner().invoke(app, ["run", "--datasets", "kvasir", "--methods", "segdino", "--seeds", "0,1",
+                                      "--preset", "smoke", "--dry-run", "--data-root", str(kvasir_root),
+                                      "--runs-dir", str(tmp_path), "--epochs", "1", "--size", "64"])
+    assert result.exit_code == 0 and "done" in result.output and "new" in result.output, result.output
