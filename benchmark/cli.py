@@ -273,7 +273,8 @@ def profile(
 @user_errors
 def run(
     all_: bool = typer.Option(False, "--all", help="every dataset x method (segdino, unet, upernet, dpt) x seed"),
-    datasets: Optional[List[str]] = typer.Option(None, "--datasets", "--dataset", help="dataset keys (comma or repeat)"),
+    datasets: Optional[List[str]] = typer.Option(
+        None, "--datasets", "--dataset", help="dataset keys (comma or repeat)"),
     methods: Optional[List[str]] = typer.Option(None, "--methods", "--method", help="method keys (comma or repeat)"),
     seeds: Optional[List[str]] = typer.Option(None, "--seeds", "--seed", help="seeds (default 0,1,2)"),
     preset: str = typer.Option("paper"),
@@ -300,7 +301,8 @@ def run(
     ds = _split(datasets) or (list(PAPER_DATASETS) if all_ else [])
     ms = _split(methods) or (list(PAPER_METHODS) if all_ else [])
     if not ds or not ms:
-        raise ValueError("say what to run: --all, or --datasets and --methods (e.g. --datasets kvasir --methods segdino)")
+        raise ValueError("say what to run: --all, or --datasets and --methods "
+                         "(e.g. --datasets kvasir --methods segdino)")
     if data_root is None:
         raise ValueError("no data: pass --data-root (a folder holding the datasets under their usual names)")
     overrides = {"run.runs_dir": runs_dir, "data.root": data_root}

@@ -130,14 +130,16 @@ def evaluate_run(run_dir: str | Path, data_root: str | None = None, profiles: tu
     data = dataclasses.replace(cfg.data, root=data_root or cfg.data.root, dataset=dataset or cfg.data.dataset)
     if data.root is None or not Path(data.root).is_dir():
         raise ValueError(f"{run_dir}: the recorded data root {data.root} is not there; pass --data-root")
-    cfg = dataclasses.replace(cfg, data=data, eval=dataclasses.replace(cfg.eval, profiles=profiles or cfg.eval.profiles))
+    cfg = dataclasses.replace(cfg, data=data,
+                              eval=dataclasses.replace(cfg.eval, profiles=profiles or cfg.eval.profiles))
     source = open_dataset(data.dataset, data.root)
     refs, _ = make_splits(source, cfg.train.seed, data.val_fraction, data.subset)
     test = load_resized(source, refs["test"], data.size, cache_dir(cfg), data.skip_bad, desc="test")
     probs = predict_split(model, test, torch.device(device))
     old_path = run_dir / "metrics.json"
     old = json.loads(old_path.read_text()) if old_path.is_file() else {}
-    metrics = write_scores(run_dir, cfg, probs, test, source, old.get("selected_epoch", -1), old.get("train_seconds", 0.0))
+    metrics = write_scores(run_dir, cfg, probs, test, source,
+                           old.get("selected_epoch", -1), old.get("train_seconds", 0.0))
     if old.get("profiles"):
         metrics["profiles"] = {**old["profiles"], **metrics["profiles"]}
         records.write_json(old_path, metrics)

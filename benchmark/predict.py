@@ -30,7 +30,8 @@ def predict_folder(run_dir: str | Path, images: str | Path, out: str | Path, dev
         image = read_image(path)
         resized = np.array(Image.fromarray(image).resize((size, size), Image.BICUBIC))
         with torch.no_grad():
-            prob = probabilities(model(to_input(torch.from_numpy(resized[None]), torch.device(device))))[0].cpu().numpy()
+            prob = probabilities(
+                model(to_input(torch.from_numpy(resized[None]), torch.device(device))))[0].cpu().numpy()
         native = native_probability(prob, image.shape[:2])
         pixels = np.round(native * 255) if native.ndim == 2 else native.argmax(0)
         target = out / f"{path.stem}.png"

@@ -150,7 +150,8 @@ def load_run_model(run_dir: Path, device: str | torch.device = "cpu"):
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if k.startswith("decoder.") or not model.freeze_backbone]
     if missing or unexpected:
-        raise ValueError(f"{weights} does not fit the configured model: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        raise ValueError(f"{weights} does not fit the configured model: "
+                         f"missing {missing[:3]}, unexpected {unexpected[:3]}")
     return cfg, model.to(device).eval()
 
 

@@ -34,7 +34,8 @@ DECODERS: dict[str, Callable] = {
 DATASETS: dict[str, tuple[Callable[[Path], DatasetSource], tuple[str, ...]]] = {
     "tn3k": (open_tn3k, ("tn3k", "TN3K")),
     "kvasir": (open_kvasir, ("Kvasir-SEG", "kvasir")),
-    "isic2017": (open_isic2017, ("ISIC-2017", "isic2017", "ISIC2017")),   # or the folder holding the ISIC-2017_* folders
+    # or the folder holding the ISIC-2017_* folders
+    "isic2017": (open_isic2017, ("ISIC-2017", "isic2017", "ISIC2017")),
     "msd": (open_msd, ("MSD",)),
     "vmd": (open_vmd, ("VMD", "VMD-D")),
     "visha": (open_visha, ("ViSha",)),
@@ -89,4 +90,5 @@ def open_dataset(key: str, data_root: str | Path) -> DatasetSource:
     return DATASETS[check_key("dataset", key, DATASETS)][0](find_dataset_root(key, data_root))
 
 
-__all__ = ["BACKBONES", "DECODERS", "DATASETS", "build_decoder", "build_model", "check_config", "open_dataset", "find_dataset_root", "check_key"]
+__all__ = ["BACKBONES", "DECODERS", "DATASETS", "build_decoder", "build_model", "check_config", "open_dataset",
+           "find_dataset_root", "check_key"]

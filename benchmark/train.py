@@ -231,8 +231,8 @@ def feature_stores(cfg: Config, model: Segmenter, splits: dict[str, ResizedSplit
     float32, so `segbench evaluate` reproduces metrics.json exactly."""
     if not uses_feature_cache(cfg):
         return {}
-    return {name: cached_features(split, model.backbone, cache_dir(cfg), device, max(cfg.train.batch_size, 16), progress,
-                                  desc=f"features {cfg.data.dataset}/{name}")
+    return {name: cached_features(split, model.backbone, cache_dir(cfg), device, max(cfg.train.batch_size, 16),
+                                  progress, desc=f"features {cfg.data.dataset}/{name}")
             for name, split in splits.items() if name in ("train", "val")}
 
 

@@ -2,7 +2,8 @@
 
 Reads the layout of `docs/run_records.md` (schema 1). A run is used only when it is complete (has `DONE`) and
 every JSON file it holds parses and agrees with its directory name; anything else is listed in `Runs.skipped`
-with the reason, never silently used or silently dropped. Numbers stay raw: rounding happens in `labels.py` (decimals) and `table_render.py` (formatting).
+with the reason, never silently used or silently dropped. Numbers stay raw: rounding happens in `labels.py`
+(decimals) and `table_render.py` (formatting).
 """
 
 from __future__ import annotations

@@ -188,7 +188,8 @@ def paper_table(ctx: Context, table: paper.ReportedTable) -> Table | None:
                        note="" if table.verified else "unverified")
     for method in table.rows:
         values = table.values(method)
-        cells = [Cell("value", mean=math.nan if values[(c.dataset, c.metric)] is None else values[(c.dataset, c.metric)],
+        cells = [Cell("value",
+                      mean=math.nan if values[(c.dataset, c.metric)] is None else values[(c.dataset, c.metric)],
                       decimals=reported_decimals(c.metric, table)) for c in columns]
         label = method + flag if any(not c.missing for c in cells) else f"{method} (row missing)"
         reported.rows.append((label, cells))

@@ -113,8 +113,10 @@ def main() -> None:
     r = run(args.n, args.size, args.seed)
     print(f"{r['n_pairs']} JPEG pairs of {NATIVE[1]}x{NATIVE[0]} -> {args.size}x{args.size} "
           f"(generation {r['generation_seconds']:.1f} s, not counted)")
-    print(f"  cold epoch (decode + resize + cache write): {r['cold_seconds']:.2f} s, {r['cold_images_per_second']:,.0f} images/s")
-    print(f"  warm epoch (cached):                        {r['warm_seconds']:.3f} s, {r['warm_images_per_second']:,.0f} images/s")
+    print(f"  cold epoch (decode + resize + cache write): {r['cold_seconds']:.2f} s, "
+          f"{r['cold_images_per_second']:,.0f} images/s")
+    print(f"  warm epoch (cached):                        {r['warm_seconds']:.3f} s, "
+          f"{r['warm_images_per_second']:,.0f} images/s")
     print(f"  of which hashing the files to find the cache: {r['hash_seconds']:.3f} s")
     verdict = "meets" if r["ratio"] >= TARGET_RATIO else "MISSES"
     print(f"  ratio {r['ratio']:.1f}x ({verdict} the >= {TARGET_RATIO:.0f}x target)")

@@ -35,7 +35,8 @@ BACKBONES: dict[str, BackboneSpec] = {
     "dinov3_vith16plus": BackboneSpec("vit_huge_plus_patch16_dinov3_qkvb", (7, 15, 23, 31)),
     "dinov3_vit7b16": BackboneSpec("vit_7b_patch16_dinov3", (9, 19, 29, 39)),
     # Tiny DINOv3-architecture model for tests and the demo (REFERENCE.md §6): ~0.25M parameters, random weights.
-    "test": BackboneSpec("vit_small_patch16_dinov3_qkvb", (0, 1, 2, 3), (("embed_dim", 64), ("depth", 4), ("num_heads", 2))),
+    "test": BackboneSpec("vit_small_patch16_dinov3_qkvb", (0, 1, 2, 3),
+                         (("embed_dim", 64), ("depth", 4), ("num_heads", 2))),
 }
 
 RANDOM_INIT_SEED = 0
@@ -105,7 +106,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for truncated or foreign files
-        raise BackboneError(f"cannot read weights file {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+        raise BackboneError(f"cannot read weights file {path}: "
+                            f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
     if not isinstance(state, dict) or not state:
         raise BackboneError(f"weights file {path} does not hold a state dict (found {type(state).__name__})")
     for wrapper in ("model", "state_dict", "teacher"):

@@ -90,10 +90,13 @@ def test_import_is_strict(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train", "--preset", "smoke", "--method", "segformer", "--data-root", "."], "unknown method 'segformer'; valid: segdino"),
-    (["train", "--preset", "smoke", "--backbone", "vit_huge", "--data-root", "."], "unknown backbone 'vit_huge'; valid:"),
+    (["train", "--preset", "smoke", "--method", "segformer", "--data-root", "."],
+     "unknown method 'segformer'; valid: segdino"),
+    (["train", "--preset", "smoke", "--backbone", "vit_huge", "--data-root", "."],
+     "unknown backbone 'vit_huge'; valid:"),
     (["train", "--preset", "smoke", "--size", "250", "--data-root", "."], "not a positive multiple of 16"),
-    (["train", "--preset", "smoke", "--weights", "/nonexistent/w.pth", "--data-root", "{kvasir}"], "weights file not found"),
+    (["train", "--preset", "smoke", "--weights", "/nonexistent/w.pth", "--data-root", "{kvasir}"],
+     "weights file not found"),
     (["train", "--preset", "smoke", "--data-root", "/nonexistent/data"], "data root not found"),
     (["profile", "--method", "segdino", "--weights", "{garbage}", "--no-timing"], "cannot read weights file"),
     (["run", "--datasets", "kvasir", "--methods", "segdino", "--data-root", "/nonexistent"], "data root not found"),
@@ -102,7 +105,8 @@ def test_import_is_strict(tmp_path):
 def test_user_errors_are_one_line_and_exit_2(args, message, kvasir_root, tmp_path):
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"\x00junk")
-    args = [a.format(kvasir=kvasir_root, garbage=garbage) for a in args] + ["--runs-dir", str(tmp_path)] * (args[0] in ("train", "run"))
+    args = ([a.format(kvasir=kvasir_root, garbage=garbage) for a in args]
+            + ["--runs-dir", str(tmp_path)] * (args[0] in ("train", "run")))
     code, out = invoke(*args)
     assert code == 2, out
     assert message in out
@@ -113,8 +117,8 @@ def test_user_errors_are_one_line_and_exit_2(args, message, kvasir_root, tmp_pat
 def test_wrong_size_weights_via_cli(tmp_path, kvasir_root):
     from segdino.meta_layout import timm_to_meta
     torch.save(timm_to_meta(build_backbone("test").vit.state_dict()), tmp_path / "tiny.pth")
-    code, out = invoke("profile", "--method", "segdino", "--backbone", "dinov3_vits16", "--weights", tmp_path / "tiny.pth",
-                       "--no-timing")
+    code, out = invoke("profile", "--method", "segdino", "--backbone", "dinov3_vits16",
+                       "--weights", tmp_path / "tiny.pth", "--no-timing")
     assert code == 2 and "expects (1, 1, 384)" in out and "Traceback" not in out
 
 

@@ -50,7 +50,8 @@ def test_official_counts_in_report(key, clean):
     _, paths = clean
     (dataset,) = check_dataset(paths[key], key).datasets
     assert {c.split: c.expected for c in dataset.counts if c.expected is not None} == OFFICIAL.get(key, {})
-    assert {c.split: c.expected_videos for c in dataset.counts if c.expected_videos is not None} == OFFICIAL_VIDEOS.get(key, {})
+    assert ({c.split: c.expected_videos for c in dataset.counts if c.expected_videos is not None}
+            == OFFICIAL_VIDEOS.get(key, {}))
     if key == "visha":
         assert dataset.expected_total == 11685 and dataset.total == 9
         assert any("11,685" in p.message for p in dataset.problems)

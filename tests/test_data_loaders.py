@@ -57,7 +57,8 @@ def test_loader_reads_its_replica(key, replicas):
     assert set(source.splits) == expected_splits
     sizes = {"train": N_TRAIN, "test": N_TEST, "val": max(2, N_TEST // 2)}
     assert {k: len(v) for k, v in source.splits.items()} == {k: sizes[k] for k in expected_splits}
-    for refs in source.splits.values():    # keys are unique within a split (TN3K's test and trainval both start at 0000)
+    # keys are unique within a split (TN3K's test and trainval both start at 0000)
+    for refs in source.splits.values():
         assert len({r.key for r in refs}) == len(refs)
     for ref in source.splits["train"][:3] + source.splits["test"][:2]:
         image, mask = source.read_image(ref), source.read_mask(ref)

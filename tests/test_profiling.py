@@ -71,7 +71,8 @@ EXPECTED_FIELDS = {
     "method", "backbone", "weights", "size", "height", "width", "device", "device_name", "dtype", "autocast",
     "compile", "trainable_params", "frozen_params", "backbone_gflops", "decoder_gflops", "total_gflops",
     "backbone_gmacs", "decoder_gmacs", "total_gmacs", "flop_tool", "flop_convention", "batch1_ms",
-    "batch1_ms_mean", "throughput_img_s", "throughput_img_s_mean", "throughput_batch", "peak_mem_mb", "peak_mem_note", "error", "warmup",
+    "batch1_ms_mean", "throughput_img_s", "throughput_img_s_mean", "throughput_batch", "peak_mem_mb", "peak_mem_note",
+    "error", "warmup",
     "iters", "num_threads", "cpu_count", "load_avg_1min_before", "load_avg_1min_after", "torch", "timm", "smp",
     "python",
 }

@@ -50,7 +50,8 @@ class DatasetSource:
     # samples left out by a recorded rule (e.g. MSD's known-bad mask): {"split", "key", "image", "reason"} each
     excluded: list[dict] = field(default_factory=list)
     expected_groups: dict[str, int] = field(default_factory=dict)   # official videos per split (video datasets)
-    expected_total: int | None = None                               # official samples over all splits, when only that is known
+    # official samples over all splits, when only that is known
+    expected_total: int | None = None
 
     def read_image(self, ref: SampleRef) -> np.ndarray:
         return read_image(ref.image)

@@ -122,8 +122,10 @@ def _kvasir_like(d: Path) -> bool:
 # key -> does folder `d` look like that dataset's native layout? Order matters: kvasir before folder.
 SIGNATURES = {
     "tn3k": lambda d: bool(_sub(d, "trainval-image") or _sub(d, "test-image")),
-    "isic2017": lambda d: any(c.is_dir() and c.name.lower().startswith("isic-2017_") and c.name.lower().endswith("_data")
-                              for c in d.iterdir()) and any(c.name.lower().endswith("_groundtruth") for c in d.iterdir()),
+    "isic2017": lambda d: any(c.is_dir() and c.name.lower().startswith("isic-2017_")
+                              and c.name.lower().endswith("_data")
+                              for c in d.iterdir())
+                          and any(c.name.lower().endswith("_groundtruth") for c in d.iterdir()),
     "msd": lambda d: bool(_sub(d, "train", "image") or _sub(d, "test", "image")),
     "vmd": lambda d: _has_videos(_sub(d, "train")) or _has_videos(_sub(d, "test")),
     "visha": lambda d: any(_sub(d, s, "images") and _sub(d, s, "labels") for s in ("train", "test")),
@@ -244,7 +246,8 @@ def _counts(source: DatasetSource) -> tuple[list[SplitCount], list[Problem]]:
         row = SplitCount(split, found, source.expected_counts.get(split), videos, source.expected_groups.get(split))
         counts.append(row)
         if found == 0:
-            problems.append(Problem("empty_split", str(source.root), f"split '{split}' is empty: no samples found for it "
+            problems.append(Problem("empty_split", str(source.root),
+                                    f"split '{split}' is empty: no samples found for it "
                                     f"under {source.root}"))
         if row.expected is not None and found != row.expected:
             problems.append(Problem("count_deviation", str(source.root), f"{split}: {found:,} samples, the official "
@@ -332,7 +335,8 @@ def _verdict(report: CheckReport) -> str:
     if report.ok:
         note = f" ({n_dev} count deviations ignored: --miniature)" if n_dev else ""
         return f"OK{note}"
-    return f"FAILED: {n_err} errors, {n_dev} count deviations" + ("" if report.expect_counts or not n_dev else " (ignored)")
+    return (f"FAILED: {n_err} errors, {n_dev} count deviations"
+            + ("" if report.expect_counts or not n_dev else " (ignored)"))
 
 
 def render_text(report: CheckReport) -> str:
@@ -365,13 +369,15 @@ def render_rich(report: CheckReport):
         for name in ("split", "found", "official", "videos", "official videos"):
             table.add_column(name, justify="left" if name == "split" else "right")
         for c in d.counts:
-            bad = (c.expected is not None and c.found != c.expected) or (c.expected_videos is not None and c.videos != c.expected_videos)
+            bad = ((c.expected is not None and c.found != c.expected)
+                   or (c.expected_videos is not None and c.videos != c.expected_videos))
             table.add_row(c.split, _fmt(c.found), _fmt(c.expected), _fmt(c.videos), _fmt(c.expected_videos),
                           style="yellow" if bad else None)
         if d.expected_total is not None:
             table.add_row("all", _fmt(d.total), _fmt(d.expected_total), "", "")
         parts.append(table)
-        parts += [Text(f"  known bad, excluded: {b['split']}/{b['key']} ({b['reason']})", style="cyan") for b in d.known_bad]
+        parts += [Text(f"  known bad, excluded: {b['split']}/{b['key']} ({b['reason']})", style="cyan")
+                  for b in d.known_bad]
         parts += [Text(f"  note: {n}", style="dim") for n in _notes(d)]
         parts += [Text(f"  {p.severity.upper()} {p.kind}: {p.message}",
                        style="red" if p.severity == "error" else "yellow") for p in d.problems]

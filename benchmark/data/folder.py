@@ -37,11 +37,13 @@ def _read_list(path: Path, by_stem: dict[str, Path]) -> list[str]:
     stems = [Path(line.strip()).stem for line in path.read_text().splitlines() if line.strip()]
     unknown = [s for s in stems if s not in by_stem]
     if unknown:
-        raise DataError(f"folder dataset: {len(unknown)} entries of {path} have no image in images/, e.g. '{unknown[0]}'")
+        raise DataError(f"folder dataset: {len(unknown)} entries of {path} have no image in images/, "
+                        f"e.g. '{unknown[0]}'")
     return stems
 
 
-def _splits(root: Path, by_stem: dict[str, Path], seed: int, test_fraction: float) -> tuple[dict[str, list[str]], list[str]]:
+def _splits(root: Path, by_stem: dict[str, Path], seed: int,
+            test_fraction: float) -> tuple[dict[str, list[str]], list[str]]:
     lists = {split: root / name for split, name in LISTS.items() if (root / name).is_file()}
     if lists:
         if "test" not in lists:
@@ -97,7 +99,8 @@ def infer_encoding(masks: list[Path], num_classes: int | None = None,
     jpeg = [p for p in masks if p.suffix.lower() in JPEG]
     if jpeg:   # lossy: only a binary 0/255 mask survives JPEG
         if num_classes not in (None, 2):
-            raise DataError(f"mask {jpeg[0]} is a JPEG, which cannot store class indices; save multi-class masks as PNG")
+            raise DataError(f"mask {jpeg[0]} is a JPEG, which cannot store class indices; "
+                            "save multi-class masks as PNG")
         return "threshold128", 2, notes + ["JPEG masks: binary, grey >= 128"]
     binary255 = [p for p, v in values.items() if set(v.tolist()) <= {0, 255} and 255 in v]
     rest = [p for p, v in values.items() if not set(v.tolist()) <= {0, 255}]
@@ -110,9 +113,11 @@ def infer_encoding(masks: list[Path], num_classes: int | None = None,
         largest = max((int(v[v != 255].max(initial=0)) for v in values.values()), default=1)
         where = next((p.name for p, v in values.items() if largest in v), "-")
         n_classes = max(2, largest + 1)
-        return "index", n_classes, [*notes, f"num_classes {n_classes} inferred from the largest mask index ({largest}, in {where})"]
+        return "index", n_classes, [*notes, f"num_classes {n_classes} inferred from the largest mask index "
+                                            f"({largest}, in {where})"]
     misfit([p for p, v in values.items() if v.max() >= num_classes],
-           f"an index >= num_classes {num_classes} (indices 0..{num_classes - 1}); fix the mask or pass a larger num_classes")
+           f"an index >= num_classes {num_classes} (indices 0..{num_classes - 1}); "
+           "fix the mask or pass a larger num_classes")
     return "index", num_classes, notes + [f"num_classes {num_classes} given, every mask checked"]
 
 

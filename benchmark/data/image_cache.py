@@ -109,7 +109,8 @@ def load_resized(source: DatasetSource, refs: list[SampleRef], size: int, cache_
         if meta_path.is_file():
             meta = json.loads(meta_path.read_text())
             kept = set(meta["keys"])
-            return ResizedSplit(np.load(folder / "images.npy", mmap_mode="r"), np.load(folder / "masks.npy", mmap_mode="r"),
+            return ResizedSplit(np.load(folder / "images.npy", mmap_mode="r"),
+                                np.load(folder / "masks.npy", mmap_mode="r"),
                                 [r for r in refs if r.key in kept], [tuple(s) for s in meta["native_sizes"]],
                                 meta["skipped"], key)
     images, masks, kept, sizes, skipped = [], [], [], [], []

@@ -51,7 +51,8 @@ def open_isic2017(root: Path) -> DatasetSource:
                         "folder holding ISIC-2017_Training_Data/, ISIC-2017_Training_Part1_GroundTruth/, ...)")
     splits, notes = {}, []
     for split, parts in PARTS.items():
-        found = next(((part, child_dir(holder, f"ISIC-2017_{part}_Data"), child_dir(holder, f"ISIC-2017_{part}_Part1_GroundTruth"))
+        found = next(((part, child_dir(holder, f"ISIC-2017_{part}_Data"),
+                       child_dir(holder, f"ISIC-2017_{part}_Part1_GroundTruth"))
                       for part in parts if child_dir(holder, f"ISIC-2017_{part}_Data") is not None), None)
         if found is None:
             raise DataError(f"ISIC 2017: folder ISIC-2017_{parts[0]}_Data not found in {holder}; unzip the official "

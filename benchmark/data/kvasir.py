@@ -21,7 +21,8 @@ def open_kvasir(root: Path) -> DatasetSource:
     images, masks = root / "images", root / "masks"
     for folder in (images, masks):
         if not folder.is_dir():
-            raise DataError(f"Kvasir-SEG: expected folder {folder} (point --data-root at the unzipped Kvasir-SEG folder)")
+            raise DataError(f"Kvasir-SEG: expected folder {folder} "
+                            "(point --data-root at the unzipped Kvasir-SEG folder)")
     by_stem = {p.stem: p for p in list_images(images)}
     mask_by_stem = {p.stem: p for p in list_images(masks)}
     lists = {}

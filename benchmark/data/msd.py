@@ -12,7 +12,8 @@ from pathlib import Path
 from benchmark.data.base import DataError, DatasetSource, SampleRef, child_dir, list_images, natural_key
 
 EXPECTED = {"train": 3063, "test": 955}
-KNOWN_BAD = {"1751_512x640": "known bad ground-truth mask, skipped by the mirror-segmentation literature (REFERENCE.md §4)"}
+KNOWN_BAD = {"1751_512x640": "known bad ground-truth mask, skipped by the mirror-segmentation literature "
+                             "(REFERENCE.md §4)"}
 
 
 def open_msd(root: Path) -> DatasetSource:
@@ -20,7 +21,8 @@ def open_msd(root: Path) -> DatasetSource:
     splits, excluded = {}, []
     for split in ("train", "test"):
         folder = child_dir(root, split)
-        images, masks = (child_dir(folder, "image") if folder else None), (child_dir(folder, "mask") if folder else None)
+        images, masks = ((child_dir(folder, "image") if folder else None),
+                         (child_dir(folder, "mask") if folder else None))
         if images is None or masks is None:
             raise DataError(f"MSD: expected folders {root / split / 'image'} and {root / split / 'mask'} (point "
                             "--data-root at the unzipped MSD folder)")

@@ -2,8 +2,9 @@
 
 Each scene is a cluttered, noisy background with flat "distractor" blobs and one or two textured target blobs
 (wobbly ellipses, striped at a random angle). Colour alone does not separate target from distractors (some
-distractors take colours near the targets'), colour, texture and shape together do, so a decoder must learn something, and an untrained one scores near
-chance. Everything is a pure function of (seed, index): the same call writes the same bytes.
+distractors take colours near the targets'), colour, texture and shape together do, so a decoder must learn
+something, and an untrained one scores near chance. Everything is a pure function of (seed, index): the same
+call writes the same bytes.
 """
 from __future__ import annotations
 
@@ -71,7 +72,8 @@ def write_kvasir(root: Path, n_train: int = 48, n_test: int = 16, seed: int = 0)
     (root / "images").mkdir(parents=True, exist_ok=True)
     (root / "masks").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    stems = ["c" + "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz0123456789"), 24)) for _ in range(n_train + n_test)]
+    stems = ["c" + "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz0123456789"), 24))
+             for _ in range(n_train + n_test)]
     bboxes = {}
     for i, stem in enumerate(stems):
         image, mask = make_scene(seed, i)
@@ -120,7 +122,8 @@ def write_tn3k(root: Path, n_train: int = 40, n_test: int = 10, seed: int = 0) -
     for split, n, offset in (("trainval", n_train, 1000), ("test", n_test, 2000)):
         for i in range(n):
             image, mask = make_scene(seed, offset + i)
-            _save_pair(image, root / f"{split}-image" / f"{i:04d}.jpg", _grey(mask), root / f"{split}-mask" / f"{i:04d}.jpg")
+            _save_pair(image, root / f"{split}-image" / f"{i:04d}.jpg",
+                       _grey(mask), root / f"{split}-mask" / f"{i:04d}.jpg")
     order = np.random.default_rng([seed, 1]).permutation(n_train)
     for k, held in enumerate(np.array_split(order, 5)):
         val = sorted(int(i) for i in held)
@@ -159,9 +162,11 @@ def write_msd(root: Path, n_train: int = 40, n_test: int = 10, seed: int = 0) ->
         for i in range(n):
             image, mask = make_scene(seed, offset + i)
             stem = f"{offset - 5000 + i}_{mask.shape[0]}x{mask.shape[1]}"
-            _save_pair(image, root / split / "image" / f"{stem}.jpg", _grey(mask), root / split / "mask" / f"{stem}.png")
+            _save_pair(image, root / split / "image" / f"{stem}.jpg",
+                       _grey(mask), root / split / "mask" / f"{stem}.png")
     image, mask = make_scene(seed, 7999, size=(256, 320))
-    _save_pair(image, root / "test" / "image" / "1751_512x640.jpg", _grey(mask.T.copy()), root / "test" / "mask" / "1751_512x640.png")
+    _save_pair(image, root / "test" / "image" / "1751_512x640.jpg",
+               _grey(mask.T.copy()), root / "test" / "mask" / "1751_512x640.png")
     return root
 
 
@@ -186,7 +191,8 @@ def write_vmd(root: Path, n_train: int = 40, n_test: int = 10, seed: int = 0) ->
                 image, mask = make_scene(seed, offset + index, size=size)
                 index += 1
                 stem = f"{5 * f:05d}"
-                _save_pair(image, video / "JPEGImages" / f"{stem}.jpg", _palette_mask(mask), video / "SegmentationClassPNG" / f"{stem}.png")
+                _save_pair(image, video / "JPEGImages" / f"{stem}.jpg",
+                           _palette_mask(mask), video / "SegmentationClassPNG" / f"{stem}.png")
     return root
 
 
@@ -222,7 +228,8 @@ def write_folder(root: Path, n_train: int = 40, n_test: int = 10, seed: int = 0,
             values = (mask * band[None, :]).astype(np.uint8)
         else:
             values = mask * binary_values
-        _save_pair(image, root / "images" / f"{stem}.jpg", Image.fromarray(values.astype(np.uint8)), root / "masks" / f"{stem}.png")
+        _save_pair(image, root / "images" / f"{stem}.jpg",
+                   Image.fromarray(values.astype(np.uint8)), root / "masks" / f"{stem}.png")
     if split_lists:
         (root / "train.txt").write_text("\n".join(stems[:n_train]) + "\n")
         (root / "test.txt").write_text("\n".join(stems[n_train:]) + "\n")
@@ -339,7 +346,8 @@ def plant_defects(root: Path, key: str) -> list[str]:
     else:
         arr[: h // 3] = 128
     _rewrite_mask(refs[4].mask, arr, like)
-    planted.append(f"non_binary_mask: {rel(refs[4].mask)} (a third of it set to {'indices 2 and 3' if like.mode == 'P' else 'grey 128'})")
+    planted.append(f"non_binary_mask: {rel(refs[4].mask)} "
+                   f"(a third of it set to {'indices 2 and 3' if like.mode == 'P' else 'grey 128'})")
     split = _empty_split(key, source.root)
     planted.append(f"empty_split: {split} (all its samples removed)")
     return planted

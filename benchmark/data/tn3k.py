@@ -24,7 +24,8 @@ FOLDERS = ("trainval-image", "trainval-mask", "test-image", "test-mask")
 
 def _refs(images: Path, masks: Path) -> list[SampleRef]:
     mask_by_stem = {p.stem: p for p in list_images(masks)}
-    return [SampleRef(p.stem, p, mask_by_stem.get(p.stem)) for p in sorted(list_images(images), key=lambda p: natural_key(p.stem))]
+    return [SampleRef(p.stem, p, mask_by_stem.get(p.stem))
+            for p in sorted(list_images(images), key=lambda p: natural_key(p.stem))]
 
 
 def read_fold(path: Path, train: list[SampleRef]) -> list[str]:

@@ -19,7 +19,8 @@ def open_visha(root: Path) -> DatasetSource:
     splits, notes = {}, []
     for split in ("train", "test"):
         folder = child_dir(root, split)
-        images, labels = (child_dir(folder, "images") if folder else None), (child_dir(folder, "labels") if folder else None)
+        images, labels = ((child_dir(folder, "images") if folder else None),
+                          (child_dir(folder, "labels") if folder else None))
         if images is None or labels is None:
             raise DataError(f"ViSha: expected folders {root / split / 'images'} and {root / split / 'labels'} (point "
                             "--data-root at the unzipped ViSha folder)")
@@ -29,7 +30,8 @@ def open_visha(root: Path) -> DatasetSource:
             mask_by_stem = {p.stem: p for p in list_images(label_dir)} if label_dir is not None else {}
             refs += [SampleRef(f"{video.name}/{p.stem}", p, mask_by_stem.get(p.stem), group=video.name)
                      for p in sorted(list_images(video), key=lambda p: natural_key(p.stem))]
-        orphans = sorted({v.name for v in labels.iterdir() if v.is_dir()} - {v.name for v in images.iterdir() if v.is_dir()})
+        orphans = sorted({v.name for v in labels.iterdir() if v.is_dir()}
+                         - {v.name for v in images.iterdir() if v.is_dir()})
         if orphans:
             notes.append(f"{split}: label folders without images: {', '.join(orphans)}")
         splits[split] = refs
