@@ -180,3 +180,35 @@ def test_multiclass_folder_dataset_trains_predicts_and_reports(tmp_path):
     assert pred.max() <= 2                       # class indices, not probabilities
     code, out = invoke("report", runs, "--out", tmp_path / "report", "--no-figures")
     assert code == 0 and "1 runs" in out, out
+
+
+def test_profile_outputs_csv_and_saves_files_with_variants(tmp_path):
+    code, out = invoke("profile", "--methods", "segdino,unet-small", "--backbone", "test", "--size", 64, "--no-timing",
+                       "--csv")
+    assert code == 0, out
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("method,") and len(lines) == 3
+    code, out = invoke("profile", "--method", "segdino", "--backbone", "test", "--size", 64, "--batch", 2,
+                       "--variant", "float32:none", "--out", tmp_path, "--json")
+    assert code == 0, out
+    row = json.loads(out[out.index("["):])[0]
+    assert row["dtype"] == "float32" and row["batch1_ms"] > 0 and row["throughput_img_s"] > 0
+    assert (tmp_path / "profile_cpu.csv").is_file() and (tmp_path / "profile_cpu.json").is_file()
+    code, out = invoke("profile", "--method", "segdino", "--backbone", "test", "--variant", "float8:none")
+    assert code == 2 and "unknown variant" in out
+
+
+def test_data_check_json(tmp_path):
+    from benchmark.data.synthetic import write_kvasir
+
+    write_kvasir(tmp_path / "Kvasir-SEG", n_train=4, n_test=2)
+    code, out = invoke("data", "check", tmp_path / "Kvasir-SEG", "--miniature", "--json")
+    assert code == 0, out
+    assert json.loads(out)["ok"] is True
+
+
+@pytest.mark.slow
+def test_demo_quick_via_cli(tmp_path):
+    code, out = invoke("demo", "--out", tmp_path / "demo", "--quick")
+    assert code == 0, out
+    assert "headline" in out and (tmp_path / "demo" / "headline" / "kvasir").is_dir()
