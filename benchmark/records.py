@@ -108,6 +108,13 @@ def environment(device: str, weights: str | None, weights_sha256: str | None) ->
     }
 
 
+def machine() -> dict:
+    """The host a benchmark figure was measured on (saved next to every figure; speeds only compare on one host)."""
+    return {"python": platform.python_version(), "cpu_count": os.cpu_count(),
+            "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            "machine": platform.machine(), "platform": platform.platform(), "git_sha": _git("rev-parse", "HEAD")}
+
+
 def _package_version() -> str:
     try:
         from importlib.metadata import version

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -23,6 +22,7 @@ import torch  # noqa: E402
 
 from benchmark.config import load_config  # noqa: E402
 from benchmark.data.synthetic import write_kvasir  # noqa: E402
+from benchmark.records import machine  # noqa: E402
 from benchmark.train import load_data, train_run  # noqa: E402
 
 
@@ -72,8 +72,7 @@ def main() -> None:
         "selected_epoch": {"without": plain["selected_epoch"], "with": cached["selected_epoch"]},
         "test_metrics_without": a, "test_metrics_with": b, "abs_differences": diffs,
         "feature_cache": env.get("feature_cache"),
-        "device": args.device, "cpu_count": os.cpu_count(), "torch": torch.__version__,
-        "python": platform.python_version(), "platform": platform.platform(),
+        "device": args.device, "torch": torch.__version__, **machine(),
         "date": time.strftime("%Y-%m-%d"),
     }
     print(f"without cache: {plain_s:.1f} s   with cache (incl. extraction): {cached_s:.1f} s   "

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ sys.path.insert(0, str(REPO))
 from benchmark.data.base import DatasetSource, SampleRef
 from benchmark.data.image_cache import content_key, load_resized
 from benchmark.data.synthetic import make_scene
+from benchmark.records import machine
 
 NATIVE = (768, 1024)    # H, W
 TARGET_RATIO = 10.0
@@ -94,12 +94,7 @@ def run(n: int, size: int, seed: int) -> dict:
         "jpeg_bytes": data_bytes, "cache_bytes": cache_bytes,
         "cold_includes": "sha1 of every file, JPEG decode, mask binarise, bicubic+nearest resize, cache write",
         "warm_includes": "sha1 of every file, cache lookup, memory-map, copy of every array",
-        "env": {
-            "python": platform.python_version(), "numpy": np.__version__, "pillow": PIL.__version__,
-            "cpu_count": os.cpu_count(),
-            "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-            "machine": platform.machine(), "platform": platform.platform(),
-        },
+        "env": {**machine(), "numpy": np.__version__, "pillow": PIL.__version__},
     }
 
 

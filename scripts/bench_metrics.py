@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ import scipy
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmark.metrics import Scorer
+from benchmark.records import machine
 
 PROFILES = ("segdino", "mirror")
 
@@ -88,12 +88,7 @@ def run(n: int, size: int, seed: int) -> dict:
         "target_seconds_for_1000": 20.0,
         "metrics": {name: s["metrics"] for name, s in summaries.items()},
         "counts": {name: s["counts"] for name, s in summaries.items()},
-        "env": {
-            "python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
-            "cpu_count": os.cpu_count(), "affinity_cpus": len(os.sched_getaffinity(0))
-            if hasattr(os, "sched_getaffinity") else None,
-            "machine": platform.machine(), "platform": platform.platform(),
-        },
+        "env": {**machine(), "numpy": np.__version__, "scipy": scipy.__version__},
     }
 
 
