@@ -127,7 +127,7 @@ def test_binary_01_png_in_a_255_dataset_is_flagged(tmp_path):
     mask = min((root / "train" / "mask").iterdir())
     Image.fromarray((np.asarray(Image.open(mask)) > 0).astype(np.uint8)).save(mask)
     report = check_dataset(root, "msd", expect_counts=False)
-    assert [p.kind for p in report.errors] == ["non_binary_mask"] and "read as empty" in report.errors[0].message
+    assert [p.kind for p in report.errors] == ["non_binary_mask"] and "ships 0/255" in report.errors[0].message
 
 
 def test_rendering(clean):

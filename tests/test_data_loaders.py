@@ -115,8 +115,10 @@ def test_vmd_palette_masks_binarise_by_index(replicas):
     assert raw.mode == "P" and set(np.unique(np.asarray(raw))) == {0, 1}
     assert source.mask_encoding == "nonzero"
     assert source.read_mask(ref).any()
-    # the quirk the encoding exists for: the foreground's palette colour is dark, so a > 127 grey threshold is empty
-    assert not read_mask(ref.mask, "threshold128").any()
+    # the quirk: the foreground's palette colour is dark, so a > 127 grey threshold would read it as empty; every
+    # binary encoding therefore reads a palette mask by its index
+    assert not (np.asarray(raw.convert("L")) > 127).any()
+    np.testing.assert_array_equal(read_mask(ref.mask, "threshold128"), source.read_mask(ref))
 
 
 def test_tn3k_grey_jpeg_masks_and_fold_files(replicas):

@@ -160,6 +160,89 @@ def test_read_mask_rules(tmp_path):
     assert (read_mask(tmp_path / "p.png") == mask).all()
 
 
+def _mask_files(folder, mask):
+    """The same binary mask in the file forms masks ship in: {name: (path, expected foreground)}; JPEGs expect the
+    mask too, but up to their compression noise (see the test)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    grey = mask.astype(np.uint8) * 255
+    rgb = np.stack([grey] * 3, axis=-1)
+    opaque = np.full_like(grey, 255)[..., None]
+    colour = np.zeros_like(rgb)
+    colour[mask] = (40, 220, 90)            # channels disagree: luma 159 (> 127), though red alone is not
+    red = np.zeros_like(rgb)
+    red[mask] = (255, 0, 0)                 # pure red: luma 76, so background (as convert('L') reads it)
+    palette = Image.fromarray(mask.astype(np.uint8), mode="P")
+    palette.putpalette([0, 0, 0, 128, 0, 0] + [0, 0, 0] * 254)   # VMD-style: index 1 drawn dark red (grey 38)
+    images = {
+        "grey.png": Image.fromarray(grey),
+        "zero_one.png": Image.fromarray(mask.astype(np.uint8)),
+        "rgb.png": Image.fromarray(rgb),
+        "rgba.png": Image.fromarray(np.concatenate([rgb, opaque], axis=-1)),
+        # white everywhere, the mask drawn in alpha: transparent pixels are background
+        "rgba_transparent.png": Image.fromarray(np.concatenate([np.full_like(rgb, 255), grey[..., None]], axis=-1)),
+        "la.png": Image.fromarray(np.concatenate([grey[..., None], opaque], axis=-1), mode="LA"),
+        "palette.png": palette,
+        "one_bit.png": Image.fromarray(mask),
+        "sixteen.png": Image.fromarray(mask.astype(np.uint16) * 65535),
+        "sixteen_zero_one.png": Image.fromarray(mask.astype(np.uint16)),
+        "colour.png": Image.fromarray(colour),
+        "red.png": Image.fromarray(red),
+        "grey.jpg": Image.fromarray(grey),   # lossy, as Kvasir-SEG (RGB) and TN3K (grey) ship their masks
+        "rgb.jpg": Image.fromarray(rgb),
+    }
+    expected = {}
+    for name, img in images.items():
+        img.save(folder / name, **({"quality": 75} if name.endswith(".jpg") else {}))
+        expected[name] = np.zeros_like(mask) if name == "red.png" else mask
+    return {name: (folder / name, expected[name]) for name in images}
+
+
+def test_dataset_and_score_readers_agree_on_every_mask_form(tmp_path):
+    """`segbench score` reads ground truth with the dataset loaders' reader: one rule, so they cannot drift apart."""
+    from benchmark.data.base import read_mask as dataset_read_mask
+
+    yy, xx = np.mgrid[:40, :48]
+    mask = (yy - 19) ** 2 + (xx - 25) ** 2 < 13**2   # a disc: edges off JPEG's 8x8 grid, so the JPEGs are noisy
+    files = _mask_files(tmp_path / "masks", mask)
+    modes = {name: Image.open(path).mode for name, (path, _) in files.items()}
+    assert modes["sixteen.png"].startswith("I") and modes["sixteen_zero_one.png"].startswith("I")
+    assert (modes["palette.png"], modes["one_bit.png"], modes["la.png"], modes["rgb.jpg"]) == ("P", "1", "LA", "RGB")
+    assert len(np.unique(np.asarray(Image.open(files["grey.jpg"][0])))) > 2   # the noise is really there
+    for name, (path, expected) in files.items():
+        loader, scored = dataset_read_mask(path, "threshold128"), read_mask(path)
+        assert loader.dtype == np.uint8 and scored.dtype == bool, name
+        np.testing.assert_array_equal(loader, scored.astype(np.uint8), err_msg=name)
+        if name.endswith(".jpg"):
+            assert (scored != expected).mean() < 0.01, name
+        else:
+            np.testing.assert_array_equal(scored, expected, err_msg=name)
+    # and `segbench score` scores a prediction equal to what the loader read as perfect, in every form
+    pred, gt = tmp_path / "pred", tmp_path / "gt"
+    gt.mkdir()
+    for name, (path, _) in files.items():
+        stem = name.replace(".", "_")   # grey.png and grey.jpg must not pair with the same prediction
+        (gt / f"{stem}{path.suffix}").write_bytes(path.read_bytes())
+        _save(pred / f"{stem}.png", dataset_read_mask(path) * 255)
+    _, rows = score_directories(pred, gt, "mirror")
+    assert len(rows) == len(files) and all(r["fp"] == 0 and r["fn"] == 0 for r in rows)
+
+
+def test_unreadable_or_unsupported_masks_name_the_file(tmp_path):
+    from benchmark.data.base import read_mask as dataset_read_mask
+
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="bad.png"):
+        read_mask(bad)
+    Image.fromarray(np.zeros((4, 4), np.float32)).save(tmp_path / "float.tif")
+    for reader in (read_mask, dataset_read_mask):
+        with pytest.raises(ValueError, match=r"float\.tif has unsupported image mode F"):
+            reader(tmp_path / "float.tif")
+    Image.fromarray(np.full((4, 4, 3), (200, 0, 0), np.uint8)).save(tmp_path / "colour.png")
+    with pytest.raises(ValueError, match=r"colour\.png is a colour image"):
+        dataset_read_mask(tmp_path / "colour.png", "index")
+
+
 def test_unpaired_files_are_named(tmp_path):
     pred_dir, gt_dir, _ = _folders(tmp_path)
     _save(pred_dir / "extra.png", np.zeros((16, 16)))

@@ -42,7 +42,7 @@ class DatasetSource:
     name: str
     root: Path
     splits: dict[str, list[SampleRef]]
-    mask_encoding: str = "threshold128"   # threshold128 (JPEG or 0/255 PNG), nonzero (palette/index), index
+    mask_encoding: str = "threshold128"   # threshold128 (binary), nonzero (palette/index > 0), index: read_mask
     num_classes: int = 2
     expected_counts: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -62,15 +62,15 @@ class DatasetSource:
         return read_mask(ref.mask, self.mask_encoding)
 
 
-def _open(path: Path) -> Image.Image:
+def _open(path: Path, skip_hint: bool = True) -> Image.Image:
     if not path.is_file():
         raise DataError(f"file not found: {path}")
     try:
         img = Image.open(path)
         img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise DataError(f"cannot read image {path} ({exc}); re-extract or replace this file, "
-                        "or skip unreadable samples with --skip-bad") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"cannot read image {path} ({exc}); re-extract or replace this file"
+                        + (", or skip unreadable samples with --skip-bad" if skip_hint else "")) from None
     return img
 
 
@@ -79,19 +79,79 @@ def read_image(path: Path) -> np.ndarray:
     return np.asarray(_open(Path(path)).convert("RGB"))
 
 
-def read_mask(path: Path, encoding: str = "threshold128") -> np.ndarray:
-    """uint8 H x W: `threshold128` -> grey >= 128 (lossy JPEG masks, 0/255 PNGs); `nonzero` -> any non-zero index
-    or grey value (palette PNGs, REFERENCE.md §4: never > 127); `index` -> the stored class indices unchanged."""
-    img = _open(Path(path))
-    if encoding == "threshold128":
-        return (np.asarray(img.convert("L")) >= 128).astype(np.uint8)
-    if encoding == "nonzero":
-        arr = np.asarray(img) if img.mode in ("P", "L", "I", "I;16") else np.asarray(img.convert("L"))
-        return (arr > 0).astype(np.uint8)
+MASK_ENCODINGS = ("threshold128", "nonzero", "index")
+_LOSSY_FORMATS = ("JPEG", "MPO", "JPEG2000", "WEBP")   # formats whose stored values may carry compression noise
+_COLOUR_MODES = ("RGB", "RGBA", "CMYK", "YCbCr")
+
+
+def _mask_channel(img: Image.Image, path: Path, encoding: str) -> np.ndarray:
+    """The one channel a mask stores, before any binarisation: palette ("P") indices, 0/1 for "1"-mode, the stored
+    grey for "L" and 16-bit ("I;16", "I") masks, ITU-R 601 luma (PIL's convert("L"), the grey that reference
+    pipelines' convert('L') / cv2 grayscale reading sees) for colour masks, whose channels must agree for `index`.
+    Fully transparent pixels (alpha 0 in "LA"/"RGBA") are 0; other alpha is ignored."""
+    mode, alpha = img.mode, None
+    if mode == "1":
+        arr = np.asarray(img, dtype=np.uint8)
+    elif mode in ("P", "L"):
+        arr = np.asarray(img)
+    elif mode == "I" or mode.startswith("I;16"):
+        arr = np.asarray(img).astype(np.int64)
+        if arr.size and (arr.min() < 0 or arr.max() > 65535):
+            raise DataError(f"mask {path} holds values outside 0..65535; save it as an 8-bit grey or palette PNG")
+    elif mode == "LA":
+        arr, alpha = np.asarray(img)[..., 0], np.asarray(img)[..., 1]
+    elif mode in _COLOUR_MODES:
+        rgb = np.asarray(img if mode in ("RGB", "RGBA") else img.convert("RGB"))
+        alpha = rgb[..., 3] if mode == "RGBA" else None
+        rgb = rgb[..., :3]
+        if encoding == "index":
+            if (rgb[..., 0] != rgb[..., 1]).any() or (rgb[..., 0] != rgb[..., 2]).any():
+                raise DataError(f"mask {path} is a colour image; save class-index masks as grey or palette PNGs")
+            arr = rgb[..., 0]
+        else:
+            arr = np.asarray(img.convert("L"))
+    else:
+        raise DataError(f"mask {path} has unsupported image mode {mode}; save it as an 8-bit grey (0/255) or "
+                        "palette PNG")
+    if alpha is not None:
+        arr = np.where(alpha == 0, 0, arr).astype(arr.dtype)
+    return arr
+
+
+def mask_from_image(img: Image.Image, path: Path, encoding: str = "threshold128") -> np.ndarray:
+    """read_mask's rule applied to an opened image (`path` names the file in errors and gives its format)."""
+    if encoding not in MASK_ENCODINGS:
+        raise ValueError(f"unknown mask encoding '{encoding}'")
+    arr = _mask_channel(img, path, encoding)
     if encoding == "index":
-        arr = np.asarray(img if img.mode in ("P", "L", "I", "I;16") else img.convert("L"))
+        if arr.size and arr.max() > 255:
+            raise DataError(f"mask {path} holds index {int(arr.max())}; class indices must be 0..255")
         return arr.astype(np.uint8)
-    raise ValueError(f"unknown mask encoding '{encoding}'")
+    if encoding == "nonzero" or img.mode in ("P", "1"):
+        return (arr > 0).astype(np.uint8)
+    # threshold128: a binary grey mask on the 8-bit scale
+    if arr.size and arr.max() > 255:   # a 16-bit mask that uses the 16-bit range: 0..65535 -> 0..255
+        arr = arr >> 8
+    lossless = (img.format or "").upper() not in _LOSSY_FORMATS and Path(path).suffix.lower() not in (".jpg", ".jpeg")
+    if lossless and arr.size and arr.max() <= 1:   # a 0/1 mask (a 0/255 one always reaches 255)
+        return (arr > 0).astype(np.uint8)
+    return (arr > 127).astype(np.uint8)
+
+
+def read_mask(path: Path, encoding: str = "threshold128", skip_hint: bool = True) -> np.ndarray:
+    """A mask as uint8 H x W, the one reader for dataset loaders and `segbench score` (REFERENCE.md §4).
+
+    `threshold128` (binary datasets, and every ground truth `segbench score` reads): palette ("P") masks by index
+    (foreground = index > 0, whatever colour the palette draws it in: VMD's dark red, REFERENCE.md §4: never > 127);
+    "1"-mode masks as stored; everything else on its single channel (grey, colour -> luma, 16-bit -> its top 8
+    bits when it uses the 16-bit range, alpha 0 -> 0) is foreground where >= 128, so lossy JPEG masks (Kvasir-SEG,
+    TN3K) lose their compression noise, except that a lossless mask holding only 0/1 is foreground where 1.
+    `nonzero`: foreground = any non-zero stored index or grey value (palette datasets).
+    `index`: the stored class indices unchanged (multi-class and 0/1 `folder` datasets); a colour mask whose
+    channels disagree, or an index > 255, is an error naming the file.
+    """
+    path = Path(path)
+    return mask_from_image(_open(path, skip_hint), path, encoding)
 
 
 def list_images(folder: Path) -> list[Path]:

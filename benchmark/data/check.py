@@ -169,12 +169,12 @@ def _mask_problems(source: DatasetSource, mask: Image.Image, path: Path) -> list
         rgb = np.asarray(mask.convert("RGB"))
         if (rgb[..., 0] != rgb[..., 1]).any() or (rgb[..., 0] != rgb[..., 2]).any():
             return [Problem("non_binary_mask", str(path), f"mask {path} is a colour image; masks are grey or palette")]
-    # the values read_mask sees before it binarises: grey for threshold128, stored indices otherwise
-    keep = ("P", "L", "I", "I;16") if encoding != "threshold128" else ("L",)
+    # the values read_mask sees before it binarises: stored indices for palettes and index encodings, else grey
+    keep = ("P", "L", "I", "I;16") if encoding != "threshold128" else ("P", "L")
     arr = np.asarray(mask if mask.mode in keep else mask.convert("L"))
     values = np.unique(arr)
     shown = ", ".join(str(int(v)) for v in values[:6]) + (", ..." if len(values) > 6 else "")
-    if encoding == "nonzero":   # palette index (or grey) > 0 is foreground: a binary mask holds 0 and one index
+    if encoding == "nonzero" or mask.mode == "P":   # index > 0 is foreground: a binary mask holds 0 and one index
         if len(values[values > 0]) > 1:
             return [Problem("non_binary_mask", str(path), f"mask {path} holds indices {{{shown}}}; this dataset's "
                             "masks hold 0 and one foreground index")]
@@ -189,7 +189,7 @@ def _mask_problems(source: DatasetSource, mask: Image.Image, path: Path) -> list
             return [Problem("non_binary_mask", str(path), f"mask {path} has {fraction:.1%} of its pixels at grey "
                             f"{lo}..{hi}; a binary JPEG mask has at most {JPEG_NOISE_FRACTION:.0%} (edge noise)")]
     elif not set(values.tolist()) <= {0, 255}:
-        extra = ("; 0/1 masks would read as empty here, this dataset's masks are 0/255"
+        extra = ("; it reads as foreground where 1, but this dataset ships 0/255 masks: a converted or foreign file?"
                  if set(values.tolist()) <= {0, 1} else "")
         return [Problem("non_binary_mask", str(path), f"mask {path} holds {{{shown}}}, not 0/255{extra}")]
     return []

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark.data.base import mask_from_image
+from benchmark.data.base import read_mask as _read_dataset_mask
 from benchmark.metrics import counts as C
 from benchmark.metrics import saliency as S
 from benchmark.metrics import surface
@@ -347,27 +349,11 @@ def _is_index_png(path, values: np.ndarray) -> bool:
 
 
 def read_mask(path) -> np.ndarray:
-    """A ground-truth mask as bool HxW. Rule: palette ("P") PNGs and 0/1 index PNGs are foreground where the
-    index is > 0 (REFERENCE.md §4, VMD: never > 127); "1"-mode images as stored; grey 0/255 masks, incl. lossy
-    JPEGs, are foreground where > 127 (the >= 128 threshold of REFERENCE.md §4); colour masks where any
-    channel > 127. Other modes (16-bit, float) are refused.
-    """
-    return _mask_from_image(_open_image(path), path)
-
-
-def _mask_from_image(img, path) -> np.ndarray:
-    """The read_mask rule applied to an opened image."""
-    if img.mode == "1":
-        return np.asarray(img, dtype=bool)
-    if img.mode == "P":
-        return np.asarray(img) > 0
-    if img.mode in ("RGB", "RGBA", "LA"):
-        arr = np.asarray(img)[..., : 1 if img.mode == "LA" else 3]
-        return arr.max(axis=-1) > 127
-    if img.mode == "L":
-        arr = np.asarray(img)
-        return arr > 0 if _is_index_png(path, arr) else arr > 127
-    raise ValueError(f"mask {path} has unsupported image mode {img.mode}; save it as an 8-bit PNG (0/255)")
+    """A ground-truth mask as bool HxW, by the dataset loaders' binary rule (benchmark.data.base.read_mask,
+    `threshold128`), so that `segbench score` and segbench's own evaluation read a mask alike: palette PNGs by index
+    > 0 (REFERENCE.md §4, VMD: never > 127); "1"-mode as stored; 0/1 lossless masks where 1; everything else
+    (grey 0/255, lossy JPEGs, colour -> luma, 16-bit on its own scale) where >= 128 (REFERENCE.md §4)."""
+    return _read_dataset_mask(Path(path), skip_hint=False).astype(bool)   # score has no --skip-bad
 
 
 def read_prediction(path) -> np.ndarray:
@@ -376,7 +362,7 @@ def read_prediction(path) -> np.ndarray:
     """
     img = _open_image(path)
     if img.mode in ("1", "P"):
-        return _mask_from_image(img, path).astype(np.float32)
+        return mask_from_image(img, Path(path)).astype(np.float32)
     if img.mode not in ("L", "RGB", "RGBA", "LA"):
         raise ValueError(f"prediction {path} has unsupported image mode {img.mode}; save 8-bit grey (p x 255)")
     arr = np.asarray(img.convert("L") if img.mode != "L" else img)
