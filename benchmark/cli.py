@@ -287,9 +287,13 @@ def run(
     subset: Optional[int] = typer.Option(None),
     device: Optional[str] = typer.Option(None),
     executor: str = typer.Option("local", help="local, slurm, or submitit-local"),
+    devices: Optional[List[str]] = typer.Option(None, help="local: one worker process per device, e.g. cuda:0,cuda:1 "
+                                          "(default: every visible GPU when there are several)"),
     partition: Optional[str] = typer.Option(None, help="slurm partition"),
     time_min: int = typer.Option(120, help="slurm time limit per run, minutes"),
-    gpus: int = typer.Option(1, help="slurm GPUs per job"),
+    gpus: int = typer.Option(1, help="slurm GPUs per job (a run uses one; 0 for CPU-only jobs)"),
+    cpus_per_task: int = typer.Option(8, help="slurm CPUs per job"),
+    mem_gb: int = typer.Option(64, help="slurm memory per job, GB"),
     array: bool = typer.Option(True, help="slurm: one array job (else one job per run)"),
     config: Optional[Path] = typer.Option(None),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="section.key=value override (repeatable)"),
@@ -317,7 +321,9 @@ def run(
         rows = plan_status(spec)
         print_table(rows, title=f"planned: {len(rows)} runs", columns=["dataset", "method", "seed", "state", "why"])
         return
-    rows = run_sweep(spec, executor, SlurmOptions(partition, time_min, gpus, array=array))
+    slurm = SlurmOptions(partition=partition, time_min=time_min, gpus_per_node=gpus, cpus_per_task=cpus_per_task,
+                         mem_gb=mem_gb, array=array)
+    rows = run_sweep(spec, executor, slurm, devices=_split(devices))
     print_table(rows, title=f"sweep: {len(rows)} runs ({sum(r['was'] == 'done' for r in rows)} already done)",
                 columns=["dataset", "method", "seed", "was", "profile", "dice", "iou", "max_fbeta", "mae", "ber",
                          "selected_epoch", "extracted_features", "seconds"])

@@ -8,11 +8,9 @@ lock, so parallel runs of a sweep wait for one extraction instead of repeating i
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import shutil
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from tqdm.auto import tqdm
 from segdino.backbone import Features
 
 from benchmark.data.image_cache import ResizedSplit
+from benchmark.records import file_lock
 from benchmark.evaluate import to_input
 
 FORMAT = "v2"   # v2: prefix tokens per tap
@@ -66,17 +65,6 @@ class FeatureStore:
         return Features(list(taps.unbind(1)), prefix)
 
 
-@contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _open(folder: Path, extracted: bool) -> FeatureStore:
     return FeatureStore(np.load(folder / "taps.npy", mmap_mode="r"), np.load(folder / "prefix.npy", mmap_mode="r"),
                         folder, extracted)
@@ -93,7 +81,7 @@ def cached_features(split: ResizedSplit, backbone, cache_dir: Path, device: torc
     folder = Path(cache_dir) / "features" / key
     if (folder / "meta.json").is_file():
         return _open(folder, extracted=False)
-    with _locked(Path(cache_dir) / "features" / f"{key}.lock"):
+    with file_lock(Path(cache_dir) / "features" / f"{key}.lock"):
         if (folder / "meta.json").is_file():   # another process finished while we waited
             return _open(folder, extracted=False)
         tmp = folder.with_name(folder.name + ".partial")

@@ -125,8 +125,10 @@ def summary_row(run_dir: Path, state: str, seconds: float) -> dict:
 
 
 def run_sweep(spec: SweepSpec, executor: str = "local", slurm: SlurmOptions | None = None,
-              progress: bool = True) -> list[dict]:
-    """Run every planned config not yet done; returns one summary row per run and rewrites results.csv."""
+              progress: bool = True, devices: list[str] | None = None) -> list[dict]:
+    """Run every planned config not yet done; returns one summary row per run (in plan order) and rewrites
+    results.csv. `devices` (local executor): one worker process per entry, e.g. ["cuda:0", "cuda:1"]; None -> one
+    worker per visible GPU when there are several and the config asks for auto/cuda, else this process alone."""
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor '{executor}'; valid: {', '.join(EXECUTORS)}")
     configs = plan(spec)
@@ -136,73 +138,114 @@ def run_sweep(spec: SweepSpec, executor: str = "local", slurm: SlurmOptions | No
         check_config(cfg)
     dicts = [cfg.to_dict() for cfg in configs]
     if executor == "local":
-        rows = _run_local(dicts, progress)
+        rows = _run_local(dicts, progress, devices)
     else:
         rows = _run_submitit(dicts, executor, slurm or SlurmOptions(), progress)
     write_results(Path(configs[0].run.runs_dir))
     return rows
 
 
-def _visible_gpus() -> int:
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+def local_devices(requested: list[str] | None, train_device: str) -> list[str]:
+    """The devices of local worker processes: `requested` as given, else every visible GPU when there are several
+    and the run asks for auto/cuda, else [] (sequential, in this process)."""
+    if requested:
+        for name in requested:
+            torch.device(name)   # a typo fails here, before any work, with torch's message
+        return list(requested)
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus > 1 and train_device in ("auto", "cuda"):
+        return [f"cuda:{i}" for i in range(gpus)]
+    return []
 
 
-def _run_local(dicts: list[dict], progress: bool) -> list[dict]:
-    gpus = _visible_gpus()
-    if gpus > 1 and dicts[0]["train"]["device"] in ("auto", "cuda"):
-        return _run_local_multi_gpu(dicts, gpus, progress)
+def _run_local(dicts: list[dict], progress: bool, devices: list[str] | None = None) -> list[dict]:
+    devices = local_devices(devices, dicts[0]["train"]["device"])
+    if len(devices) > 1:
+        return _run_local_workers(dicts, devices, progress)
+    device = devices[0] if devices else None
     rows = []
     bar = tqdm(dicts, desc="sweep", unit="run", disable=not progress)
     for cfg in bar:
         bar.set_postfix_str(f"{cfg['data']['dataset']}/{cfg['decoder']['name']}/s{cfg['train']['seed']}")
-        rows.append(execute(cfg, progress=progress))
+        rows.append(execute(cfg, device=device, progress=progress))
     return rows
 
 
-def _gpu_worker(dicts: list[dict], device: str) -> list[dict]:
-    return [execute(cfg, device=device, progress=False) for cfg in dicts]
+_WORKER_DEVICE: str | None = None
 
 
-def _run_local_multi_gpu(dicts: list[dict], gpus: int, progress: bool) -> list[dict]:
-    """One worker process per visible GPU, each taking every n-th run; features are shared through the cache lock."""
+def _init_worker(queue, threads: int | None) -> None:
+    """Give this worker process its own device (each worker takes one from the queue once, at start)."""
+    global _WORKER_DEVICE
+    _WORKER_DEVICE = queue.get()
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def _worker_execute(cfg: dict) -> dict:
+    return execute(cfg, device=_WORKER_DEVICE, progress=False)
+
+
+def _run_local_workers(dicts: list[dict], devices: list[str], progress: bool) -> list[dict]:
+    """One worker process per device, each taking the next pending run when it is free (runs differ in length, so a
+    fixed split would leave devices idle). Workers of one dataset share its feature extraction through the cache
+    lock. The first failure stops the sweep: queued runs are cancelled, running ones finish (and resume on rerun)."""
     import multiprocessing as mp
+    import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    ctx = mp.get_context("spawn")
-    rows = []
-    with ProcessPoolExecutor(max_workers=gpus, mp_context=ctx) as pool:
-        futures = [pool.submit(_gpu_worker, dicts[i::gpus], f"cuda:{i}") for i in range(gpus)]
-        for fut in tqdm(as_completed(futures), total=gpus, desc="sweep (GPU workers)", disable=not progress):
-            rows.extend(fut.result())
-    return rows
+    ctx = mp.get_context("spawn")   # CUDA cannot be used in forked children
+    queue = ctx.Queue()
+    for name in devices:
+        queue.put(name)
+    cpu_workers = sum(torch.device(d).type == "cpu" for d in devices)
+    threads = max(1, (os.cpu_count() or 1) // cpu_workers) if cpu_workers else None
+    rows: dict[int, dict] = {}
+    with ProcessPoolExecutor(len(devices), mp_context=ctx, initializer=_init_worker,
+                             initargs=(queue, threads)) as pool:
+        futures = {pool.submit(_worker_execute, cfg): i for i, cfg in enumerate(dicts)}
+        bar = tqdm(total=len(dicts), desc=f"sweep ({len(devices)} workers: {','.join(devices)})", unit="run",
+                   disable=not progress)
+        try:
+            for fut in as_completed(futures):
+                rows[futures[fut]] = row = fut.result()
+                bar.update()
+                bar.set_postfix_str(f"{row['dataset']}/{row['method']}/s{row['seed']} done")
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            bar.close()
+    return [rows[i] for i in range(len(dicts))]
 
 
 def _run_submitit(dicts: list[dict], executor: str, slurm: SlurmOptions, progress: bool) -> list[dict]:
     """Slurm through submitit (one array job, or one job per run); `submitit-local` runs the same path as local
-    subprocesses, which is how the tests exercise it."""
-    import submitit
+    subprocesses. Only the runs not yet done are submitted (nothing when all are done); rows in plan order."""
+    done = [run_state(records.run_dir_for(_cfg(d)))[0] == "done" for d in dicts]
+    pending = [d for d, is_done in zip(dicts, done) if not is_done]
+    jobs = []
+    if pending:
+        import submitit
 
-    folder = Path(dicts[0]["run"]["runs_dir"]) / ".submitit" / "%j"
-    ex = submitit.AutoExecutor(folder=folder, cluster="local" if executor == "submitit-local" else "slurm")
-    params = {"timeout_min": slurm.time_min, "name": "segbench"}
-    if executor == "slurm":
-        params.update(gpus_per_node=slurm.gpus_per_node, cpus_per_task=slurm.cpus_per_task, mem_gb=slurm.mem_gb,
-                      slurm_array_parallelism=slurm.array_parallelism)
-        if slurm.partition:
-            params["slurm_partition"] = slurm.partition
-    else:
-        params.update(gpus_per_node=0)
-    ex.update_parameters(**params)
-    pending = [d for d in dicts if run_state(records.run_dir_for(_cfg(d)))[0] != "done"]
-    done_rows = [summary_row(records.run_dir_for(_cfg(d)), "done", 0.0) for d in dicts if d not in pending]
-    if slurm.array and executor == "slurm":
-        jobs = ex.map_array(execute, pending, [None] * len(pending), [False] * len(pending))
-    else:
-        jobs = [ex.submit(execute, d, None, False) for d in pending]
-    rows = []
-    for job in tqdm(jobs, desc=f"sweep ({executor}, {len(jobs)} jobs)", disable=not progress):
-        rows.append(job.result())
-    return done_rows + rows
+        folder = Path(dicts[0]["run"]["runs_dir"]) / ".submitit" / "%j"
+        ex = submitit.AutoExecutor(folder=folder, cluster="local" if executor == "submitit-local" else "slurm")
+        params = {"timeout_min": slurm.time_min, "name": "segbench"}
+        if executor == "slurm":   # submitit drops None values: no partition line, no GPU line for gpus_per_node=0
+            params.update(gpus_per_node=slurm.gpus_per_node or None, cpus_per_task=slurm.cpus_per_task,
+                          mem_gb=slurm.mem_gb, slurm_array_parallelism=slurm.array_parallelism,
+                          slurm_partition=slurm.partition)
+        else:
+            params.update(gpus_per_node=0)
+        ex.update_parameters(**params)
+        if slurm.array and executor == "slurm":
+            jobs = ex.map_array(execute, pending, [None] * len(pending), [False] * len(pending))
+        else:
+            jobs = [ex.submit(execute, d, None, False) for d in pending]
+    results = iter([job.result() for job in tqdm(jobs, desc=f"sweep ({executor}, {len(jobs)} jobs)",
+                                                 disable=not progress)])
+    return [summary_row(records.run_dir_for(_cfg(d)), "done", 0.0) if is_done else next(results)
+            for d, is_done in zip(dicts, done)]
 
 
 def _cfg(d: dict) -> Config:

@@ -8,6 +8,7 @@ import time
 
 import pandas as pd
 import pytest
+import torch
 
 from benchmark.sweep import SweepSpec, run_state, run_sweep
 
@@ -95,3 +96,29 @@ def test_run_all_dry_run_plans_the_paper_matrix(tmp_path, kvasir_root):
                                       "--preset", "smoke", "--dry-run", "--data-root", str(kvasir_root),
                                       "--runs-dir", str(tmp_path), "--epochs", "1", "--size", "64"])
     assert result.exit_code == 0 and "done" in result.output and "new" in result.output, result.output
+
+
+@pytest.mark.slow
+def test_local_workers_share_one_extraction_and_give_the_sequential_table(tmp_path, kvasir_root):
+    """The multi-device local path (one worker per GPU on a GPU machine), here with two CPU workers."""
+    spec = _spec(kvasir_root, tmp_path / "workers", ("segdino", "unet"), (0, 1), epochs=2)
+    rows = run_sweep(spec, devices=["cpu", "cpu"], progress=False)
+    assert [(r["method"], r["seed"]) for r in rows] == [("segdino", 0), ("segdino", 1), ("unet", 0), ("unet", 1)]
+    assert sum(r["extracted_features"] for r in rows) == 1
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))   # as each worker had: CPU sums depend on threads
+    try:
+        sequential = run_sweep(_spec(kvasir_root, tmp_path / "seq", ("segdino", "unet"), (0, 1), epochs=2),
+                               progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert all(r["was"] == "new" for r in sequential)
+    pd.testing.assert_frame_equal(_results(tmp_path / "workers").drop(columns="run_dir", errors="ignore"),
+                                  _results(tmp_path / "seq").drop(columns="run_dir", errors="ignore"))
+    assert all(r["was"] == "done" for r in run_sweep(spec, devices=["cpu", "cpu"], progress=False))
+
+
+def test_unknown_local_device_fails_before_any_work(tmp_path, kvasir_root):
+    with pytest.raises(RuntimeError, match="gpu0"):
+        run_sweep(_spec(kvasir_root, tmp_path), devices=["gpu0"], progress=False)
+    assert not (tmp_path / "kvasir").exists()

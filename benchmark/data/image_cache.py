@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from benchmark.data.base import DataError, DatasetSource, SampleRef
+from benchmark.records import file_lock
 
 
 @dataclass
@@ -93,7 +95,7 @@ def _file_digest(path: Path | None) -> str:
 
 
 def content_key(source: DatasetSource, refs: list[SampleRef], size: int) -> str:
-    h = hashlib.sha256(f"v1|{source.name}|{source.mask_encoding}|{size}".encode())
+    h = hashlib.sha256(f"v2|{source.name}|{source.mask_encoding}|{size}".encode())
     for ref in refs:
         h.update(f"|{ref.key}|{_file_digest(ref.image)}|{_file_digest(ref.mask)}".encode())
     return h.hexdigest()[:24]
@@ -103,16 +105,22 @@ def load_resized(source: DatasetSource, refs: list[SampleRef], size: int, cache_
                  skip_bad: bool = False, desc: str = "decode") -> ResizedSplit:
     """Decode, binarise and resize every sample once; later calls with the same content read the cache."""
     key = content_key(source, refs, size)
-    if cache_dir is not None:
-        folder = Path(cache_dir) / "images" / f"{source.name}-{size}-{key}"
-        meta_path = folder / "meta.json"
-        if meta_path.is_file():
-            meta = json.loads(meta_path.read_text())
-            kept = set(meta["keys"])
-            return ResizedSplit(np.load(folder / "images.npy", mmap_mode="r"),
-                                np.load(folder / "masks.npy", mmap_mode="r"),
-                                [r for r in refs if r.key in kept], [tuple(s) for s in meta["native_sizes"]],
-                                meta["skipped"], key)
+    if cache_dir is None:
+        return _decode(source, refs, size, skip_bad, desc, key)
+    folder = Path(cache_dir) / "images" / f"{source.name}-{size}-{key}"
+    if not (folder / "meta.json").is_file():
+        with file_lock(folder.with_name(folder.name + ".lock")):   # parallel runs decode once
+            if not (folder / "meta.json").is_file():
+                _write_cache(folder, _decode(source, refs, size, skip_bad, desc, key))
+    meta = json.loads((folder / "meta.json").read_text())
+    kept = set(meta["keys"])
+    return ResizedSplit(np.load(folder / "images.npy", mmap_mode="r"), np.load(folder / "masks.npy", mmap_mode="r"),
+                        [r for r in refs if r.key in kept], [tuple(s) for s in meta["native_sizes"]], meta["skipped"],
+                        key)
+
+
+def _decode(source: DatasetSource, refs: list[SampleRef], size: int, skip_bad: bool, desc: str,
+            key: str) -> ResizedSplit:
     images, masks, kept, sizes, skipped = [], [], [], [], []
     for ref in tqdm(refs, desc=f"{desc} {source.name}", leave=False, disable=len(refs) < 50):
         try:
@@ -132,15 +140,14 @@ def load_resized(source: DatasetSource, refs: list[SampleRef], size: int, cache_
         sizes.append(tuple(image.shape[:2]))
     if not kept:
         raise DataError(f"{source.name}: no readable samples in this split under {source.root}")
-    split = ResizedSplit(np.stack(images), np.stack(masks), kept, sizes, skipped, key)
-    if cache_dir is not None:
-        _write_cache(folder, split)
-    return split
+    return ResizedSplit(np.stack(images), np.stack(masks), kept, sizes, skipped, key)
 
 
 def _write_cache(folder: Path, split: ResizedSplit) -> None:
-    tmp = folder.with_name(folder.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
+    """Written under a private name and renamed, so a reader never sees a half-written entry."""
+    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     np.save(tmp / "images.npy", split.images)
     np.save(tmp / "masks.npy", split.masks)
     (tmp / "meta.json").write_text(json.dumps({"keys": [r.key for r in split.refs], "native_sizes": split.native_sizes,

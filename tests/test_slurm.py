@@ -1,0 +1,123 @@
+"""`segbench run --executor slurm`: the real submitit Slurm path, end to end, with only the scheduler faked.
+
+tests/fake_slurm holds `sbatch`, `srun`, `sacct` and `scancel` scripts: sbatch keeps each submitted file in
+$FAKE_SLURM_LOG and runs it in the background as Slurm would (array tasks one after another), so each job really
+runs `srun ... python -m submitit.core._submit` and trains on the CPU.
+"""
+import json
+import os
+import subprocess
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from submitit.core.utils import FailedJobError
+
+from benchmark import records
+from benchmark.sweep import SlurmOptions, run_sweep
+from tests.test_sweep import _spec
+
+FAKES = Path(__file__).parent / "fake_slurm"
+
+
+@pytest.fixture
+def slurm_log(tmp_path, monkeypatch):
+    """The fake Slurm first on PATH; returns its log folder (<id>.sbatch per submission, task states)."""
+    from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
+
+    log = tmp_path / "slurm"
+    monkeypatch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SLURM_LOG", str(log))
+    monkeypatch.setattr(SlurmJob, "watcher", SlurmInfoWatcher(delay_s=600))   # job ids restart in every test
+    yield log
+    _final_states(log)   # no job left running into the next test
+
+
+def _submitted(log: Path) -> dict[str, str]:
+    return {p.stem: p.read_text() for p in sorted(log.glob("*.sbatch"))}
+
+
+def _final_states(log: Path, timeout: float = 60) -> dict[str, str]:
+    """Task -> state from the fake sacct once none is pending or running (job.result() returns as soon as the
+    result pickle exists, a moment before the batch shell ends)."""
+    jobs = [arg for job in _submitted(log) for arg in ("-j", job)]
+    deadline = time.time() + timeout
+    while True:
+        out = subprocess.run(["sacct", "-o", "JobID,State,NodeList", "--parsable2", *jobs], check=True,
+                             capture_output=True, text=True).stdout
+        states = dict(line.split("|")[:2] for line in out.splitlines()[1:])
+        if not {"PENDING", "RUNNING"} & set(states.values()) or time.time() > deadline:
+            return states
+        time.sleep(0.1)
+
+
+def _assert_done(runs: Path, seeds=(0, 1)):
+    for s in seeds:
+        run_dir = runs / "kvasir" / f"segdino__test__smoke__s{s}"
+        assert records.is_done(run_dir) and json.loads((run_dir / "env.json").read_text())["device"] == "cpu"
+    assert sorted(pd.read_csv(runs / "results.csv").seed) == list(seeds)
+
+
+@pytest.mark.slow
+def test_slurm_array_job_runs_the_sweep_and_reruns_submit_only_what_is_missing(tmp_path, kvasir_root, slurm_log):
+    runs = tmp_path / "runs"
+    options = SlurmOptions(partition="gpu", time_min=30, cpus_per_task=4, mem_gb=16)
+    rows = run_sweep(_spec(kvasir_root, runs, seeds=(1, 2)), executor="slurm", slurm=options, progress=False)
+    assert [(r["seed"], r["was"]) for r in rows] == [(1, "new"), (2, "new")]
+    _assert_done(runs, (1, 2))
+    [(job, sbatch)] = _submitted(slurm_log).items()
+    for line in ("--partition=gpu", "--time=30", "--gpus-per-node=1", "--array=0-1%2", "--cpus-per-task=4",
+                 "--mem=16GB", "--job-name=segbench", f"--output={runs}/.submitit/%A_%a/%A_%a_0_log.out"):
+        assert f"#SBATCH {line}\n" in sbatch
+    assert _final_states(slurm_log) == {f"{job}_0": "COMPLETED", f"{job}_1": "COMPLETED"}
+    for task in (0, 1):   # srun expanded %A_%a; the job saw the array task's id
+        assert f"job_id={job}_{task}," in (runs / ".submitit" / f"{job}_{task}" / f"{job}_{task}_0_log.out").read_text()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # e.g. submitit's "Received an empty job array"
+        again = run_sweep(_spec(kvasir_root, runs, seeds=(1, 2)), executor="slurm", slurm=options, progress=False)
+    assert [(r["seed"], r["was"]) for r in again] == [(1, "done"), (2, "done")]
+    assert len(_submitted(slurm_log)) == 1                         # all done: nothing submitted
+
+    more = run_sweep(_spec(kvasir_root, runs, seeds=(0, 1, 2)), executor="slurm", slurm=options, progress=False)
+    assert [(r["seed"], r["was"]) for r in more] == [(0, "new"), (1, "done"), (2, "done")]   # plan order
+    _assert_done(runs, (0, 1, 2))
+    submitted = _submitted(slurm_log)
+    assert len(submitted) == 2 and "--array" not in submitted[max(submitted)]   # one run missing: a plain job
+
+
+@pytest.mark.slow
+def test_cli_slurm_one_job_per_run(tmp_path, kvasir_root, slurm_log):
+    from typer.testing import CliRunner
+
+    from benchmark.cli import app
+
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(app, [
+        "run", "--datasets", "kvasir", "--methods", "segdino", "--seeds", "0,1", "--preset", "smoke",
+        "--data-root", str(kvasir_root), "--runs-dir", str(runs), "--epochs", "1", "--size", "64", "--device", "cpu",
+        "--executor", "slurm", "--partition", "gpu", "--time-min", "30", "--gpus", "2", "--no-array",
+        "--cpus-per-task", "3", "--mem-gb", "12"])
+    assert result.exit_code == 0, result.output
+    _assert_done(runs)
+    submitted = _submitted(slurm_log)
+    assert len(submitted) == 2                                     # one job per run
+    for sbatch in submitted.values():
+        assert "#SBATCH --partition=gpu\n" in sbatch and "#SBATCH --time=30\n" in sbatch
+        assert "#SBATCH --gpus-per-node=2\n" in sbatch and "--array" not in sbatch
+        assert "#SBATCH --cpus-per-task=3\n" in sbatch and "#SBATCH --mem=12GB\n" in sbatch
+    assert _final_states(slurm_log) == dict.fromkeys(submitted, "COMPLETED")
+
+
+@pytest.mark.slow
+def test_a_failing_slurm_job_raises_its_traceback(tmp_path, kvasir_root, slurm_log):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "kvasir").write_text("a file where the run directories go")   # the job cannot create its run dir
+    with pytest.raises(FailedJobError, match="kvasir"):
+        run_sweep(_spec(kvasir_root, runs), executor="slurm", slurm=SlurmOptions(gpus_per_node=0), progress=False)
+    [(job, sbatch)] = _submitted(slurm_log).items()
+    assert "--gpus-per-node" not in sbatch and "--partition" not in sbatch
+    assert _final_states(slurm_log) == {job: "FAILED"}
