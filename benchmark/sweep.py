@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import submitit.helpers
 import torch
 import yaml
 from tqdm.auto import tqdm
@@ -112,6 +113,14 @@ def execute(cfg_dict: dict, device: str | None = None, progress: bool = True) ->
     return summary_row(run_dir, state, time.perf_counter() - start)
 
 
+class SlurmRun(submitit.helpers.Checkpointable):
+    """`execute` as a Slurm job that requeues itself when preempted or near its time limit (submitit signals it
+    `signal_delay_s` before the kill); the requeued job resumes the run from its last checkpoint."""
+
+    def __call__(self, cfg_dict: dict) -> dict:
+        return execute(cfg_dict, None, False)
+
+
 def summary_row(run_dir: Path, state: str, seconds: float) -> dict:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     env = json.loads((run_dir / "env.json").read_text())
@@ -198,8 +207,7 @@ def _run_local_workers(dicts: list[dict], devices: list[str], progress: bool) ->
     queue = ctx.Queue()
     for name in devices:
         queue.put(name)
-    cpu_workers = sum(torch.device(d).type == "cpu" for d in devices)
-    threads = max(1, (os.cpu_count() or 1) // cpu_workers) if cpu_workers else None
+    threads = max(1, (os.cpu_count() or 1) // len(devices))   # the host's cores shared, not oversubscribed
     rows: dict[int, dict] = {}
     with ProcessPoolExecutor(len(devices), mp_context=ctx, initializer=_init_worker,
                              initargs=(queue, threads)) as pool:
@@ -226,8 +234,6 @@ def _run_submitit(dicts: list[dict], executor: str, slurm: SlurmOptions, progres
     pending = [d for d, is_done in zip(dicts, done) if not is_done]
     jobs = []
     if pending:
-        import submitit
-
         folder = Path(dicts[0]["run"]["runs_dir"]) / ".submitit" / "%j"
         ex = submitit.AutoExecutor(folder=folder, cluster="local" if executor == "submitit-local" else "slurm")
         params = {"timeout_min": slurm.time_min, "name": "segbench"}
@@ -239,9 +245,9 @@ def _run_submitit(dicts: list[dict], executor: str, slurm: SlurmOptions, progres
             params.update(gpus_per_node=0)
         ex.update_parameters(**params)
         if slurm.array and executor == "slurm":
-            jobs = ex.map_array(execute, pending, [None] * len(pending), [False] * len(pending))
+            jobs = ex.map_array(SlurmRun(), pending)
         else:
-            jobs = [ex.submit(execute, d, None, False) for d in pending]
+            jobs = [ex.submit(SlurmRun(), d) for d in pending]
     results = iter([job.result() for job in tqdm(jobs, desc=f"sweep ({executor}, {len(jobs)} jobs)",
                                                  disable=not progress)])
     return [summary_row(records.run_dir_for(_cfg(d)), "done", 0.0) if is_done else next(results)

@@ -121,3 +121,13 @@ def test_a_failing_slurm_job_raises_its_traceback(tmp_path, kvasir_root, slurm_l
     [(job, sbatch)] = _submitted(slurm_log).items()
     assert "--gpus-per-node" not in sbatch and "--partition" not in sbatch
     assert _final_states(slurm_log) == {job: "FAILED"}
+
+
+def test_a_preempted_or_timed_out_job_requeues_the_same_run():
+    """submitit calls checkpoint() on the job's signal; the resubmission is the same run, which resumes from its
+    checkpoint.pt (train_run resumes any partial run directory)."""
+    from benchmark.sweep import SlurmRun
+
+    cfg = {"data": {"dataset": "kvasir"}, "train": {"seed": 3}}
+    again = SlurmRun().checkpoint(cfg)
+    assert isinstance(again.function, SlurmRun) and again.args == (cfg,) and not again.kwargs
