@@ -53,6 +53,7 @@ class TrainConfig:
     device: str = "auto"                 # auto -> cuda if available, else cpu
     amp_dtype: str | None = None         # e.g. bfloat16 on GPUs
     feature_cache: bool = True           # use cached frozen-backbone features when the recipe allows
+    features_on_device: str = "auto"     # hold cached features in accelerator memory: auto (when they fit), yes, no
     checkpoint_every_s: float = 60.0     # checkpoint after the first and last epoch and at most this often between
     num_workers: int = 0
 

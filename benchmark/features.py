@@ -36,8 +36,8 @@ def feature_key(split: ResizedSplit, backbone) -> str:
 
 @dataclass
 class FeatureStore:
-    """Memory-mapped taps (N x 4 x C x h x w) and per-tap prefix tokens (N x 4 x P x C), float16, in the split's
-    order."""
+    """Taps (N x 4 x C x h x w) and per-tap prefix tokens (N x 4 x P x C), float16, in the split's order: memory
+    maps, or tensors in accelerator memory after `on_device`."""
 
     taps: np.ndarray
     prefix: np.ndarray
@@ -53,10 +53,31 @@ class FeatureStore:
         """The same features, addressed by the positions of a subset view of the split they were computed on."""
         return FeatureStore(self.taps, self.prefix, self.folder, self.extracted, split.base_index)
 
+    @property
+    def nbytes(self) -> int:
+        return int(self.taps.nbytes + self.prefix.nbytes)
+
+    def with_index(self, index: np.ndarray | None) -> "FeatureStore":
+        return FeatureStore(self.taps, self.prefix, self.folder, self.extracted, index)
+
+    def on_device(self, device: torch.device, chunk: int = 256) -> "FeatureStore":
+        """The whole store as float16 tensors in `device` memory, copied in chunks (no full host copy), addressed
+        by the base split's positions like the memory maps."""
+        taps = torch.empty(self.taps.shape, dtype=torch.float16, device=device)
+        prefix = torch.empty(self.prefix.shape, dtype=torch.float16, device=device)
+        for start in range(0, len(self.taps), chunk):
+            stop = min(start + chunk, len(self.taps))
+            taps[start:stop] = torch.from_numpy(np.array(self.taps[start:stop])).to(device)
+            prefix[start:stop] = torch.from_numpy(np.array(self.prefix[start:stop])).to(device)
+        return FeatureStore(taps, prefix, self.folder, self.extracted)
+
     def batch(self, indices, device: torch.device, dtype: torch.dtype = torch.float32) -> Features:
         idx = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices)
         if self.index is not None:
             idx = self.index[idx]
+        if isinstance(self.taps, torch.Tensor):   # resident in device memory
+            rows = torch.as_tensor(idx, device=self.taps.device)
+            return Features(list(self.taps[rows].to(dtype).unbind(1)), self.prefix[rows].to(dtype))
         order = np.argsort(idx)
         rows = idx[order]
         back = torch.from_numpy(np.argsort(order))

@@ -19,7 +19,7 @@ from segdino.model import Segmenter
 
 from benchmark import records
 from benchmark.records import trainable_state
-from benchmark.config import Config, dump_yaml
+from benchmark.config import Config, config_from_dict, dump_yaml
 from benchmark.data.image_cache import ResizedSplit, load_resized
 from benchmark.data.splits import make_splits, manifest
 from benchmark.features import cached_features
@@ -61,8 +61,11 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 def rng_state() -> dict:
     """RNG states as plain containers and tensors, so checkpoints load with `weights_only=True`."""
     name, keys, pos, has_gauss, gauss = np.random.get_state()
-    return {"python": random.getstate(), "numpy": (name, keys.tolist(), pos, has_gauss, gauss),
-            "torch": torch.get_rng_state()}
+    state = {"python": random.getstate(), "numpy": (name, keys.tolist(), pos, has_gauss, gauss),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():   # e.g. dropout drawn on the GPU
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def set_rng_state(state: dict) -> None:
@@ -71,6 +74,8 @@ def set_rng_state(state: dict) -> None:
     name, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])   # resumed on another machine: only the CPU streams carry over
 
 
 def prepare_run_dir(cfg: Config, run_dir: Path) -> None:
@@ -78,7 +83,9 @@ def prepare_run_dir(cfg: Config, run_dir: Path) -> None:
     path = run_dir / "config.yaml"
     text = dump_yaml(cfg)
     if path.is_file():
-        if _comparable(yaml.safe_load(path.read_text())) != _comparable(yaml.safe_load(text)):
+        # through Config, so settings added to segbench since the run started take their defaults
+        stored = yaml.safe_load(dump_yaml(config_from_dict(yaml.safe_load(path.read_text()))))
+        if _comparable(stored) != _comparable(yaml.safe_load(text)):
             raise RunConflict(f"{run_dir} holds a run with a different config; remove it or choose another --runs-dir")
         return
     records.atomic_write_text(path, text)
@@ -92,7 +99,8 @@ def cache_dir(cfg: Config) -> Path:
 def _comparable(cfg: dict) -> dict:
     """A config without the settings that may change between the attempts of one run: where it runs and where
     its files are (moving the data or the runs folder must not block resuming)."""
-    drop = {"train": ("device", "num_workers"), "data": ("root", "cache_dir"), "run": ("runs_dir",)}
+    drop = {"train": ("device", "num_workers", "features_on_device"), "data": ("root", "cache_dir"),
+            "run": ("runs_dir",)}
     return {section: {k: v for k, v in values.items() if k not in drop.get(section, ())}
             if isinstance(values, dict) else values for section, values in cfg.items()}
 
@@ -187,7 +195,8 @@ def train_run(cfg: Config, run_dir: Path | None = None, progress: bool = True) -
 
     if best["state"] is not None:
         model.load_state_dict(best["state"], strict=False)
-    env["feature_cache"] = {name: {"used": True, "extracted": s.extracted, "key": s.folder.name}
+    env["feature_cache"] = {name: {"used": True, "extracted": s.extracted, "key": s.folder.name,
+                                   "on_device": isinstance(s.taps, torch.Tensor)}
                             for name, s in stores.items()} or {"used": False}
     finish_run(cfg, run_dir, model, source, splits["test"], device, amp, best["epoch"], train_seconds, env)
     return run_dir
@@ -231,9 +240,31 @@ def feature_stores(cfg: Config, model: Segmenter, splits: dict[str, ResizedSplit
     float32, so `segbench evaluate` reproduces metrics.json exactly."""
     if not uses_feature_cache(cfg):
         return {}
-    return {name: cached_features(split, model.backbone, cache_dir(cfg), device, max(cfg.train.batch_size, 16),
-                                  progress, desc=f"features {cfg.data.dataset}/{name}")
-            for name, split in splits.items() if name in ("train", "val")}
+    stores = {name: cached_features(split, model.backbone, cache_dir(cfg), device, max(cfg.train.batch_size, 16),
+                                    progress, desc=f"features {cfg.data.dataset}/{name}")
+              for name, split in splits.items() if name in ("train", "val")}
+    if features_on_device(cfg, device, stores):
+        resident = {}   # train and val are views of one official split: one copy in device memory serves both
+        for name, store in stores.items():
+            if store.folder not in resident:
+                resident[store.folder] = store.on_device(device)
+            stores[name] = resident[store.folder].with_index(store.index)
+    return stores
+
+
+def features_on_device(cfg: Config, device: torch.device, stores: dict) -> bool:
+    """Whether to hold the cached features in accelerator memory (no host reads and copies per step): "yes", "no",
+    or "auto" = on an accelerator when they take at most half of its free memory."""
+    choice = cfg.train.features_on_device
+    if choice not in ("auto", "yes", "no"):
+        raise ValueError(f"train.features_on_device must be auto, yes or no, not {choice!r}")
+    if choice != "auto":
+        return choice == "yes"
+    if device.type != "cuda":
+        return False
+    need = sum(s.nbytes for s in {s.folder: s for s in stores.values()}.values())
+    free, _ = torch.cuda.mem_get_info(device)
+    return need <= free // 2
 
 
 def forward(model: Segmenter, split: ResizedSplit, idx: np.ndarray, device, store=None) -> torch.Tensor:

@@ -113,3 +113,31 @@ def test_batchnorm_decoders_train_when_the_split_leaves_one_sample(tmp_path, smo
                                           "run.runs_dir": str(tmp_path)})
     run_dir = train_run(cfg, progress=False)
     assert len(json.loads((run_dir / "split.json").read_text())["train"]) == 13
+
+
+@pytest.mark.parametrize("method", ["segdino", "dpt"])   # dpt also reads the per-tap prefix tokens
+def test_features_held_on_device_train_exactly_like_memory_maps(tmp_path, smoke_overrides, method):
+    """The accelerator path (`train.features_on_device`), exercised with the CPU as the device."""
+    metrics, envs = {}, {}
+    for choice in ("no", "yes"):
+        cfg = load_config("smoke", overrides={**smoke_overrides, "run.runs_dir": str(tmp_path / choice),
+                                              "decoder.name": method, "train.features_on_device": choice})
+        run_dir = train_run(cfg, progress=False)
+        metrics[choice] = json.loads((run_dir / "metrics.json").read_text())["profiles"]["segdino"]["metrics"]
+        envs[choice] = json.loads((run_dir / "env.json").read_text())["feature_cache"]
+    assert metrics["yes"] == metrics["no"]
+    assert all(v["on_device"] for v in envs["yes"].values()) and not any(v["on_device"] for v in envs["no"].values())
+    with pytest.raises(ValueError, match="features_on_device"):
+        train_run(load_config("smoke", overrides={**smoke_overrides, "run.runs_dir": str(tmp_path / "bad"),
+                                                  "train.features_on_device": "maybe"}), progress=False)
+
+
+def test_a_run_started_before_a_new_setting_existed_still_resumes(tmp_path, smoke_overrides):
+    cfg = load_config("smoke", overrides={**smoke_overrides, "run.runs_dir": str(tmp_path)})
+    run_dir = tmp_path / "kvasir" / "segdino__test__smoke__s0"
+    run_dir.mkdir(parents=True)
+    from benchmark.config import dump_yaml
+    old = dump_yaml(cfg).replace("  drop_last: false\n", "")   # a setting added later, at its default
+    assert old != dump_yaml(cfg)
+    (run_dir / "config.yaml").write_text(old)
+    assert (train_run(cfg, progress=False) / "DONE").is_file()
