@@ -55,19 +55,47 @@ def predict_split(model, split: ResizedSplit, device: torch.device, batch_size: 
 def dice_iou(probs: np.ndarray, masks: np.ndarray, eps: float = 1e-6) -> tuple[float, float]:
     """Mean per-image Dice and IoU at 0.5 with the public code's eps (REFERENCE.md §5); the fast check used for
     model selection every epoch (binary: foreground; multi-class: mean over foreground classes)."""
+    counts = overlap_counts(torch.from_numpy(np.asarray(probs)), torch.from_numpy(np.asarray(masks)))
+    return dice_iou_from_counts(counts, eps)
+
+
+def overlap_counts(probs: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
+    """Per foreground class and image: (intersection, predicted, true) pixel counts at 0.5 (binary) or argmax,
+    as int64 K x N x 3, counted where the tensors are."""
     if probs.ndim == 4:
         pred = probs.argmax(1)
-        classes = range(1, probs.shape[1])
-        pairs = [(pred == c, masks == c) for c in classes]
+        pairs = [(pred == c, masks == c) for c in range(1, probs.shape[1])]
     else:
         pairs = [(probs > 0.5, masks > 0)]
-    dice, iou = [], []
-    for p, g in pairs:
-        inter = (p & g).sum((1, 2)).astype(np.float64)
-        ps, gs = p.sum((1, 2)), g.sum((1, 2))
-        dice.append((2 * inter + eps) / (ps + gs + eps))
-        iou.append((inter + eps) / (ps + gs - inter + eps))
+    return np.stack([torch.stack([(p & g).sum((1, 2)), p.sum((1, 2)), g.sum((1, 2))], 1).cpu().numpy()
+                     for p, g in pairs]).astype(np.int64)
+
+
+def dice_iou_from_counts(counts: np.ndarray, eps: float = 1e-6) -> tuple[float, float]:
+    inter, ps, gs = (counts[..., i].astype(np.float64) for i in range(3))
+    dice = (2 * inter + eps) / (ps + gs + eps)
+    iou = (inter + eps) / (ps + gs - inter + eps)
     return float(np.mean(dice)), float(np.mean(iou))
+
+
+@torch.no_grad()
+def validate(model, split: ResizedSplit, device: torch.device, batch_size: int = 16,
+             autocast_dtype: torch.dtype | None = None, features=None) -> tuple[float, float]:
+    """`dice_iou(predict_split(...), masks)` counted on the device batch by batch: no probability map leaves the
+    device, only three counts per image (the epoch's model-selection check)."""
+    model.eval()
+    size = split.images.shape[1:3]
+    counts = []
+    for start in range(0, len(split), batch_size):
+        stop = min(start + batch_size, len(split))
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            if features is not None:
+                logits = model.decode(features.batch(range(start, stop), device), size)
+            else:
+                logits = model(to_input(torch.from_numpy(np.array(split.images[start:stop])), device))
+        masks = torch.from_numpy(np.array(split.masks[start:stop])).to(device, non_blocking=True)
+        counts.append(overlap_counts(probabilities(logits.float()), masks))
+    return dice_iou_from_counts(np.concatenate(counts, axis=1))
 
 
 def native_probability(prob: np.ndarray, native_hw: tuple[int, int]) -> np.ndarray:

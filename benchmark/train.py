@@ -23,7 +23,7 @@ from benchmark.config import Config, config_from_dict, dump_yaml
 from benchmark.data.image_cache import ResizedSplit, load_resized
 from benchmark.data.splits import make_splits, manifest
 from benchmark.features import cached_features
-from benchmark.evaluate import dice_iou, predict_split, profiles_for, save_samples, score_split, to_input
+from benchmark.evaluate import predict_split, profiles_for, save_samples, score_split, to_input, validate
 from benchmark.registry import build_model, open_dataset
 
 
@@ -174,8 +174,7 @@ def train_run(cfg: Config, run_dir: Path | None = None, progress: bool = True) -
         losses = train_epoch(model, optimizer, train, batches(order, batch, cfg.train.drop_last), device, amp,
                              stores.get("train"))
         scheduler.step()
-        probs = predict_split(model, val, device, max(batch, 16), amp, stores.get("val"))
-        val_dice, val_iou = dice_iou(probs, np.asarray(val.masks))
+        val_dice, val_iou = validate(model, val, device, max(batch, 16), amp, stores.get("val"))
         history.append({"epoch": epoch + 1, "step": (epoch + 1) * len(losses),
                         "train_loss": float(np.mean(losses)), "val_dice": val_dice, "val_iou": val_iou,
                         "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0})
@@ -220,14 +219,14 @@ def train_epoch(model: Segmenter, optimizer, split: ResizedSplit, batch_list, de
     model.train()
     losses = []
     for idx in batch_list:
-        masks = torch.from_numpy(np.array(split.masks[idx])).to(device)
+        masks = torch.from_numpy(np.array(split.masks[idx])).to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
             loss = loss_fn(forward(model, split, idx, device, store).float(), masks)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        losses.append(loss.item())
-    return losses
+        losses.append(loss.detach())
+    return torch.stack(losses).tolist() if losses else []   # one device sync per epoch, not one per step
 
 
 def uses_feature_cache(cfg: Config) -> bool:

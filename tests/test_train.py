@@ -141,3 +141,29 @@ def test_a_run_started_before_a_new_setting_existed_still_resumes(tmp_path, smok
     assert old != dump_yaml(cfg)
     (run_dir / "config.yaml").write_text(old)
     assert (train_run(cfg, progress=False) / "DONE").is_file()
+
+
+@pytest.mark.parametrize("num_classes", [1, 3])
+def test_validation_counted_on_the_device_equals_dice_of_the_probability_maps(tmp_path, smoke_overrides, num_classes):
+    import numpy as np
+
+    from benchmark.evaluate import dice_iou, predict_split, validate
+    from benchmark.features import cached_features
+    from benchmark.registry import build_model
+    from benchmark.train import load_data
+
+    cfg = load_config("smoke", overrides={**smoke_overrides, "run.runs_dir": str(tmp_path)})
+    tmp_path.joinpath("run").mkdir()
+    _, splits = load_data(cfg, tmp_path / "run")
+    val = splits["train"]
+    torch.manual_seed(0)
+    model = build_model(cfg, max(num_classes, 2) if num_classes > 1 else 1).eval()
+    if num_classes > 1:   # a 3-class problem on the same images: classes 1 and 2 from the mask and a stripe
+        masks = np.asarray(val.masks).copy()
+        masks[:, :, :8] = 2
+        val = type(val)(val.images, masks, val.refs, val.native_sizes)
+    store = cached_features(val, model.backbone, tmp_path / "cache", torch.device("cpu"), 16, False)
+    for features in (None, store):
+        expected = dice_iou(predict_split(model, val, torch.device("cpu"), 5, None, features), np.asarray(val.masks))
+        assert validate(model, val, torch.device("cpu"), 5, None, features) == expected
+        assert 0 < expected[0] < 1
