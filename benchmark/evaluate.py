@@ -55,7 +55,8 @@ def predict_split(model, split: ResizedSplit, device: torch.device, batch_size: 
 def dice_iou(probs: np.ndarray, masks: np.ndarray, eps: float = 1e-6) -> tuple[float, float]:
     """Mean per-image Dice and IoU at 0.5 with the public code's eps (REFERENCE.md §5); the fast check used for
     model selection every epoch (binary: foreground; multi-class: mean over foreground classes)."""
-    counts = overlap_counts(torch.from_numpy(np.asarray(probs)), torch.from_numpy(np.asarray(masks)))
+    # copies: the arrays may be read-only memory maps
+    counts = overlap_counts(torch.from_numpy(np.array(probs)), torch.from_numpy(np.array(masks)))
     return dice_iou_from_counts(counts, eps)
 
 

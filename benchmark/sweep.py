@@ -248,10 +248,29 @@ def _run_submitit(dicts: list[dict], executor: str, slurm: SlurmOptions, progres
             jobs = ex.map_array(SlurmRun(), pending)
         else:
             jobs = [ex.submit(SlurmRun(), d) for d in pending]
-    results = iter([job.result() for job in tqdm(jobs, desc=f"sweep ({executor}, {len(jobs)} jobs)",
-                                                 disable=not progress)])
+    results, failures = [], []
+    for job, d in zip(jobs, tqdm(pending, desc=f"sweep ({executor}, {len(jobs)} jobs)", disable=not progress)):
+        try:   # wait for every job: the others keep running on the cluster whatever one of them does
+            results.append(job.result())
+        except Exception as exc:  # noqa: BLE001 - reported together below
+            lines = [line for line in str(exc).splitlines() if line.strip()]
+            failures.append(f"{_label(d)} (job {job.job_id}: {lines[-1] if lines else type(exc).__name__}; "
+                            f"log {job.paths.stderr})")
+    if failures:
+        write_results(Path(dicts[0]["run"]["runs_dir"]))
+        raise SweepError(f"{len(failures)} of {len(pending)} submitted runs failed (the others are recorded; "
+                         "fix and run the same command again): " + "; ".join(failures))
+    results = iter(results)
     return [summary_row(records.run_dir_for(_cfg(d)), "done", 0.0) if is_done else next(results)
             for d, is_done in zip(dicts, done)]
+
+
+class SweepError(RuntimeError):
+    """Some runs of a sweep failed; the message names each with its job and log."""
+
+
+def _label(d: dict) -> str:
+    return f"{d['data']['dataset']}/{d['decoder']['name']}/s{d['train']['seed']}"
 
 
 def _cfg(d: dict) -> Config:
