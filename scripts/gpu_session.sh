@@ -9,10 +9,15 @@
 # nvidia_smi.txt and a log. Needs torch with CUDA, timm and segmentation-models-pytorch; on a machine that cannot
 # reach a package index, put wheels in .whl/ (segmentation-models-pytorch is pure Python: `pip download --no-deps
 # segmentation-models-pytorch==0.6.0 -d .whl`); they are installed into /tmp/site first.
+# A plumbing check anywhere (small and slow, on the CPU):
+#   DEVICE=cpu BATCH=2 ITERS=2 BACKBONE=test RECIPE_ARGS="--train 24 --test 8 --epochs 1 --probe-steps 3" \
+#     bash scripts/gpu_session.sh all /tmp/gpu-plumbing
 set -uo pipefail
 STAGE="${1:-all}"
 OUT="${2:-reports/gpu}"
 PY="${PYTHON:-python3}"
+DEVICE="${DEVICE:-cuda}"; BATCH="${BATCH:-1024}"; ITERS="${ITERS:-50}"; BACKBONE="${BACKBONE:-dinov3_vits16}"
+TIMM_MODEL="vit_small_patch16_dinov3"; [ "$BACKBONE" = test ] && TIMM_MODEL="vit_small_patch16_dinov3 --size 64"
 mkdir -p "$OUT"
 if compgen -G ".whl/*.whl" >/dev/null; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
@@ -22,18 +27,22 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 PYTHONUNBUF
 nvidia-smi >"$OUT/nvidia_smi.txt" 2>&1 || echo "nvidia-smi not available" >"$OUT/nvidia_smi.txt"
 status=0
 if [ "$STAGE" = profile ] || [ "$STAGE" = all ]; then
-  "$PY" scripts/bench_timm_backbone.py --device cuda --batch 1024 --out "$OUT/bench_timm_backbone_cuda.json" \
-    2>&1 | tee "$OUT/log_timm.txt" || status=1
+  # shellcheck disable=SC2086
+  "$PY" scripts/bench_timm_backbone.py --device "$DEVICE" --batch "$BATCH" --model $TIMM_MODEL --steps "$ITERS" \
+    --out "$OUT/bench_timm_backbone_$DEVICE.json" 2>&1 | tee "$OUT/log_timm.txt" || status=1
   # SegDINO with every variant; the baselines with fp32 eager and bf16 compile (max-autotune compiles for minutes)
-  "$PY" scripts/bench_profile.py --device cuda --batch 1024 --warmup 10 --iters 50 --methods segdino \
-    --out "$OUT" 2>&1 | tee "$OUT/log_profile.txt" || status=1
-  mv "$OUT/profile_cuda.csv" "$OUT/profile_cuda_segdino.csv"; mv "$OUT/profile_cuda.json" "$OUT/profile_cuda_segdino.json"
-  "$PY" scripts/bench_profile.py --device cuda --batch 256 --warmup 10 --iters 30 \
-    --methods unet upernet dpt unet-small upernet-small dpt-small --variants float32:none bfloat16:default \
-    --out "$OUT" 2>&1 | tee -a "$OUT/log_profile.txt" || status=1
+  "$PY" scripts/bench_profile.py --device "$DEVICE" --backbone "$BACKBONE" --batch "$BATCH" --warmup 10 \
+    --iters "$ITERS" --methods segdino --variants float32:none bfloat16:none bfloat16:default \
+    bfloat16:reduce-overhead bfloat16:max-autotune --out "$OUT" 2>&1 | tee "$OUT/log_profile.txt" || status=1
+  mv "$OUT/profile_$DEVICE.csv" "$OUT/profile_${DEVICE}_segdino.csv"
+  mv "$OUT/profile_$DEVICE.json" "$OUT/profile_${DEVICE}_segdino.json"
+  "$PY" scripts/bench_profile.py --device "$DEVICE" --backbone "$BACKBONE" --batch "$((BATCH / 4 > 0 ? BATCH / 4 : 1))" \
+    --warmup 10 --iters "$ITERS" --methods unet upernet dpt unet-small upernet-small dpt-small \
+    --variants float32:none bfloat16:default --out "$OUT" 2>&1 | tee -a "$OUT/log_profile.txt" || status=1
 fi
 if [ "$STAGE" = recipe ] || [ "$STAGE" = all ]; then
-  "$PY" scripts/bench_paper_recipe.py --device cuda --out "$OUT/bench_paper_recipe_cuda.json" \
+  # shellcheck disable=SC2086
+  "$PY" scripts/bench_paper_recipe.py --device "$DEVICE" ${RECIPE_ARGS:-} --out "$OUT/bench_paper_recipe_$DEVICE.json" \
     2>&1 | tee "$OUT/log_recipe.txt" || status=1
 fi
 exit $status
