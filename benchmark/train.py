@@ -255,6 +255,7 @@ def features_on_device(cfg: Config, device: torch.device, stores: dict) -> bool:
     """Whether to hold the cached features in accelerator memory (no host reads and copies per step): "yes", "no",
     or "auto" = on an accelerator when they take at most half of its free memory."""
     choice = cfg.train.features_on_device
+    choice = {True: "yes", False: "no"}.get(choice, choice) if isinstance(choice, bool) else choice   # YAML's yes/no
     if choice not in ("auto", "yes", "no"):
         raise ValueError(f"train.features_on_device must be auto, yes or no, not {choice!r}")
     if choice != "auto":

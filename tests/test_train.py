@@ -119,14 +119,14 @@ def test_batchnorm_decoders_train_when_the_split_leaves_one_sample(tmp_path, smo
 def test_features_held_on_device_train_exactly_like_memory_maps(tmp_path, smoke_overrides, method):
     """The accelerator path (`train.features_on_device`), exercised with the CPU as the device."""
     metrics, envs = {}, {}
-    for choice in ("no", "yes"):
-        cfg = load_config("smoke", overrides={**smoke_overrides, "run.runs_dir": str(tmp_path / choice),
+    for choice in ("no", True):   # True: what YAML makes of `features_on_device: yes` in a config file
+        cfg = load_config("smoke", overrides={**smoke_overrides, "run.runs_dir": str(tmp_path / str(choice)),
                                               "decoder.name": method, "train.features_on_device": choice})
         run_dir = train_run(cfg, progress=False)
         metrics[choice] = json.loads((run_dir / "metrics.json").read_text())["profiles"]["segdino"]["metrics"]
         envs[choice] = json.loads((run_dir / "env.json").read_text())["feature_cache"]
-    assert metrics["yes"] == metrics["no"]
-    assert all(v["on_device"] for v in envs["yes"].values()) and not any(v["on_device"] for v in envs["no"].values())
+    assert metrics[True] == metrics["no"]
+    assert all(v["on_device"] for v in envs[True].values()) and not any(v["on_device"] for v in envs["no"].values())
     with pytest.raises(ValueError, match="features_on_device"):
         train_run(load_config("smoke", overrides={**smoke_overrides, "run.runs_dir": str(tmp_path / "bad"),
                                                   "train.features_on_device": "maybe"}), progress=False)
