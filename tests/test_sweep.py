@@ -122,3 +122,15 @@ def test_unknown_local_device_fails_before_any_work(tmp_path, kvasir_root):
     with pytest.raises(RuntimeError, match="gpu0"):
         run_sweep(_spec(kvasir_root, tmp_path), devices=["gpu0"], progress=False)
     assert not (tmp_path / "kvasir").exists()
+
+
+def test_local_devices_default_to_every_visible_gpu(monkeypatch):
+    from benchmark.sweep import local_devices
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert local_devices(None, "auto") == ["cuda:0", "cuda:1"] == local_devices([], "cuda")
+    assert local_devices(None, "cpu") == []                               # the config asks for the CPU
+    assert local_devices(["cuda:1", "cuda:1"], "auto") == ["cuda:1", "cuda:1"]   # two runs at a time on one GPU
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert local_devices(None, "auto") == []                              # one GPU: this process, sequentially
