@@ -130,7 +130,7 @@ def test_tn3k_grey_jpeg_masks_and_fold_files(replicas):
     train_keys = [r.key for r in source.splits["train"]]
     for k in range(5):
         fold = json.loads((paths["tn3k"] / f"tn3k-trainval-fold{k}.json").read_text())
-        assert source.val_folds[k] == [train_keys[i] for i in fold["val"]]   # ids are positions in the sorted listing
+        assert source.val_folds[k] == [f"{i:04d}" for i in fold["val"]]   # ids are the trainval image numbers
     held_out = [key for fold in source.val_folds for key in fold]
     assert sorted(held_out) == sorted(train_keys)    # the five folds partition trainval
     for seed in range(6):
@@ -154,15 +154,33 @@ def test_tn3k_fold_ids_as_stems_and_bad_ids(tmp_path):
     assert source.val_folds == [] and any("no tn3k-trainval-fold" in n for n in source.notes)
 
 
-def test_tn3k_renumbered_files_are_noted(tmp_path):
+def test_tn3k_fold_ids_are_image_numbers_so_a_missing_file_shifts_nothing(tmp_path):
     root = write_tn3k(tmp_path / "tn3k", 6, 2)
+    for k in range(1, 5):
+        (root / f"tn3k-trainval-fold{k}.json").unlink()
+    (root / "tn3k-trainval-fold0.json").write_text(json.dumps({"train": [0, 1, 2, 3], "val": [4, 5]}))
     for folder in ("trainval-image", "trainval-mask"):
-        (root / folder / "0005.jpg").rename(root / folder / "0007.jpg")
-    assert any("not numbered 0..N-1 (position 5 holds 0007)" in n for n in open_tn3k(root).notes)
+        (root / folder / "0002.jpg").unlink()   # not held out: the held-out ids still name 0004 and 0005
+    source = open_tn3k(root)
+    assert source.val_folds[0] == ["0004", "0005"]
+    assert any("ids read as trainval image numbers" in n for n in source.notes)
     for folder in ("trainval-image", "trainval-mask"):
-        (root / folder / "0002.jpg").unlink()
-    with pytest.raises(DataError, match="restore the missing trainval images"):
+        (root / folder / "0005.jpg").unlink()   # held out: named, never silently replaced
+    with pytest.raises(DataError, match=r"fold0.json holds id 5, but trainval-image/0005.jpg is missing"):
         open_tn3k(root)
+
+
+def test_tn3k_unnumbered_files_fall_back_to_positions(tmp_path):
+    root = write_tn3k(tmp_path / "tn3k", 6, 2)
+    for k in range(1, 5):
+        (root / f"tn3k-trainval-fold{k}.json").unlink()
+    for folder in ("trainval-image", "trainval-mask"):
+        for i, path in enumerate(sorted((root / folder).iterdir())):
+            path.rename(path.with_name(f"case{i:02d}.jpg"))
+    (root / "tn3k-trainval-fold0.json").write_text(json.dumps({"train": [0, 1, 2, 3], "val": [4, 5]}))
+    source = open_tn3k(root)
+    assert source.val_folds[0] == ["case04", "case05"]
+    assert any("positions in the sorted trainval-image/ listing" in n for n in source.notes)
 
 
 def test_tn3k_missing_folder_is_named(tmp_path):

@@ -116,8 +116,8 @@ def _video_lengths(n_frames: int, per_video: int = 3) -> list[int]:
 
 
 def write_tn3k(root: Path, n_train: int = 40, n_test: int = 10, seed: int = 0) -> Path:
-    """TN3K: numbered JPEGs, grey lossy JPEG masks, and five fold files {"train": [ids], "val": [ids]} whose ids are
-    positions in the numerically sorted trainval listing (TRFE-Net's format)."""
+    """TN3K: numbered JPEGs (0000.jpg up), grey lossy JPEG masks, and five fold files {"train": [ids], "val": [ids]}
+    whose ids are the trainval image numbers."""
     root = Path(root)
     for split, n, offset in (("trainval", n_train, 1000), ("test", n_test, 2000)):
         for i in range(n):

@@ -5,10 +5,12 @@ Masks are grey lossy JPEGs: foreground is grey >= 128. The trainval images form 
 holds `{"train": [...], "val": [...]}`, and its "val" list becomes one entry of `DatasetSource.val_folds`, so the
 validation split is the dataset's own fold (`splits.make_splits` picks fold `seed mod 5`).
 
-Fold ids: the dataset authors' loader (TRFE-Net, `dataloaders/tn3k.py`) reads each id as a POSITION in the trainval
-images sorted by number (`img_names[i]` after `sorted(..., key=int(stem))`); we do the same. With the official file
-names (`0000.jpg` upwards) a position equals the file number; where it does not (a missing or extra file), a note
-says so, since the folds would then shift. String ids are read as file stems.
+Fold ids: integers naming trainval images by number. Peer loaders read them two ways: BPAT-UNet as file numbers
+(`trainval-image/{id:04d}.jpg`), TRFE-Net as positions in `os.listdir` order (filesystem-dependent). With the
+official files (`0000.jpg` to `2878.jpg`, no gaps) the file number is also the position in the numerically sorted
+listing, so we read an id as the image with that number: a missing file is then an error naming it instead of a
+silent shift of every later id. Only when the images are not numbered are ids read as positions in the sorted
+listing (with a note). String ids are read as file stems.
 """
 from __future__ import annotations
 
@@ -37,14 +39,21 @@ def read_fold(path: Path, train: list[SampleRef]) -> list[str]:
     if not isinstance(data, dict) or not isinstance(data.get("val"), list):
         raise DataError(f"TN3K: fold file {path} should be a JSON object with a \"val\" list (and a \"train\" list)")
     stems = {r.key for r in train}
+    numbered = {int(r.key): r.key for r in train if r.key.isdigit()}
     keys = []
     for item in data["val"]:
         if isinstance(item, int) and not isinstance(item, bool):
-            if not 0 <= item < len(train):
+            if numbered:
+                if item not in numbered:
+                    raise DataError(f"TN3K: fold file {path} holds id {item}, but trainval-image/{item:04d}.jpg is "
+                                    "missing; restore it from the dataset archive (the official trainval set has "
+                                    f"{EXPECTED['train']:,} images, 0000 to {EXPECTED['train'] - 1:04d})")
+                keys.append(numbered[item])
+            elif 0 <= item < len(train):
+                keys.append(train[item].key)
+            else:
                 raise DataError(f"TN3K: fold file {path} holds id {item}, but trainval-image/ has only {len(train)} "
-                                "images (ids are positions in the numerically sorted listing: restore the missing "
-                                f"trainval images; the official set has {EXPECTED['train']:,})")
-            keys.append(train[item].key)
+                                "images")
         elif isinstance(item, str) and Path(item).stem in stems:
             keys.append(Path(item).stem)
         else:
@@ -66,13 +75,10 @@ def open_tn3k(root: Path) -> DatasetSource:
     fold_files = [p for p in fold_files if re.fullmatch(r"tn3k-trainval-fold\d+\.json", p.name)]
     val_folds = [read_fold(p, splits["train"]) for p in fold_files]
     if fold_files:
-        notes.append(f"validation: the dataset's fold files ({', '.join(p.name for p in fold_files)}); "
-                     "ids read as positions in the numerically sorted trainval-image/ listing (TRFE-Net's rule)")
-        shifted = [(i, r.key) for i, r in enumerate(splits["train"]) if r.key.isdigit() and int(r.key) != i]
-        if shifted:
-            i, key = shifted[0]
-            notes.append(f"trainval-image/ is not numbered 0..N-1 (position {i} holds {key}); the fold files assume "
-                         "the official listing, so folds are shifted from the authors' if files were added or removed")
+        numbered = all(r.key.isdigit() for r in splits["train"])
+        notes.append(f"validation: the dataset's fold files ({', '.join(p.name for p in fold_files)}); ids read as "
+                     + ("trainval image numbers" if numbered else "positions in the sorted trainval-image/ listing, "
+                        "since its files are not numbered as in the official archive"))
     else:
         notes.append("no tn3k-trainval-fold*.json found: validation falls back to a seeded split of trainval")
     return DatasetSource("tn3k", root, splits, "threshold128", 2, dict(EXPECTED), notes, val_folds)
