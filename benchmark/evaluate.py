@@ -34,12 +34,11 @@ def probabilities(logits: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_split(model, split: ResizedSplit, device: torch.device, batch_size: int = 16,
-                  autocast_dtype: torch.dtype | None = None, features=None) -> np.ndarray:
-    """Probabilities at the network size for every sample: float32 N x S x S (binary) or N x C x S x S.
-    `features` (a cached-feature reader) replaces the backbone when given."""
+def predict_batches(model, split: ResizedSplit, device: torch.device, batch_size: int = 16,
+                    autocast_dtype: torch.dtype | None = None, features=None):
+    """(start, probabilities) per batch of the split, in order: float32 B x S x S (binary) or B x C x S x S at the
+    network size. `features` (a cached-feature reader) replaces the backbone when given."""
     model.eval()
-    out = []
     size = split.images.shape[1:3]
     for start in range(0, len(split), batch_size):
         stop = min(start + batch_size, len(split))
@@ -48,8 +47,14 @@ def predict_split(model, split: ResizedSplit, device: torch.device, batch_size: 
                 logits = model.decode(features.batch(range(start, stop), device), size)
             else:
                 logits = model(to_input(torch.from_numpy(np.array(split.images[start:stop])), device))
-        out.append(probabilities(logits.float()).cpu().numpy())
-    return np.concatenate(out)
+        yield start, probabilities(logits.float()).cpu().numpy()
+
+
+def predict_split(model, split: ResizedSplit, device: torch.device, batch_size: int = 16,
+                  autocast_dtype: torch.dtype | None = None, features=None) -> np.ndarray:
+    """Probabilities for every sample at once (N x S x S or N x C x S x S); scoring streams `predict_batches`."""
+    return np.concatenate([p for _, p in predict_batches(model, split, device, batch_size, autocast_dtype,
+                                                         features)])
 
 
 def dice_iou(probs: np.ndarray, masks: np.ndarray, eps: float = 1e-6) -> tuple[float, float]:
@@ -108,32 +113,47 @@ def native_probability(prob: np.ndarray, native_hw: tuple[int, int]) -> np.ndarr
     return t[0, 0].numpy() if prob.ndim == 2 else t[0].numpy()
 
 
-def score_split(probs: np.ndarray, split: ResizedSplit, source, profiles: tuple[str, ...],
+def score_split(probs, split: ResizedSplit, source, profiles: tuple[str, ...],
                 num_classes: int = 2) -> dict[str, tuple[dict, list[dict]]]:
     """Score network-size probabilities under each profile: at network size against the resized masks, or at
-    native size against the original masks."""
+    native size against the original masks. `probs`: an N x ... array, or (start, batch) pairs as
+    `predict_batches` yields them, scored as they come (a large test split never sits in memory at once)."""
     scorers = {name: Scorer(get_profile(name), num_classes=num_classes) for name in profiles}
-    for i, ref in enumerate(split.refs):
-        native_mask = None
-        for name, scorer in scorers.items():
-            if scorer.profile.resolution == "native":
-                if native_mask is None:
-                    native_mask = source.read_mask(ref)
-                scorer.add(ref.key, native_probability(probs[i], native_mask.shape), native_mask)
-            else:
-                scorer.add(ref.key, probs[i], np.asarray(split.masks[i]))
+    for start, batch in ([(0, probs)] if isinstance(probs, np.ndarray) else probs):
+        for i, prob in enumerate(batch, start):
+            ref, native_mask = split.refs[i], None
+            for name, scorer in scorers.items():
+                if scorer.profile.resolution == "native":
+                    if native_mask is None:
+                        native_mask = source.read_mask(ref)
+                    scorer.add(ref.key, native_probability(prob, native_mask.shape), native_mask)
+                else:
+                    scorer.add(ref.key, prob, np.asarray(split.masks[i]))
     return {name: (s.summary(), s.rows()) for name, s in scorers.items()}
+
+
+def sample_indices(split: ResizedSplit, n: int) -> list[int]:
+    """The samples saved for the report's qualitative grid: the first `n` by key."""
+    return sorted(range(len(split)), key=lambda i: split.refs[i].key)[:n]
+
+
+def keeping(batches, wanted, kept: dict):
+    """Pass (start, batch) pairs through, keeping the probabilities of samples `wanted` in `kept`."""
+    wanted = set(wanted)
+    for start, batch in batches:
+        kept.update({i: batch[i - start] for i in wanted if start <= i < start + len(batch)})
+        yield start, batch
 
 
 def safe_key(key: str) -> str:
     return key.replace("/", "__").replace("\\", "__")
 
 
-def save_samples(folder: Path, split: ResizedSplit, probs: np.ndarray, n: int) -> None:
-    """The first `n` test images (sorted keys): image, ground truth and prediction PNGs for the report."""
+def save_samples(folder: Path, split: ResizedSplit, probs, n: int) -> None:
+    """The first `n` test images (sorted keys): image, ground truth and prediction PNGs for the report. `probs` is
+    indexed by sample position (an array, or a dict holding at least those samples)."""
     folder.mkdir(parents=True, exist_ok=True)
-    order = sorted(range(len(split)), key=lambda i: split.refs[i].key)[:n]
-    for i in order:
+    for i in sample_indices(split, n):
         stem = safe_key(split.refs[i].key)
         Image.fromarray(np.asarray(split.images[i])).save(folder / f"{stem}.image.png")
         mask = np.asarray(split.masks[i])
@@ -164,7 +184,7 @@ def evaluate_run(run_dir: str | Path, data_root: str | None = None, profiles: tu
     source = open_dataset(data.dataset, data.root)
     refs, _ = make_splits(source, cfg.train.seed, data.val_fraction, data.subset)
     test = load_resized(source, refs["test"], data.size, cache_dir(cfg), data.skip_bad, desc="test")
-    probs = predict_split(model, test, torch.device(device))
+    probs = predict_batches(model, test, torch.device(device))
     old_path = run_dir / "metrics.json"
     old = json.loads(old_path.read_text()) if old_path.is_file() else {}
     metrics = write_scores(run_dir, cfg, probs, test, source,

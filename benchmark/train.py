@@ -23,7 +23,8 @@ from benchmark.config import Config, config_from_dict, dump_yaml
 from benchmark.data.image_cache import ResizedSplit, load_resized
 from benchmark.data.splits import make_splits, manifest
 from benchmark.features import cached_features
-from benchmark.evaluate import predict_split, profiles_for, save_samples, score_split, to_input, validate
+from benchmark.evaluate import (keeping, predict_batches, profiles_for, sample_indices, save_samples,
+                                score_split, to_input, validate)
 from benchmark.registry import build_model, open_dataset
 
 
@@ -280,15 +281,17 @@ def finish_run(cfg: Config, run_dir: Path, model: Segmenter, source, test: Resiz
     from benchmark.profiling import profile_record
 
     records.save_model(run_dir, model, source.num_classes)
-    probs = predict_split(model, test, device, max(cfg.train.batch_size, 16), amp)
-    write_scores(run_dir, cfg, probs, test, source, selected_epoch, train_seconds)
-    save_samples(run_dir / "samples", test, probs, cfg.eval.n_samples)
+    kept: dict[int, np.ndarray] = {}   # predictions are scored batch by batch; the report's samples are kept
+    batches = predict_batches(model, test, device, max(cfg.train.batch_size, 16), amp)
+    write_scores(run_dir, cfg, keeping(batches, sample_indices(test, cfg.eval.n_samples), kept), test, source,
+                 selected_epoch, train_seconds)
+    save_samples(run_dir / "samples", test, kept, cfg.eval.n_samples)
     records.write_json(run_dir / "profile.json", profile_record(model, cfg))
     records.write_json(run_dir / "env.json", {**env, "finished": records.now()})
     records.mark_done(run_dir)
 
 
-def write_scores(run_dir: Path, cfg: Config, probs: np.ndarray, test: ResizedSplit, source,
+def write_scores(run_dir: Path, cfg: Config, probs, test: ResizedSplit, source,
                  selected_epoch: int, train_seconds: float) -> dict:
     scored = score_split(probs, test, source, profiles_for(cfg.data.dataset, cfg.eval.profiles), source.num_classes)
     metrics = {

@@ -127,7 +127,9 @@ def project(costs: dict, epochs: int, batch: int, seeds: int = 3) -> dict:
             "matrix_hours": sum(per_dataset.values()) / 3600, "seeds": seeds, "epochs": epochs,
             "splits_train_val_test": SPLITS, "estimated": ESTIMATED,
             "model": "epochs x (ceil(train/batch) x step + val x val_img) + test x test_img per run, "
-                     "+ (train+val) x extract_img once per dataset; runs one after another on one device"}
+                     "+ (train+val) x extract_img once per dataset; runs one after another on one device; not "
+                     "modelled: CPU scoring of the test split at native size (mirror/shadow profiles: about 8 ms "
+                     "per 720p frame on the 2-core CPU, ~1 min per VMD or ViSha run)"}
 
 
 def main() -> None:
