@@ -158,8 +158,11 @@ def local_devices(requested: list[str] | None, train_device: str) -> list[str]:
     """The devices of local worker processes: `requested` as given, else every visible GPU when there are several
     and the run asks for auto/cuda, else [] (sequential, in this process)."""
     if requested:
-        for name in requested:
-            torch.device(name)   # a typo fails here, before any work, with torch's message
+        for name in requested:   # a typo fails here, before any work
+            try:
+                torch.device(name)
+            except RuntimeError:
+                raise ValueError(f"--devices: '{name}' is not a device; use e.g. cuda:0,cuda:1 or cpu") from None
         return list(requested)
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if gpus > 1 and train_device in ("auto", "cuda"):

@@ -119,7 +119,7 @@ def test_local_workers_share_one_extraction_and_give_the_sequential_table(tmp_pa
 
 
 def test_unknown_local_device_fails_before_any_work(tmp_path, kvasir_root):
-    with pytest.raises(RuntimeError, match="gpu0"):
+    with pytest.raises(ValueError, match="'gpu0' is not a device; use e.g. cuda:0,cuda:1"):
         run_sweep(_spec(kvasir_root, tmp_path), devices=["gpu0"], progress=False)
     assert not (tmp_path / "kvasir").exists()
 
