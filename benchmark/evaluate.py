@@ -14,7 +14,8 @@ from benchmark.metrics import Scorer, get_profile
 # The profiles each dataset family is scored under (REFERENCE.md §5); users' own data gets the medical pair.
 DATASET_PROFILES = {
     "tn3k": ("segdino", "medical-native"), "kvasir": ("segdino", "medical-native"),
-    "isic2017": ("segdino", "medical-native"), "msd": ("mirror",), "vmd": ("mirror",), "visha": ("shadow",),
+    "isic2017": ("segdino", "medical-native"), "msd": ("mirror",), "vmd": ("mirror",),
+    "visha": ("shadow", "shadow-per-frame"),  # accumulated BER (REFERENCE.md §5) and TVSD's per-frame mean
 }
 DEFAULT_PROFILES = ("segdino", "medical-native")
 
@@ -121,14 +122,16 @@ def score_split(probs, split: ResizedSplit, source, profiles: tuple[str, ...],
     scorers = {name: Scorer(get_profile(name), num_classes=num_classes) for name in profiles}
     for start, batch in ([(0, probs)] if isinstance(probs, np.ndarray) else probs):
         for i, prob in enumerate(batch, start):
-            ref, native_mask = split.refs[i], None
+            ref, native = split.refs[i], None
+            memos: dict[str, dict] = {"native": {}, "network": {}}  # work shared by profiles on one grid
             for name, scorer in scorers.items():
                 if scorer.profile.resolution == "native":
-                    if native_mask is None:
+                    if native is None:
                         native_mask = source.read_mask(ref)
-                    scorer.add(ref.key, native_probability(prob, native_mask.shape), native_mask)
+                        native = native_probability(prob, native_mask.shape), native_mask
+                    scorer.add(ref.key, *native, memo=memos["native"])
                 else:
-                    scorer.add(ref.key, prob, np.asarray(split.masks[i]))
+                    scorer.add(ref.key, prob, np.asarray(split.masks[i]), memo=memos["network"])
     return {name: (s.summary(), s.rows()) for name, s in scorers.items()}
 
 

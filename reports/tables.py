@@ -229,8 +229,8 @@ def paper_table(ctx: Context, table: paper.ReportedTable) -> Table | None:
     if (ctx.backbone, ctx.preset) != (paper.EFFICIENCY["backbone"], "paper"):
         sentences.append(f"Note: our rows use backbone {_code(ctx.backbone)} and preset {_code(ctx.preset)}, not the "
                          "paper's recipe (dinov3_vits16, preset paper), so the Δ row is no reproduction check.")
-    if not table.verified:
-        sentences.append("‡ " + table.note)
+    if table.note:
+        sentences.append(table.note if table.verified else "‡ " + table.note)
     if table.key == "table1":
         sentences.append(_hd95_inf_note(ctx, datasets, table.profile))
     t.caption = " ".join(s for s in sentences if s)

@@ -38,8 +38,18 @@ def test_profile_conventions():
     shadow = get_profile("shadow")
     assert shadow.resolution == "native" and shadow.ber_reduction == "accumulated"
     assert list(shadow.metrics) == ["iou", "max_fbeta", "mae", "ber", "s_ber", "n_ber"]
-    for p in (mirror, shadow):
+    per_frame = get_profile("shadow-per-frame")  # TVSD's evaluate.py: every metric averaged per frame
+    assert per_frame.resolution == "native" and per_frame.metrics == shadow.metrics
+    assert (per_frame.ber_reduction, per_frame.ber_absent_class, per_frame.empty_rule) == ("per-image", "nan", "one")
+    for p in (mirror, shadow, per_frame):
         assert (p.fbeta_beta2, p.fbeta_thresholds, p.fbeta_curve) == (0.3, 256, "mean-pr")
+
+
+def test_visha_is_scored_both_ways_by_default():
+    from benchmark.evaluate import profiles_for
+
+    assert profiles_for("visha") == ("shadow", "shadow-per-frame")
+    assert profiles_for("visha", ("shadow",)) == ("shadow",)
 
 
 def test_as_dict_records_every_field_as_json():

@@ -121,3 +121,72 @@ def test_accumulated_and_per_image_ber_differ():
     acc = scorers["accumulated"].summary()["metrics"]
     assert acc["ber"] == pytest.approx(0.5) and acc["s_ber"] == pytest.approx(1.0) and acc["n_ber"] == 0.0
     assert scorers["per-image"].summary()["metrics"]["ber"] == pytest.approx(25.0)
+
+
+def _reference_tvsd_frame(prob_u8, gt_u8):
+    """One frame of TVSD's evaluate.py (ViSha), restated: IoU at 0.5 (medpy jc), MAE on /255 maps,
+    BER / S-BER / N-BER at 127.5, and the frame's 256-point P/R for the set's max-F."""
+    pred, gt = prob_u8 > 127.5, gt_u8 > 127.5
+    tp, tn = np.sum(pred & gt), np.sum(~pred & ~gt)
+    n_pos, n_neg = gt.sum(), (~gt).sum()
+    precision, recall = _reference_pr(prob_u8, gt_u8)
+    return {
+        "iou": np.sum(pred & gt) / np.sum(pred | gt),
+        "mae": np.mean(np.abs(prob_u8 / 255.0 - gt_u8 / 255.0)),
+        "ber": 0.5 * (2 - tp / n_pos - tn / n_neg) * 100,
+        "s_ber": (1 - tp / n_pos) * 100,
+        "n_ber": (1 - tn / n_neg) * 100,
+    }, precision, recall
+
+
+def test_shadow_per_frame_profile_matches_the_tvsd_evaluation_loop():
+    # TVSD's evaluate.py (the ViSha evaluation the video shadow papers reuse) averages every metric per frame
+    # (AvgMeter), and takes max-F of the frame-averaged P and R; frames of different sizes and shadow shares.
+    rng = np.random.default_rng(3)
+    scorer, accumulated = Scorer("shadow-per-frame"), Scorer("shadow")
+    refs, ps, rs = [], [], []
+    for k, (h, w, share) in enumerate([(18, 24, 0.05), (20, 20, 0.4), (16, 30, 0.7), (22, 14, 0.2)]):
+        gt_u8 = np.where(rng.random((h, w)) < share, 255, 0).astype(np.uint8)
+        noise = rng.normal(0, 90, (h, w))
+        prob_u8 = np.clip(gt_u8 * 0.7 + noise + 40, 0, 255).astype(np.uint8)
+        frame, p, r = _reference_tvsd_frame(prob_u8, gt_u8)
+        refs.append(frame), ps.append(p), rs.append(r)
+        for s in (scorer, accumulated):
+            s.add(str(k), prob_u8.astype(np.float64) / 255, gt_u8 > 127)
+    got = scorer.summary()["metrics"]
+    for name in ("iou", "mae", "ber", "s_ber", "n_ber"):
+        assert got[name] == pytest.approx(np.mean([f[name] for f in refs]), rel=1e-12), name
+    p, r = np.mean(ps, axis=0), np.mean(rs, axis=0)
+    assert got["max_fbeta"] == pytest.approx(np.max(1.3 * p * r / (0.3 * p + r)), rel=1e-12)
+    # the accumulated (shadow) profile differs only in the BER family
+    acc = accumulated.summary()["metrics"]
+    assert {m: acc[m] for m in ("iou", "mae", "max_fbeta")} == {m: got[m] for m in ("iou", "mae", "max_fbeta")}
+    assert abs(acc["ber"] - got["ber"]) > 0.1
+
+
+def test_shadow_per_frame_skips_shadowless_frames_in_ber():
+    # TVSD's code divides by Np = 0 on a frame without shadow; the profile leaves that frame out of S-BER/BER
+    # (N-BER is defined and kept). Frame 1: no shadow, 2 of 4 lit pixels wrong. Frame 2: all right.
+    scorer = Scorer("shadow-per-frame")
+    scorer.add("1", np.array([[0.9, 0.9, 0.1, 0.1]]), np.zeros((1, 4), bool))
+    scorer.add("2", np.array([[0.9, 0.1]]), np.array([[True, False]]))
+    m = scorer.summary()["metrics"]
+    assert (m["ber"], m["s_ber"]) == (0.0, 0.0)
+    assert m["n_ber"] == pytest.approx(25.0)  # mean of 50 and 0
+
+
+def test_profiles_sharing_an_image_share_work_but_not_numbers():
+    # score_split hands every profile on one grid the same memo; rows must equal independent scoring, also for
+    # profiles whose thresholds and Fβ settings differ (so a wrong memo key would leak one profile's numbers)
+    rng = np.random.default_rng(5)
+    profiles = [get_profile(n) for n in ("mirror", "shadow", "shadow-per-frame", "medical-native")]
+    profiles.append(dataclasses.replace(get_profile("shadow"), name="odd", threshold=0.3, fbeta_eps=1e-2,
+                                        fbeta_thresholds=64))
+    for k in range(3):
+        gt = rng.random((15, 17)) < 0.3
+        prob = np.clip(gt * 0.6 + rng.random((15, 17)) * 0.5, 0, 1)
+        memo: dict = {}
+        for profile in profiles:
+            shared, alone = Scorer(profile), Scorer(profile)
+            assert shared.add(str(k), prob, gt, memo=memo) == alone.add(str(k), prob, gt)
+        assert ("curves", 64, 1e-2, 0.3) in memo and ("counts", 0.3) in memo

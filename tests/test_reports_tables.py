@@ -66,6 +66,16 @@ def test_table1_layout_and_caption(built):
     assert [label for label, _ in t.sections[1].rows] == list(paper.TABLE1.rows)
     for text in ("ddof = 1", "n = 3 seeds", "`segdino`", "pixels", "Bold", "↓ lower is better", "trained from"):
         assert text in t.caption
+    assert "HD95 in pixels of the 256 grid" in t.caption  # a verified table's note is printed too
+
+
+def test_table4_caption_points_to_the_per_frame_ber(built):
+    # TVSD's evaluation averages BER per frame; Table 4 is scored accumulated (REFERENCE.md §5) and says so
+    assert "accumulated" in built["table4_visha"].caption and "shadow-per-frame" in built["table4_visha"].caption
+
+
+def test_table1_latex_rules(built):
+    t = built["table1_medical"]
     tex = T.to_latex(t)
     assert tex.count("\\cmidrule") == 3 and "\\toprule" in tex and "\\bottomrule" in tex
 

@@ -51,9 +51,11 @@ class ScoringProfile:
         code), "keep" it (the mean becomes inf) or "penalise" it (use hd95_penalty).
     hd95_penalty: value used for inf in hd95_penalised: "diagonal" = sqrt(H² + W²) of the scored grid.
     ber_reduction: "accumulated" sums TP, TN, Np, Nn over the set before dividing (REFERENCE.md §5);
-        "per-image" averages per-image BER (MirrorNet and ViSha/TVSD evaluation code).
+        "per-image" averages per-image BER (MirrorNet and ViSha/TVSD evaluation code; the video shadow papers
+        that reuse TVSD's evaluate.py, whose rows fill the paper's Table 4, average per frame too).
     ber_absent_class: per-image TP/Np when Np = 0 (or TN/Nn when Nn = 0): "perfect" counts it as 1,
-        "nan" leaves it undefined and the per-image mean skips it.
+        "nan" leaves it undefined and the per-image mean skips it (TVSD's code divides by zero there, which
+        would make its whole mean NaN; skipping is the nearest defined reading).
     fbeta_*: β² (0.3), number of thresholds k/(n-1), k = 0..n-1 (a pixel is positive iff prob > threshold),
         eps added to TP and to the denominators of per-image P and R (1e-4, as the saliency evaluation code),
         and the curve whose max/mean is reported: "mean-pr" = F of the image-averaged P and R per threshold
@@ -132,6 +134,16 @@ PROFILES: dict[str, ScoringProfile] = {
             resolution="native",
             empty_rule="one",
             ber_reduction="accumulated",
+        ),
+        ScoringProfile(
+            name="shadow-per-frame",
+            description=("ViSha/TVSD evaluation code (evaluate.py: AvgMeter per frame): the shadow metrics with "
+                         "BER, S-BER and N-BER averaged over frames"),
+            metrics=("iou", "max_fbeta", "mae", "ber", "s_ber", "n_ber"),
+            resolution="native",
+            empty_rule="one",
+            ber_reduction="per-image",
+            ber_absent_class="nan",
         ),
     )
 }

@@ -68,15 +68,29 @@ def _fbeta_curves(prob: np.ndarray, gt: np.ndarray, profile: ScoringProfile):
     return {"precision": p, "recall": r, "fbeta": S.fbeta_curve(p, r, profile.fbeta_beta2)}
 
 
-def binary_row(prob: np.ndarray, gt: np.ndarray, profile: ScoringProfile) -> tuple[dict, dict]:
+def _counts(prob: np.ndarray, gt: np.ndarray, threshold: float):
+    pred = C.binarise(prob, threshold)
+    return pred, C.confusion_counts(pred, gt)
+
+
+def binary_row(prob: np.ndarray, gt: np.ndarray, profile: ScoringProfile,
+               memo: dict | None = None) -> tuple[dict, dict]:
     """Raw counts and the profile's per-image metrics of one binary image, and what the summary needs besides
     (`curves`: its Fβ curves or None; `hd95_inf`: whether its HD95 is inf).
 
     Per-image max_fbeta/mean_fbeta come from the image's own F curve; the summary uses the set's curve.
+    `memo`: a dict shared by several profiles scoring the same (prob, gt) pair, so the work they have in common
+    (counts, Fβ curves, HD95, MAE, keyed by the conventions they depend on) is done once.
     """
+    memo = {} if memo is None else memo
+
+    def shared(key, compute):
+        if key not in memo:
+            memo[key] = compute()
+        return memo[key]
+
     m = set(profile.metrics)
-    pred = C.binarise(prob, profile.threshold)
-    tp, fp, fn, tn = C.confusion_counts(pred, gt)
+    pred, (tp, fp, fn, tn) = shared(("counts", profile.threshold), lambda: _counts(prob, gt, profile.threshold))
     row: dict = {"tp": tp, "fp": fp, "fn": fn, "tn": tn}
     rule, eps = profile.empty_rule, profile.eps
     ratios = {
@@ -85,12 +99,12 @@ def binary_row(prob: np.ndarray, gt: np.ndarray, profile: ScoringProfile) -> tup
         "precision": lambda: C.precision(tp, fp, rule, eps),
         "recall": lambda: C.recall(tp, fn, rule, eps),
         "acc": lambda: C.accuracy(tp, fp, fn, tn),
-        "mae": lambda: S.mae(prob, gt),
+        "mae": lambda: shared(("mae",), lambda: S.mae(prob, gt)),
     }
     extra: dict = {}
     aux: dict = {"curves": None, "hd95_inf": False}
     if m & HD95_METRICS:
-        both = surface.hd95_all(pred, gt)
+        both = shared(("hd95", profile.threshold, profile.hd95_boundary), lambda: surface.hd95_all(pred, gt))
         extra["hd95"] = both[profile.hd95]
         extra["hd95_monai"] = both["monai"]
         extra["hd95_penalised"] = surface.penalise_inf(both[profile.hd95], gt.shape)
@@ -98,7 +112,8 @@ def binary_row(prob: np.ndarray, gt: np.ndarray, profile: ScoringProfile) -> tup
     if m & BER_METRICS:
         extra.update(S.ber(tp, fp, fn, tn, profile.ber_absent_class))
     if m & FBETA_METRICS:
-        aux["curves"] = curves = _fbeta_curves(prob, gt, profile)
+        curve_key = ("curves", profile.fbeta_thresholds, profile.fbeta_eps, profile.fbeta_beta2)
+        aux["curves"] = curves = shared(curve_key, lambda: _fbeta_curves(prob, gt, profile))
         extra["max_fbeta"] = float(curves["fbeta"].max())
         extra["mean_fbeta"] = float(curves["fbeta"].mean())
     for name in profile.metrics:
@@ -174,14 +189,16 @@ class Scorer:
     def __len__(self) -> int:
         return len(self._rows)
 
-    def add(self, key: str, prob: np.ndarray, gt: np.ndarray) -> dict:
-        """Score one image; returns its row (key, tp, fp, fn, tn, per-image metrics), raw and unrounded."""
+    def add(self, key: str, prob: np.ndarray, gt: np.ndarray, memo: dict | None = None) -> dict:
+        """Score one image; returns its row (key, tp, fp, fn, tn, per-image metrics), raw and unrounded.
+        `memo`: one dict per (prob, gt) pair passed to every Scorer scoring that pair (binary only), so their
+        common work is done once (see binary_row)."""
         key = str(key)
         if key in self._keys:
             raise ValueError(f"image key {key!r} was already scored; keys must be unique")
         if self.num_classes == 2:
             prob, gt = self._binary_inputs(key, prob, gt)
-            metrics, aux = binary_row(prob, gt, self.profile)
+            metrics, aux = binary_row(prob, gt, self.profile, memo)
         else:
             prob, gt = self._multiclass_inputs(key, prob, gt)
             metrics, aux = multiclass_row(prob, gt, self.profile, self.num_classes)
