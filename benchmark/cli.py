@@ -289,9 +289,12 @@ def run(
     executor: str = typer.Option("local", help="local, slurm, or submitit-local"),
     devices: Optional[List[str]] = typer.Option(None, help="local: one worker process per device, e.g. cuda:0,cuda:1 "
                                           "(default: every visible GPU when there are several)"),
+    runs_per_gpu: int = typer.Option(1, help="runs side by side on each GPU (local workers, or within each slurm "
+                                     "job); a batch-4 run leaves most of a large GPU idle"),
     partition: Optional[str] = typer.Option(None, help="slurm partition"),
-    time_min: int = typer.Option(120, help="slurm time limit per run, minutes"),
-    gpus: int = typer.Option(1, help="slurm GPUs per job (a run uses one; 0 for CPU-only jobs)"),
+    time_min: int = typer.Option(120, help="slurm time limit per job, minutes"),
+    gpus: int = typer.Option(1, help="slurm GPUs per job (0 for CPU-only jobs); a job runs gpus x runs-per-gpu "
+                             "runs side by side"),
     cpus_per_task: int = typer.Option(8, help="slurm CPUs per job"),
     mem_gb: int = typer.Option(64, help="slurm memory per job, GB"),
     array: bool = typer.Option(True, help="slurm: one array job (else one job per run)"),
@@ -322,8 +325,8 @@ def run(
         print_table(rows, title=f"planned: {len(rows)} runs", columns=["dataset", "method", "seed", "state", "why"])
         return
     slurm = SlurmOptions(partition=partition, time_min=time_min, gpus_per_node=gpus, cpus_per_task=cpus_per_task,
-                         mem_gb=mem_gb, array=array)
-    rows = run_sweep(spec, executor, slurm, devices=_split(devices))
+                         mem_gb=mem_gb, array=array, runs_per_gpu=runs_per_gpu)
+    rows = run_sweep(spec, executor, slurm, devices=_split(devices), runs_per_gpu=runs_per_gpu)
     print_table(rows, title=f"sweep: {len(rows)} runs ({sum(r['was'] == 'done' for r in rows)} already done)",
                 columns=["dataset", "method", "seed", "was", "profile", "dice", "iou", "max_fbeta", "mae", "ber",
                          "selected_epoch", "extracted_features", "seconds"])

@@ -121,7 +121,14 @@ def environment(device: str, weights: str | None, weights_sha256: str | None) ->
         "platform": platform.platform(), "device": device,
         "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or "cpu",
         "weights": weights, "weights_sha256": weights_sha256,
+        "host": platform.node(), "slurm_job": slurm_job(),
     }
+
+
+def slurm_job() -> str | None:
+    """The Slurm job running this process ("<array job>_<task>" for array tasks), None outside Slurm."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"{array}_{task}" if array and task else os.environ.get("SLURM_JOB_ID")
 
 
 def machine() -> dict:

@@ -45,6 +45,11 @@ class SlurmOptions:
     mem_gb: int = 64
     array: bool = True          # one array job for the whole sweep, else one job per run
     array_parallelism: int = 64
+    runs_per_gpu: int = 1       # runs side by side on each of a job's GPUs; a job takes max(1, gpus) x this many
+
+    @property
+    def runs_per_job(self) -> int:
+        return max(1, self.gpus_per_node) * self.runs_per_gpu
 
 
 def plan(spec: SweepSpec) -> list[Config]:
@@ -121,6 +126,17 @@ class SlurmRun(submitit.helpers.Checkpointable):
         return execute(cfg_dict, None, False)
 
 
+class SlurmRuns(submitit.helpers.Checkpointable):
+    """Several runs in one Slurm job, side by side: `runs_per_gpu` local workers on each GPU the job was given
+    (on its CPUs when it has none). Requeued like SlurmRun; finished runs are skipped on the second start."""
+
+    def __init__(self, runs_per_gpu: int):
+        self.runs_per_gpu = runs_per_gpu
+
+    def __call__(self, cfg_dicts: list[dict]) -> list[dict]:
+        return _run_local(cfg_dicts, False, None, self.runs_per_gpu)
+
+
 def summary_row(run_dir: Path, state: str, seconds: float) -> dict:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     env = json.loads((run_dir / "env.json").read_text())
@@ -134,12 +150,16 @@ def summary_row(run_dir: Path, state: str, seconds: float) -> dict:
 
 
 def run_sweep(spec: SweepSpec, executor: str = "local", slurm: SlurmOptions | None = None,
-              progress: bool = True, devices: list[str] | None = None) -> list[dict]:
+              progress: bool = True, devices: list[str] | None = None, runs_per_gpu: int = 1) -> list[dict]:
     """Run every planned config not yet done; returns one summary row per run (in plan order) and rewrites
     results.csv. `devices` (local executor): one worker process per entry, e.g. ["cuda:0", "cuda:1"]; None -> one
-    worker per visible GPU when there are several and the config asks for auto/cuda, else this process alone."""
+    worker per visible GPU when there are several and the config asks for auto/cuda, else this process alone.
+    `runs_per_gpu`: that many workers on each device (local), e.g. 4 batch-4 runs sharing one GPU; for Slurm it is
+    `slurm.runs_per_gpu`."""
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor '{executor}'; valid: {', '.join(EXECUTORS)}")
+    if runs_per_gpu < 1 or (slurm is not None and slurm.runs_per_gpu < 1):
+        raise ValueError("--runs-per-gpu must be at least 1")
     configs = plan(spec)
     if not configs:
         raise ValueError("the sweep is empty: give at least one dataset, method and seed")
@@ -147,31 +167,35 @@ def run_sweep(spec: SweepSpec, executor: str = "local", slurm: SlurmOptions | No
         check_config(cfg)
     dicts = [cfg.to_dict() for cfg in configs]
     if executor == "local":
-        rows = _run_local(dicts, progress, devices)
+        rows = _run_local(dicts, progress, devices, runs_per_gpu)
     else:
         rows = _run_submitit(dicts, executor, slurm or SlurmOptions(), progress)
     write_results(Path(configs[0].run.runs_dir))
     return rows
 
 
-def local_devices(requested: list[str] | None, train_device: str) -> list[str]:
-    """The devices of local worker processes: `requested` as given, else every visible GPU when there are several
-    and the run asks for auto/cuda, else [] (sequential, in this process)."""
+def local_devices(requested: list[str] | None, train_device: str, runs_per_gpu: int = 1) -> list[str]:
+    """The devices of local worker processes, one entry per worker: `requested` as given, else every visible GPU
+    when the run asks for auto/cuda, else the CPU; each device `runs_per_gpu` times (interleaved, so workers spread
+    over GPUs). [] when that makes a single worker: the sweep then runs sequentially in this process."""
     if requested:
         for name in requested:   # a typo fails here, before any work
             try:
                 torch.device(name)
             except RuntimeError:
                 raise ValueError(f"--devices: '{name}' is not a device; use e.g. cuda:0,cuda:1 or cpu") from None
-        return list(requested)
-    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if gpus > 1 and train_device in ("auto", "cuda"):
-        return [f"cuda:{i}" for i in range(gpus)]
-    return []
+        base = list(requested)
+    else:
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        use_gpus = gpus > 0 and train_device in ("auto", "cuda")
+        base = [f"cuda:{i}" for i in range(gpus)] if use_gpus else ["cpu" if train_device == "auto" else train_device]
+    devices = base * runs_per_gpu
+    return devices if len(devices) > 1 or requested else []
 
 
-def _run_local(dicts: list[dict], progress: bool, devices: list[str] | None = None) -> list[dict]:
-    devices = local_devices(devices, dicts[0]["train"]["device"])
+def _run_local(dicts: list[dict], progress: bool, devices: list[str] | None = None,
+               runs_per_gpu: int = 1) -> list[dict]:
+    devices = local_devices(devices, dicts[0]["train"]["device"], runs_per_gpu)[:len(dicts)]  # no idle workers
     if len(devices) > 1:
         return _run_local_workers(dicts, devices, progress)
     device = devices[0] if devices else None
@@ -181,6 +205,12 @@ def _run_local(dicts: list[dict], progress: bool, devices: list[str] | None = No
         bar.set_postfix_str(f"{cfg['data']['dataset']}/{cfg['decoder']['name']}/s{cfg['train']['seed']}")
         rows.append(execute(cfg, device=device, progress=progress))
     return rows
+
+
+def available_cores() -> int:
+    """The cores this process may run on (a Slurm job's allocation, not the whole node's count)."""
+    import os
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 _WORKER_DEVICE: str | None = None
@@ -203,14 +233,13 @@ def _run_local_workers(dicts: list[dict], devices: list[str], progress: bool) ->
     fixed split would leave devices idle). Workers of one dataset share its feature extraction through the cache
     lock. The first failure stops the sweep: queued runs are cancelled, running ones finish (and resume on rerun)."""
     import multiprocessing as mp
-    import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = mp.get_context("spawn")   # CUDA cannot be used in forked children
     queue = ctx.Queue()
     for name in devices:
         queue.put(name)
-    threads = max(1, (os.cpu_count() or 1) // len(devices))   # the host's cores shared, not oversubscribed
+    threads = max(1, available_cores() // len(devices))   # this process's cores (a Slurm job's allocation) shared
     rows: dict[int, dict] = {}
     with ProcessPoolExecutor(len(devices), mp_context=ctx, initializer=_init_worker,
                              initargs=(queue, threads)) as pool:
@@ -235,6 +264,8 @@ def _run_submitit(dicts: list[dict], executor: str, slurm: SlurmOptions, progres
     subprocesses. Only the runs not yet done are submitted (nothing when all are done); rows in plan order."""
     done = [run_state(records.run_dir_for(_cfg(d)))[0] == "done" for d in dicts]
     pending = [d for d, is_done in zip(dicts, done) if not is_done]
+    per_job = slurm.runs_per_job if executor == "slurm" else slurm.runs_per_gpu
+    groups = [pending[i:i + per_job] for i in range(0, len(pending), per_job)]   # runs sharing one job
     jobs = []
     if pending:
         folder = Path(dicts[0]["run"]["runs_dir"]) / ".submitit" / "%j"
@@ -247,21 +278,25 @@ def _run_submitit(dicts: list[dict], executor: str, slurm: SlurmOptions, progres
         else:
             params.update(gpus_per_node=0)
         ex.update_parameters(**params)
+        # one run per job: SlurmRun(cfg); several: SlurmRuns([cfg, ...]) with local workers inside the job
+        fn, args = (SlurmRun(), pending) if per_job == 1 else (SlurmRuns(slurm.runs_per_gpu), groups)
         if slurm.array and executor == "slurm":
-            jobs = ex.map_array(SlurmRun(), pending)
+            jobs = ex.map_array(fn, args)
         else:
-            jobs = [ex.submit(SlurmRun(), d) for d in pending]
+            jobs = [ex.submit(fn, a) for a in args]
     results, failures = [], []
-    for job, d in zip(jobs, tqdm(pending, desc=f"sweep ({executor}, {len(jobs)} jobs)", disable=not progress)):
+    bar = tqdm(groups, desc=f"sweep ({executor}, {len(jobs)} jobs, {len(pending)} runs)", disable=not progress)
+    for job, group in zip(jobs, bar):
         try:   # wait for every job: the others keep running on the cluster whatever one of them does
-            results.append(job.result())
+            out = job.result()
+            results.extend(out if per_job > 1 else [out])
         except Exception as exc:  # noqa: BLE001 - reported together below
             lines = [line for line in str(exc).splitlines() if line.strip()]
-            failures.append(f"{_label(d)} (job {job.job_id}: {lines[-1] if lines else type(exc).__name__}; "
-                            f"log {job.paths.stderr})")
+            failures.append(f"{', '.join(map(_label, group))} (job {job.job_id}: "
+                            f"{lines[-1] if lines else type(exc).__name__}; log {job.paths.stderr})")
     if failures:
         write_results(Path(dicts[0]["run"]["runs_dir"]))
-        raise SweepError(f"{len(failures)} of {len(pending)} submitted runs failed (the others are recorded; "
+        raise SweepError(f"{len(failures)} of {len(jobs)} submitted jobs failed (the other runs are recorded; "
                          "fix and run the same command again): " + "; ".join(failures))
     results = iter(results)
     return [summary_row(records.run_dir_for(_cfg(d)), "done", 0.0) if is_done else next(results)

@@ -88,21 +88,21 @@ def test_slurm_array_job_runs_the_sweep_and_reruns_submit_only_what_is_missing(t
 
 
 @pytest.mark.slow
-def test_cli_slurm_one_job_per_run(tmp_path, kvasir_root, slurm_log):
+def test_cli_slurm_plain_jobs_of_gpus_runs_each(tmp_path, kvasir_root, slurm_log):
     from typer.testing import CliRunner
 
     from benchmark.cli import app
 
     runs = tmp_path / "runs"
     result = CliRunner().invoke(app, [
-        "run", "--datasets", "kvasir", "--methods", "segdino", "--seeds", "0,1", "--preset", "smoke",
+        "run", "--datasets", "kvasir", "--methods", "segdino", "--seeds", "0,1,2", "--preset", "smoke",
         "--data-root", str(kvasir_root), "--runs-dir", str(runs), "--epochs", "1", "--size", "64", "--device", "cpu",
         "--executor", "slurm", "--partition", "gpu", "--time-min", "30", "--gpus", "2", "--no-array",
         "--cpus-per-task", "3", "--mem-gb", "12"])
     assert result.exit_code == 0, result.output
-    _assert_done(runs)
+    _assert_done(runs, (0, 1, 2))
     submitted = _submitted(slurm_log)
-    assert len(submitted) == 2                                     # one job per run
+    assert len(submitted) == 2                                     # plain jobs of 2 GPUs: 2 runs, then 1
     for sbatch in submitted.values():
         assert "#SBATCH --partition=gpu\n" in sbatch and "#SBATCH --time=30\n" in sbatch
         assert "#SBATCH --gpus-per-node=2\n" in sbatch and "--array" not in sbatch
@@ -115,13 +115,29 @@ def test_a_failing_slurm_job_is_reported_after_the_others_finish(tmp_path, kvasi
     runs = tmp_path / "runs"
     (runs / "kvasir").mkdir(parents=True)
     (runs / "kvasir" / "segdino__test__smoke__s1").write_text("a file where run s1's directory goes")
-    with pytest.raises(SweepError, match=r"1 of 2 submitted runs failed.*kvasir/segdino/s1 \(job \d+_1: .*log "):
+    with pytest.raises(SweepError, match=r"1 of 2 submitted jobs failed.*kvasir/segdino/s1 \(job \d+_1: .*log "):
         run_sweep(_spec(kvasir_root, runs, seeds=(0, 1)), executor="slurm", slurm=SlurmOptions(gpus_per_node=0),
                   progress=False)
     [(job, sbatch)] = _submitted(slurm_log).items()
     assert "--gpus-per-node" not in sbatch and "--partition" not in sbatch
     assert _final_states(slurm_log) == {f"{job}_0": "COMPLETED", f"{job}_1": "FAILED"}
     assert list(pd.read_csv(runs / "results.csv").seed) == [0]   # the finished run is recorded all the same
+
+
+@pytest.mark.slow
+def test_slurm_jobs_pack_runs_per_gpu_side_by_side(tmp_path, kvasir_root, slurm_log):
+    # gpus 0 x runs_per_gpu 2: each job takes 2 runs and runs them as 2 local workers; 3 runs -> 2 array tasks
+    runs = tmp_path / "runs"
+    options = SlurmOptions(gpus_per_node=0, runs_per_gpu=2, cpus_per_task=2)
+    rows = run_sweep(_spec(kvasir_root, runs, seeds=(0, 1, 2)), executor="slurm", slurm=options, progress=False)
+    assert [(r["seed"], r["was"]) for r in rows] == [(0, "new"), (1, "new"), (2, "new")]
+    _assert_done(runs, (0, 1, 2))
+    [(job, sbatch)] = _submitted(slurm_log).items()
+    assert "#SBATCH --array=0-1%2\n" in sbatch
+    assert _final_states(slurm_log) == {f"{job}_0": "COMPLETED", f"{job}_1": "COMPLETED"}
+    env = {s: json.loads((runs / "kvasir" / f"segdino__test__smoke__s{s}" / "env.json").read_text()) for s in (0, 1, 2)}
+    assert [env[s]["slurm_job"] for s in (0, 1, 2)] == [f"{job}_0", f"{job}_0", f"{job}_1"]   # 2 runs, 1 run
+    assert env[0]["started"] <= env[1]["finished"] and env[1]["started"] <= env[0]["finished"]   # side by side
 
 
 def test_a_preempted_or_timed_out_job_requeues_the_same_run():
@@ -132,3 +148,7 @@ def test_a_preempted_or_timed_out_job_requeues_the_same_run():
     cfg = {"data": {"dataset": "kvasir"}, "train": {"seed": 3}}
     again = SlurmRun().checkpoint(cfg)
     assert isinstance(again.function, SlurmRun) and again.args == (cfg,) and not again.kwargs
+    from benchmark.sweep import SlurmRuns
+
+    packed = SlurmRuns(runs_per_gpu=2).checkpoint([cfg, cfg])
+    assert packed.function.runs_per_gpu == 2 and packed.args == ([cfg, cfg],)

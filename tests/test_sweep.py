@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmark.sweep import SweepSpec, run_state, run_sweep
+from benchmark.sweep import SweepSpec, available_cores, run_state, run_sweep
 
 TIMING = ["train_seconds", "seconds"]
 
@@ -106,7 +106,7 @@ def test_local_workers_share_one_extraction_and_give_the_sequential_table(tmp_pa
     assert [(r["method"], r["seed"]) for r in rows] == [("segdino", 0), ("segdino", 1), ("unet", 0), ("unet", 1)]
     assert sum(r["extracted_features"] for r in rows) == 1
     threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))   # as each worker had: CPU sums depend on threads
+    torch.set_num_threads(max(1, available_cores() // 2))   # as each worker had: CPU sums depend on threads
     try:
         sequential = run_sweep(_spec(kvasir_root, tmp_path / "seq", ("segdino", "unet"), (0, 1), epochs=2),
                                progress=False)
@@ -134,3 +134,22 @@ def test_local_devices_default_to_every_visible_gpu(monkeypatch):
     assert local_devices(["cuda:1", "cuda:1"], "auto") == ["cuda:1", "cuda:1"]   # two runs at a time on one GPU
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert local_devices(None, "auto") == []                              # one GPU: this process, sequentially
+
+
+def test_runs_per_gpu_puts_several_workers_on_each_device(monkeypatch):
+    from benchmark.sweep import local_devices
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert local_devices(None, "auto", 2) == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]   # spread over the GPUs
+    assert local_devices(["cuda:1"], "auto", 3) == ["cuda:1"] * 3
+    assert local_devices(None, "cpu", 2) == ["cpu", "cpu"]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert local_devices(None, "cuda", 4) == ["cuda:0"] * 4
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert local_devices(None, "auto", 2) == ["cpu", "cpu"] and local_devices(None, "auto", 1) == []
+
+
+def test_runs_per_gpu_must_be_positive(tmp_path, kvasir_root):
+    with pytest.raises(ValueError, match="--runs-per-gpu must be at least 1"):
+        run_sweep(_spec(kvasir_root, tmp_path), runs_per_gpu=0, progress=False)
