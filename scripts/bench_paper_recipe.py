@@ -9,9 +9,13 @@ the whole `run --all` matrix (4 methods x 6 datasets x 3 seeds) from measured pe
 3. Measures, per method, the cost of one cached training step, of one cached validation image, of one test image
    through the full fp32 model, and of one image of feature extraction; projects every run of the matrix from the
    official split sizes (REFERENCE.md §4) and checks the projection against the measured SegDINO run.
+4. `--concurrency 1,2,4,8`: N SegDINO runs (seeds 0..N-1, `--concurrency-epochs` epochs, cached features) side by
+   side on the one device, as `segbench run --runs-per-gpu N` runs them; reports the aggregate training throughput
+   per N, i.e. how far several runs per GPU shorten the matrix.
 
     python scripts/bench_paper_recipe.py --device cuda                      # the whole figure on a GPU
     python scripts/bench_paper_recipe.py --device cpu --uncached-epochs 1   # this CPU (hours otherwise)
+    python scripts/bench_paper_recipe.py --device cuda --concurrency 1,2,4,8
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ from benchmark.evaluate import predict_split, to_input  # noqa: E402
 from benchmark.features import cached_features  # noqa: E402
 from benchmark.records import machine  # noqa: E402
 from benchmark.registry import build_model  # noqa: E402
-from benchmark.sweep import PAPER_METHODS  # noqa: E402
+from benchmark.sweep import PAPER_METHODS, SweepSpec, run_sweep  # noqa: E402
 from benchmark.train import batches, cache_dir, load_data, resolve_device, train_epoch, train_run  # noqa: E402
 
 # Official split sizes (REFERENCE.md §4; benchmark/data/*.py EXPECTED) as (train, val, test) after the validation
@@ -132,6 +136,32 @@ def project(costs: dict, epochs: int, batch: int, seeds: int = 3) -> dict:
                      "per 720p frame on the 2-core CPU, ~1 min per VMD or ViSha run)"}
 
 
+def concurrency(data: Path, work: Path, levels: list[int], epochs: int, size: int, device: str) -> dict:
+    """Aggregate training throughput of N SegDINO runs side by side on one device (local workers, as
+    `--runs-per-gpu N`), for each N in `levels`; features come from the shared cache (extracted before)."""
+    out = []
+    for i, n in enumerate(levels):
+        runs_dir = work / f"concurrent{i}"
+        overrides = {"data.root": str(data), "run.runs_dir": str(runs_dir),
+                     "data.cache_dir": str(work / "cache"), "train.epochs": epochs, "data.size": size,
+                     "train.device": device, "train.feature_cache": True}
+        start = time.perf_counter()
+        run_sweep(SweepSpec(("kvasir",), ("segdino",), tuple(range(n)), "paper", None, overrides),
+                  devices=[device], runs_per_gpu=n, progress=False)
+        wall = time.perf_counter() - start
+        runs = sorted((runs_dir / "kvasir").glob("segdino__*"))
+        train_s = [json.loads((r / "metrics.json").read_text())["train_seconds"] for r in runs]
+        split = json.loads((runs[0] / "split.json").read_text())
+        steps = n * epochs * math.ceil(len(split["train"]) / load_config("paper").train.batch_size)
+        out.append({"runs": n, "wall_s": wall, "train_s": train_s, "steps": steps,
+                    "step_s_effective": max(train_s) / steps})
+        print(f"concurrency {n}: {n} runs x {epochs} epochs in {wall:.1f} s wall (training {max(train_s):.1f} s "
+              f"longest) -> {out[-1]['step_s_effective'] * 1e3:.2f} ms per step overall")
+    for row in out:
+        row["throughput_vs_first"] = out[0]["step_s_effective"] / row["step_s_effective"]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -143,6 +173,9 @@ def main() -> None:
                         help="train the uncached run this many epochs and project to --epochs (default: all)")
     parser.add_argument("--methods", default=",".join(PAPER_METHODS))
     parser.add_argument("--probe-steps", type=int, default=100)
+    parser.add_argument("--concurrency", default=None,
+                        help="comma list of runs side by side on the device, e.g. 1,2,4,8 (section 4 of the doc)")
+    parser.add_argument("--concurrency-epochs", type=int, default=5)
     parser.add_argument("--out", default=None, help="default: reports/bench_paper_recipe_<device type>.json")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -173,6 +206,9 @@ def main() -> None:
             print(f"probe {method:8s} step {costs[method]['step_s'] * 1e3:7.2f} ms  "
                   f"val {costs[method]['val_img_s'] * 1e3:6.2f} ms/img  test {costs[method]['test_img_s'] * 1e3:6.2f}"
                   f" ms/img  extract {costs[method]['extract_img_s'] * 1e3:6.2f} ms/img")
+        levels = [int(n) for n in args.concurrency.split(",")] if args.concurrency else []
+        side_by_side = concurrency(work / "data", work, levels, args.concurrency_epochs, args.size,
+                                   args.device) if levels else None
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -192,6 +228,7 @@ def main() -> None:
             "segdino_kvasir_sized_projected_s": kvasir_like, "segdino_kvasir_sized_measured_s": cached["seconds"],
             "note": "measured includes run setup, checkpoints and scoring; projected counts only the modelled work"},
         "matrix_projection": matrix, "single_dataset_check": check["datasets_s"],
+        "concurrency": side_by_side,
         "torch": torch.__version__, **machine(), "date": time.strftime("%Y-%m-%d"),
     }
     if device.type == "cuda":

@@ -2,7 +2,8 @@
 # Every GPU figure of the profile and paper-recipe benchmarks, in as few commands as a short GPU lease allows.
 #
 #   bash scripts/gpu_session.sh profile [OUT]   # timm backbone alone + `segbench profile` of all methods (~5-8 min)
-#   bash scripts/gpu_session.sh recipe [OUT]    # paper preset with/without feature cache + matrix projection
+#   bash scripts/gpu_session.sh recipe [OUT]    # paper preset with/without feature cache, matrix projection, and
+#                                               # 1/2/4/8 SegDINO runs side by side (--runs-per-gpu)
 #   bash scripts/gpu_session.sh all [OUT]
 #
 # OUT defaults to reports/gpu. Each stage writes its JSON/CSV there with the device name and versions, plus
@@ -42,7 +43,7 @@ if [ "$STAGE" = profile ] || [ "$STAGE" = all ]; then
 fi
 if [ "$STAGE" = recipe ] || [ "$STAGE" = all ]; then
   # shellcheck disable=SC2086
-  "$PY" scripts/bench_paper_recipe.py --device "$DEVICE" ${RECIPE_ARGS:-} --out "$OUT/bench_paper_recipe_$DEVICE.json" \
+  "$PY" scripts/bench_paper_recipe.py --device "$DEVICE" ${RECIPE_ARGS:---concurrency 1,2,4,8} --out "$OUT/bench_paper_recipe_$DEVICE.json" \
     2>&1 | tee "$OUT/log_recipe.txt" || status=1
 fi
 exit $status
