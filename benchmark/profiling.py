@@ -259,8 +259,13 @@ def save_profile(rows: Sequence[dict], out_dir: str | Path, stem: str) -> tuple[
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.json"
     records.write_csv(csv_path, rows)
-    env = {k: rows[0][k] for k in ("device", "device_name", "num_threads", "torch", "timm", "smp", "python")} \
-        if rows else {}
+    import segmentation_models_pytorch as smp
+    import timm
+
+    # versions always; device fields from the timed rows (--no-timing rows carry none)
+    env = {"torch": torch.__version__, "timm": timm.__version__, "smp": smp.__version__,
+           "python": platform.python_version()}
+    env.update({k: rows[0][k] for k in ("device", "device_name", "num_threads") if rows and k in rows[0]})
     records.write_json(json_path, {"created": records.now(), "platform": platform.platform(), **env,
                                    "rows": list(rows)})
     return csv_path, json_path

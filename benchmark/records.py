@@ -26,11 +26,20 @@ def run_dir_for(cfg: Config) -> Path:
     return Path(cfg.run.runs_dir) / cfg.data.dataset / name
 
 
+def _file_mode() -> int:
+    """The mode a plainly created file gets under this process's umask (mkstemp alone would leave 0600, so
+    records on a shared runs directory could not be read by the rest of a group)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -65,9 +65,24 @@ def plan_status(spec: SweepSpec) -> list[dict]:
     for cfg in plan(spec):
         check_config(cfg)
         state, why = run_state(records.run_dir_for(cfg))
+        if state in ("done", "partial") and (clash := config_clash(cfg)):
+            state, why = "conflict", clash
         rows.append({"dataset": cfg.data.dataset, "method": cfg.decoder.name, "seed": cfg.train.seed,
                      "state": state, "why": why, "run_dir": str(records.run_dir_for(cfg))})
     return rows
+
+
+def config_clash(cfg: Config) -> str:
+    """Why the run directory of `cfg` belongs to another config ("" when it does not)."""
+    from benchmark.train import RunConflict, check_same_config
+
+    try:
+        check_same_config(cfg, records.run_dir_for(cfg))
+    except RunConflict as exc:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - an unreadable config.yaml is run_state's "corrupt"
+        return ""
+    return ""
 
 
 def run_state(run_dir: Path) -> tuple[str, str]:
@@ -165,6 +180,10 @@ def run_sweep(spec: SweepSpec, executor: str = "local", slurm: SlurmOptions | No
         raise ValueError("the sweep is empty: give at least one dataset, method and seed")
     for cfg in configs:
         check_config(cfg)
+    clashes = [clash for cfg in configs if (clash := config_clash(cfg))]
+    if clashes:   # before any work: a finished run is never reported for a config it was not trained with
+        from benchmark.train import RunConflict
+        raise RunConflict(f"{len(clashes)} planned runs clash with existing run directories; first: {clashes[0]}")
     dicts = [cfg.to_dict() for cfg in configs]
     if executor == "local":
         rows = _run_local(dicts, progress, devices, runs_per_gpu)

@@ -82,14 +82,32 @@ def set_rng_state(state: dict) -> None:
 def prepare_run_dir(cfg: Config, run_dir: Path) -> None:
     """Write config.yaml, or check that an existing run dir was made by the same config."""
     path = run_dir / "config.yaml"
-    text = dump_yaml(cfg)
     if path.is_file():
-        # through Config, so settings added to segbench since the run started take their defaults
-        stored = yaml.safe_load(dump_yaml(config_from_dict(yaml.safe_load(path.read_text()))))
-        if _comparable(stored) != _comparable(yaml.safe_load(text)):
-            raise RunConflict(f"{run_dir} holds a run with a different config; remove it or choose another --runs-dir")
+        check_same_config(cfg, run_dir)
         return
-    records.atomic_write_text(path, text)
+    records.atomic_write_text(path, dump_yaml(cfg))
+
+
+def check_same_config(cfg: Config, run_dir: Path) -> None:
+    """Raise RunConflict naming the differing settings when `run_dir`'s config.yaml is another config (a finished
+    run is never silently reported for a config it was not trained with)."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return
+    # through Config, so settings added to segbench since the run started take their defaults
+    stored = _flat(_comparable(yaml.safe_load(dump_yaml(config_from_dict(yaml.safe_load(path.read_text()))))))
+    wanted = _flat(_comparable(yaml.safe_load(dump_yaml(cfg))))
+    diff = [f"{k}: {stored.get(k)!r} there, {wanted.get(k)!r} now" for k in sorted(set(stored) | set(wanted))
+            if stored.get(k) != wanted.get(k)]
+    if diff:
+        state = "a finished run" if records.is_done(run_dir) else "a run"
+        raise RunConflict(f"{run_dir} holds {state} with a different config ({'; '.join(diff[:4])}"
+                          f"{'; ...' if len(diff) > 4 else ''}); remove it or choose another --runs-dir")
+
+
+def _flat(cfg: dict) -> dict:
+    return {f"{section}.{k}": v for section, values in cfg.items()
+            for k, v in (values.items() if isinstance(values, dict) else [("", values)])}
 
 
 def cache_dir(cfg: Config) -> Path:
@@ -136,6 +154,7 @@ def load_data(cfg: Config, run_dir: Path, source=None) -> tuple[object, dict[str
 def train_run(cfg: Config, run_dir: Path | None = None, progress: bool = True) -> Path:
     run_dir = Path(run_dir or records.run_dir_for(cfg))
     if records.is_done(run_dir):
+        check_same_config(cfg, run_dir)
         return run_dir
     # a wrong data root or weights file fails before any file is written
     source = open_dataset(cfg.data.dataset, cfg.data.root)

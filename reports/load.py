@@ -12,7 +12,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -231,15 +230,9 @@ def write_results_csv(runs_dir: str | os.PathLike, runs: Runs | None = None) -> 
 
 
 def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            frame.to_csv(handle, index=False, float_format="%.10g")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from benchmark.records import atomic_write_text
+
+    atomic_write_text(Path(path), frame.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
 
 
 def summarise(tidy: pd.DataFrame) -> pd.DataFrame:

@@ -138,18 +138,28 @@ def load_backbone_weights(model: nn.Module, name: str, state: dict[str, torch.Te
     model.load_state_dict(converted, strict=True)
 
 
+def hub_model_name(name: str) -> str:
+    """A timm name for `hub:NAME`: a Hub repo id (`timm/vit_..._dinov3_qkvb.lvd1689m`) gets timm's `hf-hub:`
+    prefix, which timm >= 1.0.20 requires; timm model names (`vit_...dinov3_qkvb.lvd1689m`) and prefixed names
+    (`hf-hub:...`, `local-dir:...`) pass through."""
+    return f"hf-hub:{name}" if "/" in name and ":" not in name else name
+
+
 def build_backbone(name: str, weights: str | Path | None = None) -> DinoV3Backbone:
     """Build a frozen DINOv3 backbone: `weights` is a file path, `hub:NAME` (timm hub, explicit) or None (random)."""
     spec = get_spec(name)
     kwargs = dict(spec.kwargs)
     weights = None if weights in (None, "", "none") else str(weights)
     if weights is not None and weights.startswith("hub:"):
-        hub_name = weights[4:]
+        hub_name = hub_model_name(weights[4:])
         try:
             model = timm.create_model(hub_name, pretrained=True, **kwargs)
         except Exception as exc:
-            raise BackboneError(f"cannot load hub weights '{hub_name}' (needs network or a populated HF cache): "
-                                f"{str(exc).splitlines()[0]}") from None
+            offline = isinstance(exc, (OSError, ConnectionError)) or "LocalEntryNotFound" in type(exc).__name__
+            hint = (" (hub weights are downloaded from the Hugging Face Hub: this needs network access, or the "
+                    "files already in the local Hugging Face cache; else pass Meta's .pth with --weights)"
+                    if offline else "")
+            raise BackboneError(f"cannot load hub weights '{hub_name}': {str(exc).splitlines()[0]}{hint}") from None
         if model.embed_dim != timm.create_model(spec.timm_name, pretrained=False, device="meta", **kwargs).embed_dim:
             raise BackboneError(f"hub weights '{hub_name}' do not match backbone '{name}'")
         return _frozen(DinoV3Backbone(name, model, weights, None))

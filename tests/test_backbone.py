@@ -80,5 +80,21 @@ def test_unknown_backbone_lists_valid():
 
 
 def test_hub_weights_fail_clearly_offline():
-    with pytest.raises(BackboneError, match="hub weights"):
-        build_backbone("dinov3_vits16", "hub:timm/vit_small_patch16_dinov3_qkvb.lvd1689m")
+    # the README's repo-id form reaches the download (timm wants an hf-hub: prefix on it), which fails offline
+    # with a hint; a bad name is timm's own one-line message without the network hint
+    for weights in ("hub:timm/vit_small_patch16_dinov3_qkvb.lvd1689m", "hub:vit_small_patch16_dinov3_qkvb.lvd1689m"):
+        with pytest.raises(BackboneError, match="cannot load hub weights") as err:
+            build_backbone("dinov3_vits16", weights)
+        assert "source prefix" not in str(err.value) and "needs network access" in str(err.value)
+    with pytest.raises(BackboneError, match="cannot load hub weights 'no_such_model'") as err:
+        build_backbone("dinov3_vits16", "hub:no_such_model")
+    assert "network" not in str(err.value)
+
+
+def test_hub_model_names():
+    from segdino.backbone import hub_model_name
+
+    assert hub_model_name("timm/vit_small_patch16_dinov3_qkvb.lvd1689m") == \
+        "hf-hub:timm/vit_small_patch16_dinov3_qkvb.lvd1689m"
+    for name in ("vit_small_patch16_dinov3_qkvb.lvd1689m", "hf-hub:timm/x", "local-dir:/models/x"):
+        assert hub_model_name(name) == name

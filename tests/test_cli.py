@@ -188,6 +188,11 @@ def test_profile_outputs_csv_and_saves_files_with_variants(tmp_path):
     assert code == 0, out
     lines = out.strip().splitlines()
     assert lines[0].startswith("method,") and len(lines) == 3
+    code, out = invoke("profile", "--method", "segdino", "--backbone", "test", "--size", 64, "--no-timing",
+                       "--out", tmp_path / "counts")   # parameters and FLOPs only: saved all the same
+    assert code == 0, out
+    saved = json.loads((tmp_path / "counts" / "profile_cpu.json").read_text())
+    assert saved["torch"] and saved["rows"][0]["trainable_params"] > 0
     code, out = invoke("profile", "--method", "segdino", "--backbone", "test", "--size", 64, "--batch", 2,
                        "--variant", "float32:none", "--out", tmp_path, "--json")
     assert code == 0, out

@@ -98,6 +98,18 @@ def test_run_all_dry_run_plans_the_paper_matrix(tmp_path, kvasir_root):
     assert result.exit_code == 0 and "done" in result.output and "new" in result.output, result.output
 
 
+def test_a_sweep_with_another_config_refuses_finished_runs_before_any_work(tmp_path, kvasir_root):
+    from benchmark.sweep import plan_status
+    from benchmark.train import RunConflict
+
+    run_sweep(_spec(kvasir_root, tmp_path, epochs=1), progress=False)
+    changed = _spec(kvasir_root, tmp_path, seeds=(0, 1), epochs=2)
+    assert [r["state"] for r in plan_status(changed)] == ["conflict", "new"]
+    with pytest.raises(RunConflict, match=r"1 planned runs clash.*train.epochs: 1 there, 2 now"):
+        run_sweep(changed, progress=False)
+    assert not (tmp_path / "kvasir" / "segdino__test__smoke__s1").exists()   # nothing started
+
+
 @pytest.mark.slow
 def test_local_workers_share_one_extraction_and_give_the_sequential_table(tmp_path, kvasir_root):
     """The multi-device local path (one worker per GPU on a GPU machine), here with two CPU workers."""

@@ -70,11 +70,18 @@ def test_done_run_is_skipped_and_conflicting_config_refused(tmp_path, smoke_over
     stamp = (run_dir / "metrics.json").stat().st_mtime_ns
     assert train_run(cfg, progress=False) == run_dir
     assert (run_dir / "metrics.json").stat().st_mtime_ns == stamp
-    (run_dir / "DONE").unlink()
     other = load_config("smoke", overrides={**smoke_overrides, "train.epochs": 1, "optim.lr": 0.5,
                                             "run.runs_dir": str(tmp_path)})
-    with pytest.raises(RunConflict):
+    with pytest.raises(RunConflict, match=r"holds a finished run with a different config \(optim.lr: 0.0003 there, "
+                                          r"0.5 now\)"):
+        train_run(other, progress=False)   # finished: never reported for a config it was not trained with
+    (run_dir / "DONE").unlink()
+    with pytest.raises(RunConflict, match="holds a run with a different config"):
         train_run(other, progress=False)
+    moved = load_config("smoke", overrides={**smoke_overrides, "train.epochs": 1, "run.runs_dir": str(tmp_path),
+                                            "train.device": "cpu", "data.cache_dir": str(tmp_path / "elsewhere")})
+    (run_dir / "DONE").write_text("")
+    assert train_run(moved, progress=False) == run_dir   # where it runs and where files are: not a conflict
 
 
 def test_public_code_preset_selects_on_test_and_trains_backbone(tmp_path, smoke_overrides):
@@ -167,3 +174,23 @@ def test_validation_counted_on_the_device_equals_dice_of_the_probability_maps(tm
         expected = dice_iou(predict_split(model, val, torch.device("cpu"), 5, None, features), np.asarray(val.masks))
         assert validate(model, val, torch.device("cpu"), 5, None, features) == expected
         assert 0 < expected[0] < 1
+
+
+def test_records_get_the_umask_mode_not_mkstemps_0600(tmp_path):
+    # run records on a shared runs directory must be readable by the group, as any file the user creates
+    import os
+
+    from benchmark import records
+    from reports.load import write_csv_atomic
+
+    old = os.umask(0o022)
+    try:
+        records.atomic_write_text(tmp_path / "a.json", "{}")
+        write_csv_atomic(pd.DataFrame({"x": [1]}), tmp_path / "b.csv")
+        os.umask(0o077)
+        records.atomic_write_text(tmp_path / "c.json", "{}")
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == {"a.json": 0o644, "b.csv": 0o644, "c.json": 0o600}
+    assert (tmp_path / "b.csv").read_text() == "x\n1\n"
