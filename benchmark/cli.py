@@ -91,6 +91,9 @@ def data_check(
     """Validate native layouts, counts and masks; name every problem's file. Exit 1 if anything is wrong."""
     from benchmark.data.check import check_dataset
 
+    if not root.is_dir():   # a wrong path is a usage error (exit 2), not a dataset that failed its check (exit 1)
+        raise FileNotFoundError(f"data check: folder not found: {root} (point it at a dataset's folder or at the "
+                                "folder holding them, e.g. ~/data)")
     report = check_dataset(root, dataset, expect_counts=not miniature, num_classes=num_classes)
     if as_json:
         print(json.dumps(report.to_dict(), indent=2, default=str))
@@ -176,7 +179,7 @@ def predict(
     from benchmark.predict import predict_folder
 
     written = predict_folder(run_dir, images, out, device)
-    console.print(f"wrote {len(written)} probability maps to {out}")
+    console.print(f"wrote {len(written)} probability map{'s' * (len(written) != 1)} to {out}")
 
 
 @app.command()
@@ -197,7 +200,8 @@ def score(
         print(json.dumps(summary, indent=2))
         return
     print_table([{"profile": profile, **summary["metrics"], **summary["counts"]}],
-                title=f"{len(rows)} images scored under '{profile}' at {summary['scored_size']}")
+                title=f"{len(rows)} images scored under '{profile}' at "
+                      + ("each mask's native size" if summary["scored_size"] == "native" else summary["scored_size"]))
     if out:
         console.print(f"per-image rows: {out}")
 
@@ -305,8 +309,10 @@ def run(
     """Train and evaluate the matrix of runs; finished runs are skipped, partial ones resumed, corrupt ones redone."""
     from benchmark.sweep import PAPER_DATASETS, PAPER_METHODS, SlurmOptions, SweepSpec, plan_status, run_sweep
 
-    ds = _split(datasets) or (list(PAPER_DATASETS) if all_ else [])
-    ms = _split(methods) or (list(PAPER_METHODS) if all_ else [])
+    from benchmark.registry import DATASETS, DECODERS, check_key
+
+    ds = [check_key("dataset", d, DATASETS) for d in _split(datasets)] or (list(PAPER_DATASETS) if all_ else [])
+    ms = [check_key("method", m, DECODERS) for m in _split(methods)] or (list(PAPER_METHODS) if all_ else [])
     if not ds or not ms:
         raise ValueError("say what to run: --all, or --datasets and --methods "
                          "(e.g. --datasets kvasir --methods segdino)")
@@ -350,6 +356,14 @@ def report(
 
     if not runs_dir.is_dir():
         raise FileNotFoundError(f"runs directory not found: {runs_dir}")
+    from reports.load import load_runs
+
+    found = load_runs(runs_dir)
+    if found.wide.empty:   # an empty report is never what was meant: usually the wrong folder
+        why = f"; {len(found.skipped)} skipped, e.g. {found.skipped[0].run}: {found.skipped[0].reason}" \
+            if found.skipped else ""
+        raise ValueError(f"no finished runs under {runs_dir}{why} (give the --runs-dir of `segbench run` or "
+                         "`segbench train`, e.g. runs)")
     result = render_report(runs_dir, out, backbone=backbone, preset=preset, figures=figures, speed=speed)
     if pdf:
         result["pdf"] = str(compile_pdf(result["report_tex"]))
@@ -360,6 +374,8 @@ def report(
                   f"{len(result['tables'])} tables, {len(result['figures'])} figures, {result['summary_md']}")
     for item in result["skipped"]:
         console.print(f"  skipped {item['run']}: {item['reason']}")
+    if pdf:
+        console.print(f"compiled {result['pdf']}")
 
 
 @app.command()

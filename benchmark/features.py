@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from segdino.backbone import Features
-
 from benchmark.data.image_cache import ResizedSplit
-from benchmark.records import file_lock
 from benchmark.evaluate import to_input
+from benchmark.progress import bars_off
+from benchmark.records import file_lock
+from segdino.backbone import Features
 
 FORMAT = "v2"   # v2: prefix tokens per tap
 
@@ -111,7 +111,7 @@ def cached_features(split: ResizedSplit, backbone, cache_dir: Path, device: torc
         backbone.eval()
         n = len(split)
         taps = prefix = None
-        for start in tqdm(range(0, n, batch_size), desc=desc, disable=not progress, leave=False):
+        for start in tqdm(range(0, n, batch_size), desc=desc, disable=bars_off(progress), leave=False):
             stop = min(start + batch_size, n)
             feats = backbone(to_input(torch.from_numpy(np.array(split.images[start:stop])), device))
             stacked = torch.stack(feats.taps, dim=1).to(torch.float16).cpu().numpy()

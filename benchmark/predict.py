@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 
 from benchmark.data.base import DataError, list_images, read_image
 from benchmark.evaluate import native_probability, probabilities, to_input
+from benchmark.progress import bars_off
 from benchmark.records import load_run_model
 
 
@@ -26,7 +27,7 @@ def predict_folder(run_dir: str | Path, images: str | Path, out: str | Path, dev
     size = cfg.data.size
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for path in tqdm(files, desc="predict", disable=not progress):
+    for path in tqdm(files, desc="predict", disable=bars_off(progress)):
         image = read_image(path)
         resized = np.array(Image.fromarray(image).resize((size, size), Image.BICUBIC))
         with torch.no_grad():

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from benchmark import records
 from benchmark.config import Config, load_config
+from benchmark.progress import bars_off
 from benchmark.registry import check_config
 
 EXECUTORS = ("local", "slurm", "submitit-local")
@@ -59,11 +60,25 @@ def plan(spec: SweepSpec) -> list[Config]:
             for d in spec.datasets for m in spec.methods for s in spec.seeds]
 
 
+def check_inputs(configs: list[Config]) -> None:
+    """Fail before any work, with one line, on an unknown key, a missing data root or a missing weights file."""
+    from benchmark.registry import find_dataset_root
+
+    for cfg in configs:
+        check_config(cfg)
+    for cfg in {(c.data.dataset, c.data.root): c for c in configs}.values():
+        find_dataset_root(cfg.data.dataset, cfg.data.root)   # raises "data root not found: ..."
+    for weights in {c.backbone.weights for c in configs}:
+        if weights not in (None, "", "none") and not str(weights).startswith("hub:") and not Path(weights).is_file():
+            raise FileNotFoundError(f"weights file not found: {weights}")
+
+
 def plan_status(spec: SweepSpec) -> list[dict]:
     """What `run` would do for each planned run, without doing it."""
     rows = []
-    for cfg in plan(spec):
-        check_config(cfg)
+    configs = plan(spec)
+    check_inputs(configs)
+    for cfg in configs:
         state, why = run_state(records.run_dir_for(cfg))
         if state in ("done", "partial") and (clash := config_clash(cfg)):
             state, why = "conflict", clash
@@ -178,8 +193,7 @@ def run_sweep(spec: SweepSpec, executor: str = "local", slurm: SlurmOptions | No
     configs = plan(spec)
     if not configs:
         raise ValueError("the sweep is empty: give at least one dataset, method and seed")
-    for cfg in configs:
-        check_config(cfg)
+    check_inputs(configs)
     clashes = [clash for cfg in configs if (clash := config_clash(cfg))]
     if clashes:   # before any work: a finished run is never reported for a config it was not trained with
         from benchmark.train import RunConflict
@@ -219,7 +233,7 @@ def _run_local(dicts: list[dict], progress: bool, devices: list[str] | None = No
         return _run_local_workers(dicts, devices, progress)
     device = devices[0] if devices else None
     rows = []
-    bar = tqdm(dicts, desc="sweep", unit="run", disable=not progress)
+    bar = tqdm(dicts, desc="sweep", unit="run", disable=bars_off(progress))
     for cfg in bar:
         bar.set_postfix_str(f"{cfg['data']['dataset']}/{cfg['decoder']['name']}/s{cfg['train']['seed']}")
         rows.append(execute(cfg, device=device, progress=progress))
@@ -264,7 +278,7 @@ def _run_local_workers(dicts: list[dict], devices: list[str], progress: bool) ->
                              initargs=(queue, threads)) as pool:
         futures = {pool.submit(_worker_execute, cfg): i for i, cfg in enumerate(dicts)}
         bar = tqdm(total=len(dicts), desc=f"sweep ({len(devices)} workers: {','.join(devices)})", unit="run",
-                   disable=not progress)
+                   disable=bars_off(progress))
         try:
             for fut in as_completed(futures):
                 rows[futures[fut]] = row = fut.result()
@@ -304,7 +318,7 @@ def _run_submitit(dicts: list[dict], executor: str, slurm: SlurmOptions, progres
         else:
             jobs = [ex.submit(fn, a) for a in args]
     results, failures = [], []
-    bar = tqdm(groups, desc=f"sweep ({executor}, {len(jobs)} jobs, {len(pending)} runs)", disable=not progress)
+    bar = tqdm(groups, desc=f"sweep ({executor}, {len(jobs)} jobs, {len(pending)} runs)", disable=bars_off(progress))
     for job, group in zip(jobs, bar):
         try:   # wait for every job: the others keep running on the cluster whatever one of them does
             out = job.result()

@@ -15,17 +15,25 @@ import torch.nn.functional as F
 import yaml
 from tqdm.auto import tqdm
 
-from segdino.model import Segmenter
-
 from benchmark import records
-from benchmark.records import trainable_state
 from benchmark.config import Config, config_from_dict, dump_yaml
 from benchmark.data.image_cache import ResizedSplit, load_resized
 from benchmark.data.splits import make_splits, manifest
+from benchmark.evaluate import (
+    keeping,
+    predict_batches,
+    profiles_for,
+    sample_indices,
+    save_samples,
+    score_split,
+    to_input,
+    validate,
+)
 from benchmark.features import cached_features
-from benchmark.evaluate import (keeping, predict_batches, profiles_for, sample_indices, save_samples,
-                                score_split, to_input, validate)
+from benchmark.progress import bars_off
+from benchmark.records import trainable_state
 from benchmark.registry import build_model, open_dataset
+from segdino.model import Segmenter
 
 
 class RunConflict(RuntimeError):
@@ -131,7 +139,7 @@ def load_data(cfg: Config, run_dir: Path, source=None) -> tuple[object, dict[str
     refs, rule = make_splits(source, cfg.train.seed, cfg.data.val_fraction, cfg.data.subset)
     if cfg.train.selection_split == "test":
         refs["val"] = refs["test"]
-        rule = "selection on the test split (the public code's choice, REFERENCE.md §2)"
+        rule = "selection on the test split (the public code's choice)"
     records.write_json(run_dir / "split.json", manifest(refs, rule))
     official = {name: load_resized(source, lst[:cfg.data.subset] if cfg.data.subset else lst, cfg.data.size,
                                    cache_dir(cfg), cfg.data.skip_bad, desc=name)
@@ -188,7 +196,7 @@ def train_run(cfg: Config, run_dir: Path | None = None, progress: bool = True) -
     t0 = time.perf_counter() - elapsed
     last_save = time.perf_counter()
     bar = tqdm(range(start_epoch, cfg.train.epochs), desc=f"{cfg.decoder.name} {cfg.data.dataset} s{cfg.train.seed}",
-               disable=not progress, unit="epoch", initial=start_epoch, total=cfg.train.epochs, leave=False)
+               disable=bars_off(progress), unit="epoch", initial=start_epoch, total=cfg.train.epochs, leave=False)
     for epoch in bar:
         order = epoch_order(len(train), cfg.train.seed, epoch)
         losses = train_epoch(model, optimizer, train, batches(order, batch, cfg.train.drop_last), device, amp,

@@ -119,7 +119,7 @@ TABLE4 = ReportedTable(
         SEGDINO: (0.675, 0.821, 0.017, 8.05, 14.90, 0.82),
     },
     note=(
-        "BER, S-BER and N-BER in percent. Ours: BER accumulated over the test set (REFERENCE.md §5); the ViSha/TVSD "
+        "BER, S-BER and N-BER in percent. Ours: BER accumulated over the test set; the ViSha/TVSD "
         "evaluation code averages them per frame instead, which is profile shadow-per-frame (its own table)."
     ),
 )

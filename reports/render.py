@@ -305,8 +305,9 @@ def _report_tex(runs: Runs, groups: list[Group], out: Path) -> str:
     return "\n".join(lines)
 
 
-def compile_pdf(report_tex: str | os.PathLike, timeout: float = 120) -> Path:
-    """Compile report.tex with pdflatex (twice, for references) in its own folder; returns the PDF path.
+def compile_pdf(report_tex: str | os.PathLike, timeout: float = 120, keep_log: bool = False) -> Path:
+    """Compile report.tex with pdflatex (twice, for references) in its own folder; returns the PDF path. The
+    .aux/.log/.out files are removed after a successful compile unless `keep_log`.
 
     Raises RuntimeError with the end of the LaTeX log when compilation fails, FileNotFoundError without pdflatex.
     """
@@ -319,4 +320,6 @@ def compile_pdf(report_tex: str | os.PathLike, timeout: float = 120) -> Path:
                               cwd=tex_path.parent, capture_output=True, text=True, timeout=timeout, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"pdflatex failed on {tex_path}:\n{proc.stdout[-3000:]}")
+    for leftover in (".aux", ".out") + (() if keep_log else (".log",)):   # a failed compile keeps them all
+        tex_path.with_suffix(leftover).unlink(missing_ok=True)
     return tex_path.with_suffix(".pdf")

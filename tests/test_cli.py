@@ -101,11 +101,18 @@ def test_import_is_strict(tmp_path):
     (["profile", "--method", "segdino", "--weights", "{garbage}", "--no-timing"], "cannot read weights file"),
     (["run", "--datasets", "kvasir", "--methods", "segdino", "--data-root", "/nonexistent"], "data root not found"),
     (["report", "/nonexistent/runs"], "runs directory not found"),
+    (["report", "{empty}"], "no finished runs under"),
+    (["data", "check", "/nonexistent/data"], "folder not found: /nonexistent/data"),
+    (["run", "--datasets", "kvasirx", "--data-root", "{kvasir}"], "unknown dataset 'kvasirx'; valid: tn3k"),
+    (["run", "--all", "--dry-run", "--data-root", "/nonexistent"], "data root not found"),
+    (["run", "--all", "--dry-run", "--data-root", "{kvasir}", "--weights", "/nonexistent/w.pth"],
+     "weights file not found"),
 ])
 def test_user_errors_are_one_line_and_exit_2(args, message, kvasir_root, tmp_path):
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"\x00junk")
-    args = ([a.format(kvasir=kvasir_root, garbage=garbage) for a in args]
+    (tmp_path / "empty").mkdir()
+    args = ([a.format(kvasir=kvasir_root, garbage=garbage, empty=tmp_path / "empty") for a in args]
             + ["--runs-dir", str(tmp_path)] * (args[0] in ("train", "run")))
     code, out = invoke(*args)
     assert code == 2, out
@@ -217,3 +224,13 @@ def test_demo_quick_via_cli(tmp_path):
     code, out = invoke("demo", "--out", tmp_path / "demo", "--quick")
     assert code == 0, out
     assert "headline" in out and (tmp_path / "demo" / "headline" / "kvasir").is_dir()
+
+
+def test_tqdm_disable_switches_every_bar_off(monkeypatch):
+    # bars pass an explicit disable=, which would override tqdm's own TQDM_DISABLE; bars_off honours it
+    from benchmark.progress import bars_off
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    assert (bars_off(True), bars_off(False)) == (False, True)
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert bars_off(True)

@@ -223,7 +223,7 @@ def test_msd_known_bad_sample_is_excluded_by_rule(replicas):
     source = _open("msd", replicas)
     assert "1751_512x640" not in [r.key for r in source.splits["test"]]
     assert [(e["split"], e["key"]) for e in source.excluded] == [("test", "1751_512x640")]
-    assert "REFERENCE" in source.excluded[0]["reason"]
+    assert "known bad ground-truth mask" in source.excluded[0]["reason"]
     assert any("1751_512x640" in n for n in source.notes)
     load_resized(source, source.splits["test"], 32)     # its bad mask is never read
 

@@ -125,7 +125,7 @@ def test_report_compiles_with_pdflatex(rendered, tmp_path):
     _, out, _ = rendered
     copy = tmp_path / "report"
     shutil.copytree(out, copy)
-    pdf = compile_pdf(copy / "report.tex")
+    pdf = compile_pdf(copy / "report.tex", keep_log=True)
     assert pdf.read_bytes().startswith(b"%PDF")
     log = (copy / "report.log").read_text(errors="replace")
     assert "Overfull \\hbox" not in log
@@ -136,3 +136,4 @@ def test_empty_report_compiles(tmp_path):
     (tmp_path / "runs").mkdir()
     result = render_report(tmp_path / "runs", tmp_path / "out")
     assert compile_pdf(result["report_tex"]).is_file()
+    assert not any((tmp_path / "out").glob("report.aux")) and not any((tmp_path / "out").glob("report.log"))

@@ -251,10 +251,10 @@ def _counts(source: DatasetSource) -> tuple[list[SplitCount], list[Problem]]:
                                     f"under {source.root}"))
         if row.expected is not None and found != row.expected:
             problems.append(Problem("count_deviation", str(source.root), f"{split}: {found:,} samples, the official "
-                                    f"count is {row.expected:,} (REFERENCE.md §4)", "warning"))
+                                    f"count is {row.expected:,}", "warning"))
         if row.expected_videos is not None and videos != row.expected_videos:
             problems.append(Problem("count_deviation", str(source.root), f"{split}: {videos:,} videos, the official "
-                                    f"count is {row.expected_videos:,} (REFERENCE.md §4)", "warning"))
+                                    f"count is {row.expected_videos:,}", "warning"))
     return counts, problems
 
 
@@ -291,7 +291,7 @@ def check_source(key: str, folder: Path, workers: int | None = None, num_classes
     report.problems += count_problems
     if source.expected_total is not None and report.total != source.expected_total:
         report.problems.append(Problem("count_deviation", str(source.root), f"{report.total:,} samples in all, the "
-                                       f"official count is {source.expected_total:,} (REFERENCE.md §4)", "warning"))
+                                       f"official count is {source.expected_total:,}", "warning"))
     return report
 
 
@@ -330,12 +330,16 @@ def _notes(d: DatasetReport) -> list[str]:
     return [n for n in d.notes if n not in repeated]
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' * (count != 1)}"
+
+
 def _verdict(report: CheckReport) -> str:
     n_err, n_dev = len(report.errors), len(report.deviations)
     if report.ok:
-        note = f" ({n_dev} count deviations ignored: --miniature)" if n_dev else ""
+        note = f" ({_n(n_dev, 'count deviation')} ignored: --miniature)" if n_dev else ""
         return f"OK{note}"
-    return (f"FAILED: {n_err} errors, {n_dev} count deviations"
+    return (f"FAILED: {_n(n_err, 'error')}, {_n(n_dev, 'count deviation')}"
             + ("" if report.expect_counts or not n_dev else " (ignored)"))
 
 

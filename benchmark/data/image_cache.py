@@ -18,6 +18,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from benchmark.data.base import DataError, DatasetSource, SampleRef
+from benchmark.progress import bars_off
 from benchmark.records import file_lock
 
 
@@ -122,7 +123,7 @@ def load_resized(source: DatasetSource, refs: list[SampleRef], size: int, cache_
 def _decode(source: DatasetSource, refs: list[SampleRef], size: int, skip_bad: bool, desc: str,
             key: str) -> ResizedSplit:
     images, masks, kept, sizes, skipped = [], [], [], [], []
-    for ref in tqdm(refs, desc=f"{desc} {source.name}", leave=False, disable=len(refs) < 50):
+    for ref in tqdm(refs, desc=f"{desc} {source.name}", leave=False, disable=len(refs) < 50 or bars_off()):
         try:
             image, mask = source.read_image(ref), source.read_mask(ref)
             if image.shape[:2] != mask.shape:

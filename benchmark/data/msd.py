@@ -12,8 +12,7 @@ from pathlib import Path
 from benchmark.data.base import DataError, DatasetSource, SampleRef, child_dir, list_images, natural_key
 
 EXPECTED = {"train": 3063, "test": 955}
-KNOWN_BAD = {"1751_512x640": "known bad ground-truth mask, skipped by the mirror-segmentation literature "
-                             "(REFERENCE.md §4)"}
+KNOWN_BAD = {"1751_512x640": "known bad ground-truth mask, skipped by the mirror-segmentation literature"}
 
 
 def open_msd(root: Path) -> DatasetSource:

@@ -35,5 +35,5 @@ def open_vmd(root: Path) -> DatasetSource:
         videos = sorted((v for v in folder.iterdir() if v.is_dir()), key=lambda v: natural_key(v.name))
         splits[split] = [ref for video in videos for ref in _video_refs(video)]
     return DatasetSource("vmd", root, splits, "nonzero", 2, dict(EXPECTED),
-                         ["masks are palette PNGs: foreground = palette index > 0 (REFERENCE.md §4)"],
+                         ["masks are palette PNGs: foreground = palette index > 0"],
                          expected_groups=dict(EXPECTED_VIDEOS))

@@ -109,7 +109,7 @@ PROFILES: dict[str, ScoringProfile] = {
     for p in (
         ScoringProfile(
             name="segdino",
-            description="SegDINO public code (REFERENCE.md §5): 256x256 network grid, >0.5, eps 1e-6, medpy HD95",
+            description="SegDINO public code: 256x256 network grid, >0.5, eps 1e-6, medpy HD95",
             metrics=_MEDICAL,
             resolution="network",
         ),
@@ -121,7 +121,7 @@ PROFILES: dict[str, ScoringProfile] = {
         ),
         ScoringProfile(
             name="mirror",
-            description="mirror literature (MirrorNet-family code, REFERENCE.md §5): native size, max-F, per-image BER",
+            description="mirror literature (MirrorNet-family code): native size, max-F, per-image BER",
             metrics=("iou", "acc", "max_fbeta", "mean_fbeta", "mae", "ber"),
             resolution="native",
             empty_rule="zero",
@@ -129,7 +129,7 @@ PROFILES: dict[str, ScoringProfile] = {
         ),
         ScoringProfile(
             name="shadow",
-            description="shadow literature (REFERENCE.md §5): native size, max-F, BER accumulated over the set",
+            description="shadow literature: native size, max-F, BER accumulated over the set",
             metrics=("iou", "max_fbeta", "mae", "ber", "s_ber", "n_ber"),
             resolution="native",
             empty_rule="one",
