@@ -63,6 +63,7 @@ def print_table(rows: list[dict], title: str | None = None, columns: list[str] |
         console.print("(nothing to show)")
         return
     columns = columns or list(dict.fromkeys(k for r in rows for k in r))
+    columns = [c for c in columns if any(r.get(c) is not None for r in rows)]   # no column that is empty throughout
     table = Table(title=title)
     for c in columns:
         table.add_column(c, overflow="fold")
