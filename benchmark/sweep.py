@@ -250,9 +250,13 @@ _WORKER_DEVICE: str | None = None
 
 
 def _init_worker(queue, threads: int | None) -> None:
-    """Give this worker process its own device (each worker takes one from the queue once, at start)."""
+    """Give this worker process its own device (each worker takes one from the queue once, at start) and tell its
+    runs how many workers share that device (they size their use of its memory by it)."""
+    import os
+
     global _WORKER_DEVICE
-    _WORKER_DEVICE = queue.get()
+    _WORKER_DEVICE, sharers = queue.get()
+    os.environ["SEGBENCH_RUNS_ON_DEVICE"] = str(sharers)
     if threads:
         torch.set_num_threads(threads)
 
@@ -271,7 +275,7 @@ def _run_local_workers(dicts: list[dict], devices: list[str], progress: bool) ->
     ctx = mp.get_context("spawn")   # CUDA cannot be used in forked children
     queue = ctx.Queue()
     for name in devices:
-        queue.put(name)
+        queue.put((name, devices.count(name)))
     threads = max(1, available_cores() // len(devices))   # this process's cores (a Slurm job's allocation) shared
     rows: dict[int, dict] = {}
     with ProcessPoolExecutor(len(devices), mp_context=ctx, initializer=_init_worker,

@@ -5,6 +5,7 @@ result as an uninterrupted run (shuffling is a pure function of seed and epoch, 
 """
 from __future__ import annotations
 
+import os
 import random
 import time
 from pathlib import Path
@@ -281,7 +282,9 @@ def feature_stores(cfg: Config, model: Segmenter, splits: dict[str, ResizedSplit
 
 def features_on_device(cfg: Config, device: torch.device, stores: dict) -> bool:
     """Whether to hold the cached features in accelerator memory (no host reads and copies per step): "yes", "no",
-    or "auto" = on an accelerator when they take at most half of its free memory."""
+    or "auto" = on an accelerator when they take at most half of its free memory, and of this run's share of its
+    memory when several runs share it (`--runs-per-gpu`: local workers set SEGBENCH_RUNS_ON_DEVICE), so runs that
+    start together cannot all claim the same free memory."""
     choice = cfg.train.features_on_device
     choice = {True: "yes", False: "no"}.get(choice, choice) if isinstance(choice, bool) else choice   # YAML's yes/no
     if choice not in ("auto", "yes", "no"):
@@ -291,8 +294,9 @@ def features_on_device(cfg: Config, device: torch.device, stores: dict) -> bool:
     if device.type != "cuda":
         return False
     need = sum(s.nbytes for s in {s.folder: s for s in stores.values()}.values())
-    free, _ = torch.cuda.mem_get_info(device)
-    return need <= free // 2
+    free, total = torch.cuda.mem_get_info(device)
+    sharers = max(1, int(os.environ.get("SEGBENCH_RUNS_ON_DEVICE", "1")))
+    return need <= min(free, total // sharers) // 2
 
 
 def forward(model: Segmenter, split: ResizedSplit, idx: np.ndarray, device, store=None) -> torch.Tensor:

@@ -194,3 +194,24 @@ def test_records_get_the_umask_mode_not_mkstemps_0600(tmp_path):
     modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
     assert modes == {"a.json": 0o644, "b.csv": 0o644, "c.json": 0o600}
     assert (tmp_path / "b.csv").read_text() == "x\n1\n"
+
+
+def test_auto_features_on_device_budget_is_shared_by_runs_on_one_gpu(monkeypatch):
+    # 10 GB of features; a GPU with 80 GB total and 60 GB free: alone they fit (<= 30 GB), with 8 runs sharing
+    # the GPU each run's budget is 80/8/2 = 5 GB, so they stay in host memory maps
+    from types import SimpleNamespace
+
+    from benchmark.train import features_on_device
+
+    gb = 1 << 30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (60 * gb, 80 * gb))
+    cfg = load_config("smoke", overrides={"train.features_on_device": "auto"})
+    stores = {"train": SimpleNamespace(nbytes=10 * gb, folder="a")}
+    cuda = torch.device("cuda", 0)
+    monkeypatch.delenv("SEGBENCH_RUNS_ON_DEVICE", raising=False)
+    assert features_on_device(cfg, cuda, stores)
+    monkeypatch.setenv("SEGBENCH_RUNS_ON_DEVICE", "8")
+    assert not features_on_device(cfg, cuda, stores)
+    monkeypatch.setenv("SEGBENCH_RUNS_ON_DEVICE", "2")
+    assert features_on_device(cfg, cuda, stores)   # 80/2/2 = 20 GB
+    assert not features_on_device(cfg, torch.device("cpu"), stores)
