@@ -53,11 +53,14 @@ SPLITS = {"tn3k": (2879 - 576, 576, 614), "kvasir": (792, 88, 120), "isic2017": 
 ESTIMATED = {"visha": "train/test frames estimated from 50/120 videos of 11,685 frames"}
 
 
+EXTRA: dict[str, str] = {}   # --set overrides, applied to every config of this script
+
+
 def config(data: Path, work: Path, runs: str, method: str, epochs: int, cache: bool, size: int, device: str):
     return load_config("paper", overrides={
         "data.root": str(data), "run.runs_dir": str(work / runs), "data.cache_dir": str(work / "cache"),
         "decoder.name": method, "train.epochs": epochs, "data.size": size, "train.device": device,
-        "train.feature_cache": cache})
+        "train.feature_cache": cache, **EXTRA})
 
 
 def timed_run(cfg) -> dict:
@@ -144,7 +147,7 @@ def concurrency(data: Path, work: Path, levels: list[int], epochs: int, size: in
         runs_dir = work / f"concurrent{i}"
         overrides = {"data.root": str(data), "run.runs_dir": str(runs_dir),
                      "data.cache_dir": str(work / "cache"), "train.epochs": epochs, "data.size": size,
-                     "train.device": device, "train.feature_cache": True}
+                     "train.device": device, "train.feature_cache": True, **EXTRA}
         start = time.perf_counter()
         run_sweep(SweepSpec(("kvasir",), ("segdino",), tuple(range(n)), "paper", None, overrides),
                   devices=[device], runs_per_gpu=n, progress=False)
@@ -173,14 +176,20 @@ def main() -> None:
                         help="train the uncached run this many epochs and project to --epochs (default: all)")
     parser.add_argument("--methods", default=",".join(PAPER_METHODS))
     parser.add_argument("--probe-steps", type=int, default=100)
+    parser.add_argument("--probe-only", action="store_true",
+                        help="skip the two full SegDINO runs: per-method costs, projection and concurrency only")
     parser.add_argument("--concurrency", default=None,
                         help="comma list of runs side by side on the device, e.g. 1,2,4,8 (section 4 of the doc)")
     parser.add_argument("--concurrency-epochs", type=int, default=5)
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override for every run and probe, e.g. train.amp_dtype=bfloat16")
     parser.add_argument("--out", default=None, help="default: reports/bench_paper_recipe_<device type>.json")
     args = parser.parse_args()
+    EXTRA.update(dict(item.split("=", 1) for item in args.sets))
     device = torch.device(args.device)
     out = Path(args.out or f"reports/bench_paper_recipe_{device.type}.json")
 
+    cached = plain = None
     work = Path(tempfile.mkdtemp(prefix="segbench-paperbench-"))
     try:
         t = time.perf_counter()
@@ -189,16 +198,8 @@ def main() -> None:
         (work / "warm").mkdir()
         load_data(cached_cfg, work / "warm")
         print(f"generated and decoded {args.train}+{args.test} images in {time.perf_counter() - t:.0f} s")
-        cached = timed_run(cached_cfg)
-        print(f"with cache:    {cached['seconds']:.1f} s incl. extraction ({cached['train_seconds']:.1f} s training, "
-              f"{args.epochs} epochs), test Dice {cached['test']['dice']:.4f}")
-        k = args.uncached_epochs or args.epochs
-        plain = timed_run(config(work / "data", work, "plain", "segdino", k, False, args.size, args.device))
-        plain["projected_train_seconds"] = plain["train_seconds"] * args.epochs / k
-        plain["projected_seconds"] = plain["seconds"] + plain["train_seconds"] * (args.epochs - k) / k
-        plain["projected"] = k != args.epochs
-        print(f"without cache: {plain['seconds']:.1f} s for {k} epochs"
-              + (f" -> {plain['projected_seconds']:.1f} s projected to {args.epochs}" if k != args.epochs else ""))
+        if not args.probe_only:
+            cached, plain = full_runs(work, cached_cfg, args)
         costs = {}
         for method in args.methods.split(","):
             costs[method] = probe(config(work / "data", work, "probe", method, args.epochs, True, args.size,
@@ -214,34 +215,51 @@ def main() -> None:
 
     batch = load_config("paper").train.batch_size
     matrix = project(costs, args.epochs, batch)
-    n_train = args.train - round(0.1 * args.train)
-    check = project({"segdino": costs["segdino"]}, args.epochs, batch, seeds=1)
-    kvasir_like = (args.epochs * (math.ceil(n_train / batch) * costs["segdino"]["step_s"]
-                                  + (args.train - n_train) * costs["segdino"]["val_img_s"])
-                   + args.test * costs["segdino"]["test_img_s"] + args.train * costs["segdino"]["extract_img_s"])
     result = {
         "what": "paper preset (frozen ViT-S/16, random weights, AdamW 1e-4, batch 4), Kvasir-sized generated data",
-        "device": str(device), "epochs": args.epochs, "n_train_incl_val": args.train, "n_test": args.test,
-        "size": args.size, "with_cache": cached, "without_cache": plain,
-        "speedup": (plain["projected_seconds"] if plain["projected"] else plain["seconds"]) / cached["seconds"],
-        "probe_costs": costs, "projection_check": {
-            "segdino_kvasir_sized_projected_s": kvasir_like, "segdino_kvasir_sized_measured_s": cached["seconds"],
-            "note": "measured includes run setup, checkpoints and scoring; projected counts only the modelled work"},
-        "matrix_projection": matrix, "single_dataset_check": check["datasets_s"],
+        "overrides": EXTRA, "device": str(device), "epochs": args.epochs, "n_train_incl_val": args.train,
+        "n_test": args.test, "size": args.size, "with_cache": cached, "without_cache": plain, "speedup": None,
+        "probe_costs": costs, "projection_check": None, "matrix_projection": matrix,
+        "single_dataset_check": project({"segdino": costs["segdino"]}, args.epochs, batch, seeds=1)["datasets_s"]
+        if "segdino" in costs else None,
         "concurrency": side_by_side,
         "torch": torch.__version__, **machine(), "date": time.strftime("%Y-%m-%d"),
     }
     if device.type == "cuda":
         result["device_name"] = torch.cuda.get_device_name(device)
-    print(f"speed-up with the cache: {result['speedup']:.2f}x; projection check (SegDINO, this data): "
-          f"{kvasir_like:.0f} s projected vs {cached['seconds']:.0f} s measured")
-    print(f"whole matrix (4 methods x 6 datasets x 3 seeds, 50 epochs, one device): "
+    if cached is not None and "segdino" in costs:
+        result["speedup"] = (plain["projected_seconds"] if plain["projected"] else plain["seconds"]) / cached["seconds"]
+        n_train = args.train - round(0.1 * args.train)
+        c = costs["segdino"]
+        per_epoch = math.ceil(n_train / batch) * c["step_s"] + (args.train - n_train) * c["val_img_s"]
+        kvasir_like = args.epochs * per_epoch + args.test * c["test_img_s"] + args.train * c["extract_img_s"]
+        result["projection_check"] = {
+            "segdino_kvasir_sized_projected_s": kvasir_like, "segdino_kvasir_sized_measured_s": cached["seconds"],
+            "note": "measured includes run setup, checkpoints and scoring; projected counts only the modelled work"}
+        print(f"speed-up with the cache: {result['speedup']:.2f}x; projection check (SegDINO, this data): "
+              f"{kvasir_like:.0f} s projected vs {cached['seconds']:.0f} s measured")
+    print(f"whole matrix ({len(costs)} methods x 6 datasets x 3 seeds, {args.epochs} epochs, one device): "
           f"{matrix['matrix_hours']:.2f} h projected")
     for dataset, seconds in matrix["datasets_s"].items():
         print(f"  {dataset:9s} {seconds / 3600:7.2f} h")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"saved {out}")
+
+
+def full_runs(work: Path, cached_cfg, args) -> tuple[dict, dict]:
+    """SegDINO's paper preset with the feature cache (extraction included) and without it."""
+    cached = timed_run(cached_cfg)
+    print(f"with cache:    {cached['seconds']:.1f} s incl. extraction ({cached['train_seconds']:.1f} s training, "
+          f"{args.epochs} epochs), test Dice {cached['test']['dice']:.4f}")
+    k = args.uncached_epochs or args.epochs
+    plain = timed_run(config(work / "data", work, "plain", "segdino", k, False, args.size, args.device))
+    plain["projected_train_seconds"] = plain["train_seconds"] * args.epochs / k
+    plain["projected_seconds"] = plain["seconds"] + plain["train_seconds"] * (args.epochs - k) / k
+    plain["projected"] = k != args.epochs
+    print(f"without cache: {plain['seconds']:.1f} s for {k} epochs"
+          + (f" -> {plain['projected_seconds']:.1f} s projected to {args.epochs}" if k != args.epochs else ""))
+    return cached, plain
 
 
 if __name__ == "__main__":

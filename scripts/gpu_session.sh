@@ -4,6 +4,7 @@
 #   bash scripts/gpu_session.sh profile [OUT]   # timm backbone alone + `segbench profile` of all methods (~5-8 min)
 #   bash scripts/gpu_session.sh recipe [OUT]    # paper preset with/without feature cache, matrix projection, and
 #                                               # 1/2/4/8 SegDINO runs side by side (--runs-per-gpu)
+#   bash scripts/gpu_session.sh recipe-bf16 [OUT]  # per-method costs, projection and concurrency with bf16 autocast
 #   bash scripts/gpu_session.sh all [OUT]
 #
 # OUT defaults to reports/gpu. Each stage writes its JSON/CSV there with the device name and versions, plus
@@ -12,6 +13,7 @@
 # segmentation-models-pytorch==0.6.0 -d .whl`); they are installed into /tmp/site first.
 # A plumbing check anywhere (small and slow, on the CPU):
 #   DEVICE=cpu BATCH=2 ITERS=2 BACKBONE=test RECIPE_ARGS="--train 24 --test 8 --epochs 1 --probe-steps 3" \
+#     RECIPE_BF16_ARGS="--train 24 --test 8 --epochs 1 --probe-steps 3 --concurrency 2 --concurrency-epochs 1" \
 #     bash scripts/gpu_session.sh all /tmp/gpu-plumbing
 set -uo pipefail
 STAGE="${1:-all}"
@@ -45,5 +47,11 @@ if [ "$STAGE" = recipe ] || [ "$STAGE" = all ]; then
   # shellcheck disable=SC2086
   "$PY" scripts/bench_paper_recipe.py --device "$DEVICE" ${RECIPE_ARGS:---concurrency 1,2,4,8} --out "$OUT/bench_paper_recipe_$DEVICE.json" \
     2>&1 | tee "$OUT/log_recipe.txt" || status=1
+fi
+if [ "$STAGE" = recipe-bf16 ] || [ "$STAGE" = all ]; then
+  # shellcheck disable=SC2086
+  "$PY" scripts/bench_paper_recipe.py --device "$DEVICE" --probe-only --set train.amp_dtype=bfloat16 \
+    ${RECIPE_BF16_ARGS:---concurrency 1,4,8} --out "$OUT/bench_paper_recipe_${DEVICE}_bf16.json" \
+    2>&1 | tee "$OUT/log_recipe_bf16.txt" || status=1
 fi
 exit $status
