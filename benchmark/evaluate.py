@@ -190,9 +190,5 @@ def evaluate_run(run_dir: str | Path, data_root: str | None = None, profiles: tu
     probs = predict_batches(model, test, torch.device(device))
     old_path = run_dir / "metrics.json"
     old = json.loads(old_path.read_text()) if old_path.is_file() else {}
-    metrics = write_scores(run_dir, cfg, probs, test, source,
-                           old.get("selected_epoch", -1), old.get("train_seconds", 0.0))
-    if old.get("profiles"):
-        metrics["profiles"] = {**old["profiles"], **metrics["profiles"]}
-        records.write_json(old_path, metrics)
-    return metrics
+    return write_scores(run_dir, cfg, probs, test, source, old.get("selected_epoch", -1),
+                        old.get("train_seconds", 0.0), merge=True)

@@ -5,6 +5,8 @@ result as an uninterrupted run (shuffling is a pure function of seed and epoch, 
 """
 from __future__ import annotations
 
+import csv
+import json
 import os
 import random
 import time
@@ -323,18 +325,29 @@ def finish_run(cfg: Config, run_dir: Path, model: Segmenter, source, test: Resiz
 
 
 def write_scores(run_dir: Path, cfg: Config, probs, test: ResizedSplit, source,
-                 selected_epoch: int, train_seconds: float) -> dict:
+                 selected_epoch: int, train_seconds: float, merge: bool = False) -> dict:
+    """metrics.json and per_image.csv for the profiles scored now; with `merge` (segbench evaluate) the profiles
+    recorded before and not scored now are kept in both files."""
     scored = score_split(probs, test, source, profiles_for(cfg.data.dataset, cfg.eval.profiles), source.num_classes)
+    kept_profiles, kept_rows = {}, []
+    if merge and (run_dir / "metrics.json").is_file():
+        kept_profiles = {name: block for name, block in
+                         json.loads((run_dir / "metrics.json").read_text()).get("profiles", {}).items()
+                         if name not in scored}
+        if (run_dir / "per_image.csv").is_file():
+            with open(run_dir / "per_image.csv", newline="") as handle:
+                kept_rows = [row for row in csv.DictReader(handle) if row["profile"] not in scored]
     metrics = {
         "schema": records.SCHEMA, "dataset": cfg.data.dataset, "method": cfg.decoder.name,
         "backbone": cfg.backbone.name, "preset": cfg.run.preset, "seed": cfg.train.seed,
         "selected_epoch": selected_epoch,
         "selection": {"split": cfg.train.selection_split, "profile": "segdino", "metric": "dice"},
         "train_seconds": train_seconds, "n_test": len(test),
-        "profiles": {name: {"convention": _convention(name), **summary} for name, (summary, _) in scored.items()},
+        "profiles": {**kept_profiles, **{name: {"convention": _convention(name), **summary}
+                                         for name, (summary, _) in scored.items()}},
     }
     records.write_json(run_dir / "metrics.json", metrics)
-    rows = [{"profile": name, **row} for name, (_, rows) in scored.items() for row in rows]
+    rows = kept_rows + [{"profile": name, **row} for name, (_, rows) in scored.items() for row in rows]
     records.write_csv(run_dir / "per_image.csv", rows)
     return metrics
 

@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -41,10 +42,16 @@ def test_profile_json_reports_paper_parameter_counts():
 
 
 def test_evaluate_and_predict_a_trained_run(trained_run, kvasir_root, tmp_path):
+    before = pd.read_csv(trained_run / "per_image.csv")
     code, out = invoke("evaluate", trained_run, "--profile", "mirror")
     assert code == 0, out
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert {"segdino", "medical-native", "mirror"} <= set(metrics["profiles"])
+    after = pd.read_csv(trained_run / "per_image.csv")   # the earlier profiles' per-image rows are kept too
+    assert after.profile.value_counts().to_dict() == {**before.profile.value_counts().to_dict(),
+                                                      "mirror": len(before) // before.profile.nunique()}
+    kept = after[after.profile != "mirror"][before.columns].reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, before, check_dtype=False)
     images = kvasir_root / "Kvasir-SEG" / "images"
     code, out = invoke("predict", trained_run, images, "--out", tmp_path / "pred")
     assert code == 0, out
