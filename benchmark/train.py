@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from benchmark import records
 from benchmark.config import Config, config_from_dict, dump_yaml
+from benchmark.data.base import DataError
 from benchmark.data.image_cache import ResizedSplit, load_resized
 from benchmark.data.splits import make_splits, manifest
 from benchmark.evaluate import (
@@ -139,27 +140,40 @@ def load_data(cfg: Config, run_dir: Path, source=None) -> tuple[object, dict[str
     """Decode each official split once (cached across runs and seeds), then take this seed's train / val / test
     as views of them, so the image and feature caches are shared by every seed's validation carving."""
     source = source or open_dataset(cfg.data.dataset, cfg.data.root)
-    refs, rule = make_splits(source, cfg.train.seed, cfg.data.val_fraction, cfg.data.subset)
-    if cfg.train.selection_split == "test":
-        refs["val"] = refs["test"]
-        rule = "selection on the test split (the public code's choice)"
+    on_test = cfg.train.selection_split == "test"
+    refs, rule = split_refs(cfg, source)
     records.write_json(run_dir / "split.json", manifest(refs, rule))
     official = {name: load_resized(source, lst[:cfg.data.subset] if cfg.data.subset else lst, cfg.data.size,
                                    cache_dir(cfg), cfg.data.skip_bad, desc=name)
                 for name, lst in source.splits.items() if lst}
-    splits = {}
-    for name in ("train", "val", "test"):
-        keys = [r.key for r in refs.get(name, [])]
-        home = next((official[o] for o in (name, "train", "val", "test") if o in official
-                     and official[o].positions_of(keys[:1])), None)
-        if keys and home is not None:
-            splits[name] = home.subset(home.positions_of(keys))
-    if "val" not in splits:
-        splits["val"] = splits["test"]
+    # each split is a view of the official split its refs came from (keys may repeat across official splits:
+    # TN3K numbers its trainval and test images alike)
+    origin = {"train": "train", "test": "test",
+              "val": "test" if on_test else ("val" if source.splits.get("val") else "train")}
+    splits = {name: official[origin[name]].subset(official[origin[name]].positions_of([r.key for r in refs[name]]))
+              for name in ("train", "val", "test")}
     skipped = {name: s.skipped for name, s in official.items() if s.skipped}
     if skipped:
         records.write_json(run_dir / "skipped.json", skipped)
     return source, splits
+
+
+def split_refs(cfg: Config, source) -> tuple[dict, str]:
+    """This run's train / val / test refs and the validation rule; an empty split is an error naming the fix."""
+    refs, rule = make_splits(source, cfg.train.seed, cfg.data.val_fraction, cfg.data.subset,
+                             cfg.train.selection_split == "test")
+    for name in ("train", "val", "test"):
+        if not refs.get(name):
+            raise DataError(_empty_split_message(cfg, name, rule))
+    return refs, rule
+
+
+def _empty_split_message(cfg: Config, name: str, rule: str) -> str:
+    fix = {"val": "use a larger --subset (video datasets: the first N frames are often one video), "
+                  "data.val_fraction > 0, or --set train.selection_split=test to select on the test split knowingly",
+           "train": "check --data-root and --subset", "test": "check --data-root and --subset"}[name]
+    return (f"{cfg.data.dataset}: the {name} split is empty (validation rule: {rule}; subset {cfg.data.subset}); "
+            f"{fix}")
 
 
 def train_run(cfg: Config, run_dir: Path | None = None, progress: bool = True) -> Path:
@@ -169,6 +183,7 @@ def train_run(cfg: Config, run_dir: Path | None = None, progress: bool = True) -
         return run_dir
     # a wrong data root or weights file fails before any file is written
     source = open_dataset(cfg.data.dataset, cfg.data.root)
+    split_refs(cfg, source)   # an empty split too
     seed_everything(cfg.train.seed)
     device = resolve_device(cfg.train.device)
     amp = autocast_dtype(cfg)
@@ -228,7 +243,7 @@ def train_run(cfg: Config, run_dir: Path | None = None, progress: bool = True) -
     env["feature_cache"] = {name: {"used": True, "extracted": s.extracted, "key": s.folder.name,
                                    "on_device": isinstance(s.taps, torch.Tensor)}
                             for name, s in stores.items()} or {"used": False}
-    finish_run(cfg, run_dir, model, source, splits["test"], device, amp, best["epoch"], train_seconds, env)
+    finish_run(cfg, run_dir, model, source, splits["test"], device, best["epoch"], train_seconds, env)
     return run_dir
 
 
@@ -308,14 +323,16 @@ def forward(model: Segmenter, split: ResizedSplit, idx: np.ndarray, device, stor
     return model(to_input(torch.from_numpy(np.array(split.images[idx])), device))
 
 
-def finish_run(cfg: Config, run_dir: Path, model: Segmenter, source, test: ResizedSplit, device, amp,
+def finish_run(cfg: Config, run_dir: Path, model: Segmenter, source, test: ResizedSplit, device,
                selected_epoch: int, train_seconds: float, env: dict) -> None:
-    """Score the selected model on the test split under every profile and write the records, DONE last."""
+    """Score the selected model on the test split under every profile and write the records, DONE last. The test
+    split is predicted in float32 whatever `train.amp_dtype` says, as `segbench evaluate` predicts it, so the two
+    always agree."""
     from benchmark.profiling import profile_record
 
     records.save_model(run_dir, model, source.num_classes)
     kept: dict[int, np.ndarray] = {}   # predictions are scored batch by batch; the report's samples are kept
-    batches = predict_batches(model, test, device, max(cfg.train.batch_size, 16), amp)
+    batches = predict_batches(model, test, device, max(cfg.train.batch_size, 16), None)
     write_scores(run_dir, cfg, keeping(batches, sample_indices(test, cfg.eval.n_samples), kept), test, source,
                  selected_epoch, train_seconds)
     save_samples(run_dir / "samples", test, kept, cfg.eval.n_samples)

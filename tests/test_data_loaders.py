@@ -292,6 +292,8 @@ def test_folder_seeded_split_without_lists(tmp_path):
 
 def test_folder_split_lists(tmp_path):
     root = write_folder(tmp_path / "l", 6, 2)
+    train = [line for line in (root / "train.txt").read_text().split() if Path(line).stem != "sample_000"]
+    (root / "train.txt").write_text("\n".join(train) + "\n")   # each image in one list
     (root / "val.txt").write_text("sample_000.jpg\n")
     source = open_folder(root)
     assert [r.key for r in source.splits["val"]] == ["sample_000"]
@@ -344,3 +346,42 @@ def test_replicas_are_deterministic(tmp_path):
 
 def test_natural_key_orders_numbered_frames():
     assert sorted(["f10", "f2", "f1"], key=natural_key) == ["f1", "f2", "f10"]
+
+
+def test_archive_leftovers_are_not_datasets_or_videos(tmp_path):
+    # macOS zips carry a __MACOSX mirror of every folder (with ._ files); notebooks leave .ipynb_checkpoints
+    from benchmark.data.synthetic import write_isic2017, write_vmd
+
+    write_isic2017(tmp_path / "isic" / "data", n_train=4, n_test=2)
+    for part in ("ISIC-2017_Training_Data", "ISIC-2017_Test_v2_Data"):
+        (tmp_path / "isic" / "__MACOSX" / part).mkdir(parents=True)
+        (tmp_path / "isic" / "__MACOSX" / part / "._ISIC_0000000.jpg").write_bytes(b"\x00\x05\x16\x07")
+    source = open_isic2017(tmp_path / "isic")
+    assert len(source.splits["train"]) == 4 and len(source.splits["test"]) == 2
+    write_vmd(tmp_path / "VMD", n_train=6, n_test=3)
+    (tmp_path / "VMD" / "train" / ".ipynb_checkpoints").mkdir()
+    (tmp_path / "VMD" / "train" / "__MACOSX").mkdir()
+    assert len(open_dataset("vmd", tmp_path / "VMD").splits["train"]) == 6
+
+
+def test_kvasir_split_lists_must_be_disjoint_and_without_repeats(tmp_path):
+    from benchmark.data.synthetic import write_kvasir
+
+    root = write_kvasir(tmp_path / "Kvasir-SEG", n_train=6, n_test=2)
+    train, test = (root / "train.txt").read_text().split(), (root / "val.txt").read_text().split()
+    (root / "val.txt").write_text("\n".join(test + train[:1]) + "\n")
+    with pytest.raises(DataError, match="1 images are in both train.txt and val.txt"):
+        open_dataset("kvasir", root)
+    (root / "val.txt").write_text("\n".join(test) + "\n")
+    (root / "train.txt").write_text("\n".join(train + train[:2]) + "\n")
+    with pytest.raises(DataError, match="the train list names 2 images more than once"):
+        open_dataset("kvasir", root)
+
+
+def test_folder_dataset_lists_must_be_disjoint(tmp_path):
+    root = write_folder(tmp_path / "mine", n_train=6, n_test=2)
+    stems = sorted(p.stem for p in (root / "images").iterdir())
+    (root / "train.txt").write_text("\n".join(stems[:5]) + "\n")
+    (root / "test.txt").write_text("\n".join(stems[4:]) + "\n")
+    with pytest.raises(DataError, match=f"'{stems[4]}' is listed in both train.txt and test.txt"):
+        open_folder(root)

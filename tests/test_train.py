@@ -215,3 +215,37 @@ def test_auto_features_on_device_budget_is_shared_by_runs_on_one_gpu(monkeypatch
     monkeypatch.setenv("SEGBENCH_RUNS_ON_DEVICE", "2")
     assert features_on_device(cfg, cuda, stores)   # 80/2/2 = 20 GB
     assert not features_on_device(cfg, torch.device("cpu"), stores)
+
+
+def test_selection_on_test_uses_the_test_images_and_the_whole_training_split(tmp_path):
+    # TN3K numbers trainval and test images alike (0000.jpg in both): the "val" of the public-code choice must be
+    # the test images, and nothing is carved out of training (the public code trains on all of it)
+    import numpy as np
+
+    from benchmark.data.synthetic import write_tn3k
+    from benchmark.train import load_data
+
+    write_tn3k(tmp_path / "data" / "tn3k", n_train=15, n_test=5)
+    base = {"data.root": str(tmp_path / "data"), "data.dataset": "tn3k", "data.size": 32,
+            "run.runs_dir": str(tmp_path / "runs")}
+    (tmp_path / "run").mkdir()
+    _, on_test = load_data(load_config("smoke", overrides={**base, "train.selection_split": "test"}),
+                           tmp_path / "run")
+    assert len(on_test["train"]) == 15 and len(on_test["val"]) == len(on_test["test"]) == 5
+    np.testing.assert_array_equal(np.asarray(on_test["val"].images), np.asarray(on_test["test"].images))
+    assert not np.array_equal(np.asarray(on_test["val"].images), np.asarray(on_test["train"].images[:5]))
+    _, paper = load_data(load_config("smoke", overrides=base), tmp_path / "run")
+    assert len(paper["train"]) + len(paper["val"]) == 15 and len(paper["val"]) == 3   # fold 0 of 5 held out
+
+
+@pytest.mark.parametrize("override", [{"data.val_fraction": 0.0}, {"data.subset": 3}])
+def test_an_empty_validation_split_is_an_error_not_the_test_split(tmp_path, override):
+    from benchmark.data.base import DataError
+    from benchmark.data.synthetic import write_vmd
+
+    write_vmd(tmp_path / "data" / "VMD", n_train=20, n_test=6)
+    cfg = load_config("smoke", overrides={"data.root": str(tmp_path / "data"), "data.dataset": "vmd",
+                                          "data.size": 32, "run.runs_dir": str(tmp_path / "runs"), **override})
+    with pytest.raises(DataError, match="the val split is empty.*selection_split=test"):
+        train_run(cfg, progress=False)
+    assert not (tmp_path / "runs" / "vmd").exists()   # fails before any run directory is made

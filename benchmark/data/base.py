@@ -158,6 +158,12 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
+def sub_dirs(folder: Path) -> list[Path]:
+    """The sub-folders of `folder`, sorted, without the ones archivers and tools leave behind (hidden folders such
+    as .ipynb_checkpoints, and macOS's __MACOSX copy of a zip, which mirrors the real folders with ._ files)."""
+    return sorted(c for c in folder.iterdir() if c.is_dir() and not c.name.startswith(".") and c.name != "__MACOSX")
+
+
 def natural_key(name: str) -> tuple:
     """Sort key that orders numbered frames by number ('frame2' before 'frame10')."""
     return tuple(int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name))

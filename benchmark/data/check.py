@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from benchmark.data.base import IMAGE_SUFFIXES, DataError, DatasetSource, SampleRef, child_dir
+from benchmark.data.base import IMAGE_SUFFIXES, DataError, DatasetSource, SampleRef, child_dir, sub_dirs
 from benchmark.data.isic2017 import MASK_SUFFIX
 
 JPEG = (".jpg", ".jpeg")
@@ -146,7 +146,7 @@ def detect_datasets(root: Path) -> list[tuple[str, Path]]:
     if own is not None and own != "isic2017":
         return [(own, root)]
     found = [("isic2017", root)] if own == "isic2017" else []
-    for child in sorted(c for c in root.iterdir() if c.is_dir()):
+    for child in sub_dirs(root):
         key = match(child) or next((k for k, (_, names) in DATASETS.items()
                                     if child.name.lower() in {n.lower() for n in names}), None)
         if key is not None:

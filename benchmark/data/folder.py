@@ -42,6 +42,19 @@ def _read_list(path: Path, by_stem: dict[str, Path]) -> list[str]:
     return stems
 
 
+def _check_disjoint(root: Path, lists: dict[str, list[str]]) -> None:
+    """Each stem once, in one list: a test image in train.txt would leak into training."""
+    seen: dict[str, str] = {}
+    for split, stems in lists.items():
+        for stem in stems:
+            if stem in seen:
+                where = f"twice in {LISTS[split]}" if seen[stem] == split else \
+                    f"in both {LISTS[seen[stem]]} and {LISTS[split]}"
+                raise DataError(f"folder dataset: '{stem}' is listed {where} in {root}; each image belongs to one "
+                                "split, once")
+            seen[stem] = split
+
+
 def _splits(root: Path, by_stem: dict[str, Path], seed: int,
             test_fraction: float) -> tuple[dict[str, list[str]], list[str]]:
     lists = {split: root / name for split, name in LISTS.items() if (root / name).is_file()}
@@ -49,8 +62,9 @@ def _splits(root: Path, by_stem: dict[str, Path], seed: int,
         if "test" not in lists:
             raise DataError(f"folder dataset: found {', '.join(p.name for p in lists.values())} in {root} but no "
                             "test.txt; add it (one stem per line), or remove the lists for a seeded 80/20 split")
-        return {split: _read_list(path, by_stem) for split, path in lists.items()}, \
-            [f"splits from {', '.join(p.name for p in lists.values())}"]
+        read = {split: _read_list(path, by_stem) for split, path in lists.items()}
+        _check_disjoint(root, read)
+        return read, [f"splits from {', '.join(p.name for p in lists.values())}"]
     stems = sorted(by_stem, key=natural_key)
     order = np.random.default_rng(seed).permutation(len(stems))
     n_test = min(len(stems) - 1, max(1, round(test_fraction * len(stems)))) if len(stems) > 1 else 0

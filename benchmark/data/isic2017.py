@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.data.base import DataError, DatasetSource, SampleRef, child_dir, list_images
+from benchmark.data.base import DataError, DatasetSource, SampleRef, child_dir, list_images, sub_dirs
 
 EXPECTED = {"train": 2000, "val": 150, "test": 600}
 PARTS = {"train": ("Training",), "val": ("Validation",), "test": ("Test_v2", "Test")}
@@ -26,7 +26,7 @@ def find_holder(root: Path) -> Path | None:
     """The folder that holds the `ISIC-2017_*` folders: `root` itself or one of its sub-folders."""
     if _has_isic(root):
         return root
-    return next((c for c in sorted(root.iterdir()) if _has_isic(c)), None) if root.is_dir() else None
+    return next((c for c in sub_dirs(root) if _has_isic(c)), None) if root.is_dir() else None
 
 
 def _unnest(folder: Path) -> Path:

@@ -32,6 +32,15 @@ def open_kvasir(root: Path) -> DatasetSource:
             raise DataError(f"Kvasir-SEG: split list {name} not found in {root} or {root.parent}; put the dataset "
                             "authors' train.txt and val.txt beside the images/ folder")
         lists[split] = _read_list(found)
+    for split, stems in lists.items():
+        repeated = sorted({s for s in stems if stems.count(s) > 1})
+        if repeated:
+            raise DataError(f"Kvasir-SEG: the {split} list names {len(repeated)} images more than once, "
+                            f"e.g. {repeated[0]}; use the dataset authors' train.txt / val.txt unchanged")
+    shared = sorted(set(lists["train"]) & set(lists["test"]))
+    if shared:
+        raise DataError(f"Kvasir-SEG: {len(shared)} images are in both train.txt and val.txt (the test split), "
+                        f"e.g. {shared[0]}; the two lists must not overlap")
     splits = {}
     for split, stems in lists.items():
         missing = [s for s in stems if s not in by_stem]

@@ -22,13 +22,18 @@ def carve_validation(train: list[SampleRef], fraction: float, seed: int) -> tupl
     return [r for r in train if r.group_id not in val_groups], [r for r in train if r.group_id in val_groups]
 
 
-def make_splits(source: DatasetSource, seed: int, val_fraction: float = 0.1,
-                subset: int | None = None) -> tuple[dict[str, list[SampleRef]], str]:
-    """train / val / test lists and the rule that made the validation split (recorded in the manifest)."""
+def make_splits(source: DatasetSource, seed: int, val_fraction: float = 0.1, subset: int | None = None,
+                select_on_test: bool = False) -> tuple[dict[str, list[SampleRef]], str]:
+    """train / val / test lists and the rule that made the validation split (recorded in the manifest).
+    `select_on_test` (the public code's choice): the whole official training split trains, nothing is carved,
+    and the test split serves as "val"."""
     splits = {k: list(v) for k, v in source.splits.items()}
     if subset:
         splits = {k: v[:subset] for k, v in splits.items()}
-    if splits.get("val"):
+    if select_on_test:
+        splits["val"] = list(splits.get("test", []))
+        rule = "selection on the test split (the public code's choice); the whole training split trains"
+    elif splits.get("val"):
         rule = "official validation split"
     elif source.val_folds:
         fold = seed % len(source.val_folds)

@@ -6,11 +6,10 @@ holds `{"train": [...], "val": [...]}`, and its "val" list becomes one entry of 
 validation split is the dataset's own fold (`splits.make_splits` picks fold `seed mod 5`).
 
 Fold ids: integers naming trainval images by number. Peer loaders read them two ways: BPAT-UNet as file numbers
-(`trainval-image/{id:04d}.jpg`), TRFE-Net as positions in `os.listdir` order (filesystem-dependent). With the
-official files (`0000.jpg` to `2878.jpg`, no gaps) the file number is also the position in the numerically sorted
-listing, so we read an id as the image with that number: a missing file is then an error naming it instead of a
-silent shift of every later id. Only when the images are not numbered are ids read as positions in the sorted
-listing (with a note). String ids are read as file stems.
+(`trainval-image/{id:04d}.jpg`), TRFE-Net as positions in the listing sorted by file number. With the official files
+(`0000.jpg` to `2878.jpg`, no gaps) the two agree, so we read an id as the image with that number: a missing file
+is then an error naming it instead of a silent shift of every later id. Only when the images are not numbered are
+ids read as positions in the sorted listing (with a note). String ids are read as file stems.
 """
 from __future__ import annotations
 
@@ -75,7 +74,7 @@ def open_tn3k(root: Path) -> DatasetSource:
     fold_files = [p for p in fold_files if re.fullmatch(r"tn3k-trainval-fold\d+\.json", p.name)]
     val_folds = [read_fold(p, splits["train"]) for p in fold_files]
     if fold_files:
-        numbered = all(r.key.isdigit() for r in splits["train"])
+        numbered = any(r.key.isdigit() for r in splits["train"])   # read_fold's own rule
         notes.append(f"validation: the dataset's fold files ({', '.join(p.name for p in fold_files)}); ids read as "
                      + ("trainval image numbers" if numbered else "positions in the sorted trainval-image/ listing, "
                         "since its files are not numbered as in the official archive"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.data.base import DataError, DatasetSource, SampleRef, child_dir, list_images, natural_key
+from benchmark.data.base import DataError, DatasetSource, SampleRef, child_dir, list_images, natural_key, sub_dirs
 
 EXPECTED_VIDEOS = {"train": 50, "test": 70}
 EXPECTED_TOTAL = 11685
@@ -25,13 +25,12 @@ def open_visha(root: Path) -> DatasetSource:
             raise DataError(f"ViSha: expected folders {root / split / 'images'} and {root / split / 'labels'} (point "
                             "--data-root at the unzipped ViSha folder)")
         refs = []
-        for video in sorted((v for v in images.iterdir() if v.is_dir()), key=lambda v: natural_key(v.name)):
+        for video in sorted(sub_dirs(images), key=lambda v: natural_key(v.name)):
             label_dir = child_dir(labels, video.name)
             mask_by_stem = {p.stem: p for p in list_images(label_dir)} if label_dir is not None else {}
             refs += [SampleRef(f"{video.name}/{p.stem}", p, mask_by_stem.get(p.stem), group=video.name)
                      for p in sorted(list_images(video), key=lambda p: natural_key(p.stem))]
-        orphans = sorted({v.name for v in labels.iterdir() if v.is_dir()}
-                         - {v.name for v in images.iterdir() if v.is_dir()})
+        orphans = sorted({v.name for v in sub_dirs(labels)} - {v.name for v in sub_dirs(images)})
         if orphans:
             notes.append(f"{split}: label folders without images: {', '.join(orphans)}")
         splits[split] = refs

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.data.base import DataError, DatasetSource, SampleRef, child_dir, list_images, natural_key
+from benchmark.data.base import DataError, DatasetSource, SampleRef, child_dir, list_images, natural_key, sub_dirs
 
 EXPECTED = {"train": 7835, "test": 7152}
 EXPECTED_VIDEOS = {"train": 143, "test": 126}
@@ -32,7 +32,7 @@ def open_vmd(root: Path) -> DatasetSource:
         if folder is None:
             raise DataError(f"VMD: expected folder {root / split} holding one folder per video (point --data-root "
                             "at the unzipped VMD folder)")
-        videos = sorted((v for v in folder.iterdir() if v.is_dir()), key=lambda v: natural_key(v.name))
+        videos = sorted(sub_dirs(folder), key=lambda v: natural_key(v.name))
         splits[split] = [ref for video in videos for ref in _video_refs(video)]
     return DatasetSource("vmd", root, splits, "nonzero", 2, dict(EXPECTED),
                          ["masks are palette PNGs: foreground = palette index > 0"],
