@@ -385,3 +385,12 @@ def test_folder_dataset_lists_must_be_disjoint(tmp_path):
     (root / "test.txt").write_text("\n".join(stems[4:]) + "\n")
     with pytest.raises(DataError, match=f"'{stems[4]}' is listed in both train.txt and test.txt"):
         open_folder(root)
+
+
+def test_vmd_training_videos_may_sit_in_train_origin(tmp_path):
+    from benchmark.data.synthetic import write_vmd
+
+    write_vmd(tmp_path / "VMD", n_train=6, n_test=3)
+    (tmp_path / "VMD" / "train").rename(tmp_path / "VMD" / "train_origin")
+    source = open_dataset("vmd", tmp_path)
+    assert len(source.splits["train"]) == 6 and "train split read from train_origin/" in source.notes

@@ -112,7 +112,7 @@ def _sub(folder: Path, *path: str) -> Path | None:
 
 
 def _has_videos(split: Path | None) -> bool:
-    return split is not None and any(v.is_dir() and child_dir(v, "JPEGImages") for v in split.iterdir())
+    return split is not None and any(child_dir(v, "JPEGImages") for v in sub_dirs(split))
 
 
 def _kvasir_like(d: Path) -> bool:
@@ -127,7 +127,7 @@ SIGNATURES = {
                               for c in d.iterdir())
                           and any(c.name.lower().endswith("_groundtruth") for c in d.iterdir()),
     "msd": lambda d: bool(_sub(d, "train", "image") or _sub(d, "test", "image")),
-    "vmd": lambda d: _has_videos(_sub(d, "train")) or _has_videos(_sub(d, "test")),
+    "vmd": lambda d: any(_has_videos(_sub(d, name)) for name in ("train", "train_origin", "test")),
     "visha": lambda d: any(_sub(d, s, "images") and _sub(d, s, "labels") for s in ("train", "test")),
     "kvasir": lambda d: bool(_sub(d, "images") and _sub(d, "masks")) and _kvasir_like(d),
     "folder": lambda d: bool(_sub(d, "images") and _sub(d, "masks")) and not _kvasir_like(d),

@@ -26,14 +26,17 @@ def _video_refs(video: Path) -> list[SampleRef]:
 
 def open_vmd(root: Path) -> DatasetSource:
     root = Path(root)
-    splits = {}
+    splits, notes = {}, []
     for split in ("train", "test"):
-        folder = child_dir(root, split)
+        # some copies of the archive unzip the training videos as train_origin/ (train_origin.zip)
+        folder = child_dir(root, split, *(("train_origin",) if split == "train" else ()))
+        if folder is not None and folder.name.lower() != split:
+            notes.append(f"{split} split read from {folder.name}/")
         if folder is None:
             raise DataError(f"VMD: expected folder {root / split} holding one folder per video (point --data-root "
                             "at the unzipped VMD folder)")
         videos = sorted(sub_dirs(folder), key=lambda v: natural_key(v.name))
         splits[split] = [ref for video in videos for ref in _video_refs(video)]
     return DatasetSource("vmd", root, splits, "nonzero", 2, dict(EXPECTED),
-                         ["masks are palette PNGs: foreground = palette index > 0"],
+                         ["masks are palette PNGs: foreground = palette index > 0", *notes],
                          expected_groups=dict(EXPECTED_VIDEOS))
