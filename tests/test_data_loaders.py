@@ -394,3 +394,11 @@ def test_vmd_training_videos_may_sit_in_train_origin(tmp_path):
     (tmp_path / "VMD" / "train").rename(tmp_path / "VMD" / "train_origin")
     source = open_dataset("vmd", tmp_path)
     assert len(source.splits["train"]) == 6 and "train split read from train_origin/" in source.notes
+
+
+def test_kvasir_unzipped_into_a_folder_of_its_own_name(tmp_path):
+    from benchmark.data.synthetic import write_kvasir
+
+    write_kvasir(tmp_path / "kvasir-seg" / "Kvasir-SEG", n_train=6, n_test=2)
+    assert len(open_dataset("kvasir", tmp_path).splits["train"]) == 6           # --data-root above it
+    assert len(open_dataset("kvasir", tmp_path / "kvasir-seg").splits["test"]) == 2

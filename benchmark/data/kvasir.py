@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.data.base import DataError, DatasetSource, SampleRef, list_images
+from benchmark.data.base import DataError, DatasetSource, SampleRef, child_dir, list_images
 
 EXPECTED = {"train": 880, "test": 120}
 
@@ -18,7 +18,9 @@ def _read_list(path: Path) -> list[str]:
 
 def open_kvasir(root: Path) -> DatasetSource:
     root = Path(root)
-    images, masks = root / "images", root / "masks"
+    if child_dir(root, "images") is None and child_dir(root, "Kvasir-SEG") is not None:
+        root = child_dir(root, "Kvasir-SEG")   # unzipped into a folder of the same name (kvasir-seg/Kvasir-SEG/)
+    images, masks = child_dir(root, "images") or root / "images", child_dir(root, "masks") or root / "masks"
     for folder in (images, masks):
         if not folder.is_dir():
             raise DataError(f"Kvasir-SEG: expected folder {folder} "
