@@ -32,9 +32,11 @@ METRICS: dict[str, Metric] = {
     "hd95_monai": Metric("HD95 (MONAI)", "HD95\\textsubscript{MONAI}", True, "px"),
     "hd95_penalised": Metric("HD95 (pen.)", "HD95\\textsubscript{pen}", True, "px"),
     "acc": Metric("Acc", "Acc", False, ""),
+    "acc_mirror": Metric("Acc (TP/Np)", "Acc$_{TP/N_p}$", False, ""),
     "max_fbeta": Metric("max Fβ", "$F_\\beta^{\\max}$", False, ""),
     "mean_fbeta": Metric("mean Fβ", "$F_\\beta^{\\mathrm{mean}}$", False, ""),
     "mae": Metric("MAE", "MAE", True, ""),
+    "mae_minmax": Metric("MAE (min-max)", "MAE$_{\\mathrm{mm}}$", True, ""),
     "ber": Metric("BER", "BER", True, "%"),
     "s_ber": Metric("S-BER", "S-BER", True, "%"),
     "n_ber": Metric("N-BER", "N-BER", True, "%"),
@@ -69,7 +71,7 @@ def metric_order(name: str) -> tuple[int, str]:
 def decimals(metric: str, profile: str) -> int:
     if metric.startswith("hd95") or metric.endswith("ber"):
         return 2
-    if metric == "mae":
+    if metric.startswith("mae"):
         return 4
     return 3 if profile in SALIENCY_PROFILES else 4
 

@@ -34,7 +34,7 @@ def test_profile_conventions():
     assert native.resolution == "native" and list(native.metrics) == MEDICAL
     mirror = get_profile("mirror")
     assert mirror.resolution == "native"
-    assert list(mirror.metrics) == ["iou", "acc", "max_fbeta", "mean_fbeta", "mae", "ber"]
+    assert list(mirror.metrics) == ["iou", "acc", "max_fbeta", "mean_fbeta", "mae", "ber", "acc_mirror", "mae_minmax"]
     shadow = get_profile("shadow")
     assert shadow.resolution == "native" and shadow.ber_reduction == "accumulated"
     assert list(shadow.metrics) == ["iou", "max_fbeta", "mae", "ber", "s_ber", "n_ber"]

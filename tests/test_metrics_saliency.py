@@ -190,3 +190,26 @@ def test_profiles_sharing_an_image_share_work_but_not_numbers():
             shared, alone = Scorer(profile), Scorer(profile)
             assert shared.add(str(k), prob, gt, memo=memo) == alone.add(str(k), prob, gt)
         assert ("curves", 64, 1e-2, 0.3) in memo and ("counts", 0.3) in memo
+
+
+def test_mirror_profile_also_restates_mirrornets_acc_and_mae():
+    # MirrorNet's misc.py: compute_acc_mirror = TP / N_p (a recall; NaN without mirror pixels, skipped here) and
+    # MAE of get_normalized_predict_mask = (m - min) / (max - min); the profile's acc / mae stay pixel accuracy / raw
+    rng = np.random.default_rng(7)
+    scorer, rows = Scorer("mirror"), []
+    for k, (h, w, share) in enumerate([(12, 16, 0.3), (10, 10, 0.5), (14, 9, 0.0)]):
+        gt = rng.random((h, w)) < share
+        prob_u8 = np.clip(gt * 120 + rng.integers(20, 120, (h, w)), 0, 255).astype(np.uint8)   # spans < 0..255
+        prob = prob_u8 / 255.0
+        pred = prob_u8 >= 127.5
+        n_p, tp = gt.sum(), np.sum(pred & gt)
+        m = prob_u8.astype(np.float64)
+        normalised = (m - m.min()) / (m.max() - m.min())
+        rows.append({"acc_mirror": tp / n_p if n_p else np.nan, "mae_minmax": np.mean(np.abs(normalised - gt)),
+                     "acc": np.mean(pred == gt), "mae": np.mean(np.abs(prob - gt))})
+        scorer.add(str(k), prob, gt)
+    got = scorer.summary()["metrics"]
+    assert got["acc_mirror"] == pytest.approx(np.nanmean([r["acc_mirror"] for r in rows]), rel=1e-12)
+    for name in ("mae_minmax", "acc", "mae"):
+        assert got[name] == pytest.approx(np.mean([r[name] for r in rows]), rel=1e-12), name
+    assert got["mae_minmax"] != pytest.approx(got["mae"])

@@ -11,15 +11,15 @@ from dataclasses import dataclass
 
 # Metric names of docs/run_records.md, in the order rows and summaries list them.
 METRIC_NAMES = (
-    "dice", "iou", "hd95", "hd95_monai", "hd95_penalised", "acc", "max_fbeta", "mean_fbeta",
-    "mae", "ber", "s_ber", "n_ber", "precision", "recall",
+    "dice", "iou", "hd95", "hd95_monai", "hd95_penalised", "acc", "acc_mirror", "max_fbeta", "mean_fbeta",
+    "mae", "mae_minmax", "ber", "s_ber", "n_ber", "precision", "recall",
 )
-LOWER_IS_BETTER = frozenset({"hd95", "hd95_monai", "hd95_penalised", "mae", "ber", "s_ber", "n_ber"})
+LOWER_IS_BETTER = frozenset({"hd95", "hd95_monai", "hd95_penalised", "mae", "mae_minmax", "ber", "s_ber", "n_ber"})
 HD95_METRICS = frozenset({"hd95", "hd95_monai", "hd95_penalised"})
 FBETA_METRICS = frozenset({"max_fbeta", "mean_fbeta"})
 BER_METRICS = frozenset({"ber", "s_ber", "n_ber"})
 # Metrics that need a single foreground probability map; they are undefined for multi-class scoring.
-SALIENCY_METRICS = FBETA_METRICS | BER_METRICS | {"mae"}
+SALIENCY_METRICS = FBETA_METRICS | BER_METRICS | {"mae", "mae_minmax", "acc_mirror"}
 
 _CHOICES = {
     "resolution": ("network", "native"),
@@ -61,6 +61,11 @@ class ScoringProfile:
         and the curve whose max/mean is reported: "mean-pr" = F of the image-averaged P and R per threshold
         (REFERENCE.md §5), "mean-f" = image-averaged per-image F curves (PySODMetrics).
     mae_normalise: "none": MAE on the probabilities as given (no min-max rescaling of the prediction).
+
+    Two metrics restate the MirrorNet evaluation code (misc.py) where it departs from REFERENCE.md §5, for the
+    mirror tables: "acc_mirror" is its compute_acc_mirror, TP / Np per image (a recall; NaN, so skipped in the mean,
+    without mirror pixels), and "mae_minmax" its MAE of the min-max rescaled prediction (rescaled when max > min).
+    Table 2's Acc and MAE are `acc` (pixel accuracy) and `mae` (raw), as REFERENCE.md §5 defines them.
     """
 
     name: str
@@ -122,7 +127,7 @@ PROFILES: dict[str, ScoringProfile] = {
         ScoringProfile(
             name="mirror",
             description="mirror literature (MirrorNet-family code): native size, max-F, per-image BER",
-            metrics=("iou", "acc", "max_fbeta", "mean_fbeta", "mae", "ber"),
+            metrics=("iou", "acc", "max_fbeta", "mean_fbeta", "mae", "ber", "acc_mirror", "mae_minmax"),
             resolution="native",
             empty_rule="zero",
             ber_reduction="per-image",

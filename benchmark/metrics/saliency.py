@@ -65,6 +65,13 @@ def mean_fbeta(mean_precision: np.ndarray, mean_recall: np.ndarray, beta2: float
     return float(fbeta_curve(mean_precision, mean_recall, beta2).mean())
 
 
+def minmax(prob: np.ndarray) -> np.ndarray:
+    """The prediction rescaled to span [0, 1] (MirrorNet's get_normalized_predict_mask), when it is not constant."""
+    prob = np.asarray(prob, dtype=np.float64)
+    low, high = prob.min(), prob.max()
+    return (prob - low) / (high - low) if high > low else prob
+
+
 def mae(prob: np.ndarray, gt: np.ndarray) -> float:
     """Mean |p - g| of a probability map and a 0/1 mask (no min-max rescaling of p; REFERENCE.md §5)."""
     prob = np.asarray(prob)

@@ -28,7 +28,7 @@ from benchmark.metrics.profiles import (
     get_profile,
 )
 
-_MEAN_OF_ROWS = ("dice", "iou", "acc", "precision", "recall", "mae", "hd95_penalised")
+_MEAN_OF_ROWS = ("dice", "iou", "acc", "acc_mirror", "precision", "recall", "mae", "mae_minmax", "hd95_penalised")
 
 
 def _as_probability(prob, key: str) -> np.ndarray:
@@ -100,6 +100,8 @@ def binary_row(prob: np.ndarray, gt: np.ndarray, profile: ScoringProfile,
         "recall": lambda: C.recall(tp, fn, rule, eps),
         "acc": lambda: C.accuracy(tp, fp, fn, tn),
         "mae": lambda: shared(("mae",), lambda: S.mae(prob, gt)),
+        "mae_minmax": lambda: S.mae(S.minmax(prob), gt),
+        "acc_mirror": lambda: tp / (tp + fn) if tp + fn else math.nan,
     }
     extra: dict = {}
     aux: dict = {"curves": None, "hd95_inf": False}
