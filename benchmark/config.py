@@ -56,6 +56,7 @@ class TrainConfig:
     features_on_device: str = "auto"     # hold cached features in accelerator memory: auto (when they fit), yes, no
     checkpoint_every_s: float = 60.0     # checkpoint after the first and last epoch and at most this often between
     num_workers: int = 0
+    compile: str = "none"                # torch.compile the decoder: none, default, reduce-overhead, max-autotune
 
 
 @dataclass(frozen=True)
@@ -165,12 +166,17 @@ def absolute_paths(cfg: Config) -> Config:
         run=dataclasses.replace(cfg.run, runs_dir=resolve(cfg.run.runs_dir)))
 
 
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+
+
 def validate(cfg: Config) -> None:
     if cfg.data.size <= 0 or cfg.data.size % 16:
         raise ConfigError(f"input size {cfg.data.size} is not a positive multiple of 16 (the ViT patch size); "
                           f"try {max(16, round(cfg.data.size / 16) * 16)}")
     if cfg.train.selection_split not in ("val", "test"):
         raise ConfigError("train.selection_split must be 'val' or 'test'")
+    if cfg.train.compile not in COMPILE_MODES and cfg.train.compile is not None:   # `none` reads as None
+        raise ConfigError(f"train.compile must be one of {', '.join(COMPILE_MODES)}, not {cfg.train.compile!r}")
 
 
 def config_from_dict(data: dict) -> Config:

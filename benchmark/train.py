@@ -50,6 +50,14 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def compile_decoder(model: Segmenter, cfg: Config) -> Segmenter:
+    """`train.compile`: torch.compile the decoder in place (Module.compile), so state_dict keys, checkpoints and
+    model.pt are those of the eager model; the frozen backbone (eval, no grad) is left eager."""
+    if cfg.train.compile not in (None, "none"):
+        model.decoder.compile(mode=None if cfg.train.compile == "default" else cfg.train.compile)
+    return model
+
+
 def autocast_dtype(cfg: Config) -> torch.dtype | None:
     return getattr(torch, cfg.train.amp_dtype) if cfg.train.amp_dtype else None
 
@@ -130,7 +138,7 @@ def cache_dir(cfg: Config) -> Path:
 def _comparable(cfg: dict) -> dict:
     """A config without the settings that may change between the attempts of one run: where it runs and where
     its files are (moving the data or the runs folder must not block resuming)."""
-    drop = {"train": ("device", "num_workers", "features_on_device"), "data": ("root", "cache_dir"),
+    drop = {"train": ("device", "num_workers", "features_on_device", "compile"), "data": ("root", "cache_dir"),
             "run": ("runs_dir",)}
     return {section: {k: v for k, v in values.items() if k not in drop.get(section, ())}
             if isinstance(values, dict) else values for section, values in cfg.items()}
@@ -188,6 +196,7 @@ def train_run(cfg: Config, run_dir: Path | None = None, progress: bool = True) -
     device = resolve_device(cfg.train.device)
     amp = autocast_dtype(cfg)
     model = build_model(cfg, source.num_classes).to(device)
+    compile_decoder(model, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     prepare_run_dir(cfg, run_dir)
     source, splits = load_data(cfg, run_dir, source)

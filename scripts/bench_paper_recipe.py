@@ -40,7 +40,8 @@ from benchmark.features import cached_features  # noqa: E402
 from benchmark.records import machine  # noqa: E402
 from benchmark.registry import build_model  # noqa: E402
 from benchmark.sweep import PAPER_METHODS, SweepSpec, run_sweep  # noqa: E402
-from benchmark.train import batches, cache_dir, load_data, resolve_device, train_epoch, train_run  # noqa: E402
+from benchmark.train import (batches, cache_dir, compile_decoder, load_data, resolve_device,  # noqa: E402
+                             train_epoch, train_run)
 
 # Official split sizes (REFERENCE.md §4; benchmark/data/*.py EXPECTED) as (train, val, test) after the validation
 # rule of benchmark/data/splits.py: TN3K holds out one of its 5 folds, ISIC 2017 has an official validation split,
@@ -91,7 +92,7 @@ def probe(cfg, work: Path, steps: int) -> dict:
     device = resolve_device(cfg.train.device)
     (work / "probe").mkdir(exist_ok=True)
     _, splits = load_data(cfg, work / "probe")
-    model = build_model(cfg, 1).to(device)
+    model = compile_decoder(build_model(cfg, 1).to(device), cfg)
     train, val, test = splits["train"], splits["val"], splits["test"]
     stores = {n: cached_features(s, model.backbone, cache_dir(cfg), device, 16, False) for n, s in
               (("train", train), ("val", val))}

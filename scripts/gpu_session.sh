@@ -5,6 +5,7 @@
 #   bash scripts/gpu_session.sh recipe [OUT]    # paper preset with/without feature cache, matrix projection, and
 #                                               # 1/2/4/8 SegDINO runs side by side (--runs-per-gpu)
 #   bash scripts/gpu_session.sh recipe-bf16 [OUT]  # per-method costs, projection and concurrency with bf16 autocast
+#   bash scripts/gpu_session.sh recipe-compile [OUT]  # the same with the decoder compiled (reduce-overhead: CUDA graphs)
 #   bash scripts/gpu_session.sh all [OUT]
 #
 # OUT defaults to reports/gpu. Each stage writes its JSON/CSV there with the device name and versions, plus
@@ -53,5 +54,11 @@ if [ "$STAGE" = recipe-bf16 ] || [ "$STAGE" = all ]; then
   "$PY" scripts/bench_paper_recipe.py --device "$DEVICE" --probe-only --set train.amp_dtype=bfloat16 \
     ${RECIPE_BF16_ARGS:---concurrency 1,4,8} --out "$OUT/bench_paper_recipe_${DEVICE}_bf16.json" \
     2>&1 | tee "$OUT/log_recipe_bf16.txt" || status=1
+fi
+if [ "$STAGE" = recipe-compile ]; then   # not in `all`: compiling every decoder takes minutes
+  # shellcheck disable=SC2086
+  "$PY" scripts/bench_paper_recipe.py --device "$DEVICE" --probe-only --set train.amp_dtype=bfloat16 \
+    --set train.compile=reduce-overhead ${RECIPE_COMPILE_ARGS:---concurrency 1,4} \
+    --out "$OUT/bench_paper_recipe_${DEVICE}_bf16_compiled.json" 2>&1 | tee "$OUT/log_recipe_compile.txt" || status=1
 fi
 exit $status

@@ -249,3 +249,25 @@ def test_an_empty_validation_split_is_an_error_not_the_test_split(tmp_path, over
     with pytest.raises(DataError, match="the val split is empty.*selection_split=test"):
         train_run(cfg, progress=False)
     assert not (tmp_path / "runs" / "vmd").exists()   # fails before any run directory is made
+
+
+@pytest.mark.slow
+def test_compiled_decoder_trains_like_the_eager_one(tmp_path, smoke_overrides):
+    # train.compile compiles the decoder in place: same losses (to float noise), same records and state_dict keys
+    import numpy as np
+
+    runs = {}
+    for mode in ("none", "default"):
+        cfg = load_config("smoke", overrides={**smoke_overrides, "run.runs_dir": str(tmp_path / mode),
+                                              "train.compile": mode})
+        runs[mode] = train_run(cfg, progress=False)
+    eager, compiled = (pd.read_csv(runs[m] / "history.csv") for m in ("none", "default"))
+    np.testing.assert_allclose(compiled.train_loss, eager.train_loss, rtol=1e-5)
+    state = {m: torch.load(runs[m] / "model.pt", weights_only=True)["state"] for m in runs}
+    assert list(state["default"]) == list(state["none"])
+    for key in state["none"]:
+        torch.testing.assert_close(state["default"][key], state["none"][key], rtol=1e-4, atol=1e-6)
+    assert json.loads((runs["default"] / "profile.json").read_text())["flops"] == \
+        json.loads((runs["none"] / "profile.json").read_text())["flops"]
+    with pytest.raises(ConfigError, match="train.compile must be one of"):
+        load_config("smoke", overrides={**smoke_overrides, "train.compile": "fast"})
