@@ -112,7 +112,13 @@ class Context:
         found = c[c.dataset.isin(datasets) & (c.profile == profile)]["convention"].unique()
         if len(found) == 0:
             return f"scoring profile {_code(profile)}"
-        parts = [_describe_convention(json.loads(text)) for text in found]
+        # runs differ in convention only when a rule differs: a profile that gained a metric is the same convention
+        rules: dict[str, dict] = {}
+        for text in found:
+            conv = json.loads(text)
+            rules.setdefault(json.dumps({k: v for k, v in conv.items() if k not in ("metrics", "description")},
+                                        sort_keys=True), conv)
+        parts = [_describe_convention(conv) for conv in rules.values()]
         if len(parts) == 1:
             return f"scoring profile {_code(profile)} ({parts[0]})"
         return f"scoring profile {_code(profile)}; WARNING: runs record {len(parts)} different conventions under it"

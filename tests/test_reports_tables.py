@@ -3,6 +3,7 @@
 Regenerate the golden files after an intended change with SEGBENCH_UPDATE_GOLDEN=1 and review the diff.
 """
 
+import json
 import math
 import os
 from pathlib import Path
@@ -246,3 +247,20 @@ def test_write_table_writes_three_formats(built, tmp_path):
     paths = T.write_table(built["table2_msd"], tmp_path)
     assert [p.name for p in paths] == ["table2_msd.tex", "table2_msd.md", "table2_msd.csv"]
     assert all(p.stat().st_size > 100 for p in paths)
+
+
+def test_a_profile_that_gained_a_metric_is_not_a_different_convention(tmp_path):
+    # runs scored before and after a metric joined a profile share every rule; a changed rule is still flagged
+    old = write_exact_run(tmp_path, "msd", "segdino", 0, {"mirror": {"iou": 0.5}})
+    new = write_exact_run(tmp_path, "msd", "segdino", 1, {"mirror": {"iou": 0.6}})
+    for run, metrics, threshold in ((old, ["iou"], 0.5), (new, ["iou", "acc_mirror"], 0.5)):
+        record = json.loads((run / "metrics.json").read_text())
+        record["profiles"]["mirror"]["convention"].update(metrics=metrics, threshold=threshold)
+        (run / "metrics.json").write_text(json.dumps(record))
+    ctx = T.Context.from_runs(load_runs(tmp_path), "dinov3_vits16", "paper")
+    assert "WARNING" not in ctx.convention_note(["msd"], "mirror")
+    record = json.loads((new / "metrics.json").read_text())
+    record["profiles"]["mirror"]["convention"]["threshold"] = 0.4
+    (new / "metrics.json").write_text(json.dumps(record))
+    ctx = T.Context.from_runs(load_runs(tmp_path), "dinov3_vits16", "paper")
+    assert "WARNING: runs record 2 different conventions" in ctx.convention_note(["msd"], "mirror")
