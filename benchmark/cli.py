@@ -141,7 +141,13 @@ def train(
     check_config(cfg)
     if cfg.data.root is None:
         raise ValueError("no data: pass --data-root (the dataset's folder, or a folder holding several)")
+    from benchmark import records
+
+    finished = records.is_done(records.run_dir_for(cfg))
     run_dir = train_run(cfg)
+    if finished:
+        console.print(f"already finished: {run_dir} (its recorded result below; remove the folder or give another "
+                      "--runs-dir to train again)")
     _print_metrics(run_dir)
 
 

@@ -32,6 +32,15 @@ def trained_run(tmp_path_factory, kvasir_root):
     return runs / "kvasir" / "segdino__test__smoke__s0"
 
 
+def test_training_a_finished_run_again_says_so(trained_run, kvasir_root):
+    code, out = invoke("train", "--preset", "smoke", "--data-root", kvasir_root, "--runs-dir",
+                       trained_run.parent.parent, "--epochs", 1, "--size", 64)
+    assert code == 0 and "already finished" in out, out
+    code, out = invoke("train", "--preset", "smoke", "--data-root", kvasir_root, "--runs-dir",
+                       trained_run.parent.parent, "--epochs", 2, "--size", 64)
+    assert code == 2 and "different config (train.epochs: 1 there, 2 now)" in out.replace("\n", " "), out
+
+
 def test_profile_json_reports_paper_parameter_counts():
     code, out = invoke("profile", "--method", "segdino", "--backbone", "dinov3_vits16", "--json")
     assert code == 0, out
