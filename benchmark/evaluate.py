@@ -7,9 +7,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from tqdm.auto import tqdm
 
 from benchmark.data.image_cache import ResizedSplit
 from benchmark.metrics import Scorer, get_profile
+from benchmark.progress import bars_off
 
 # The profiles each dataset family is scored under (REFERENCE.md §5); users' own data gets the medical pair.
 DATASET_PROFILES = {
@@ -115,11 +117,13 @@ def native_probability(prob: np.ndarray, native_hw: tuple[int, int]) -> np.ndarr
 
 
 def score_split(probs, split: ResizedSplit, source, profiles: tuple[str, ...],
-                num_classes: int = 2) -> dict[str, tuple[dict, list[dict]]]:
+                num_classes: int = 2, progress: bool = False) -> dict[str, tuple[dict, list[dict]]]:
     """Score network-size probabilities under each profile: at network size against the resized masks, or at
     native size against the original masks. `probs`: an N x ... array, or (start, batch) pairs as
     `predict_batches` yields them, scored as they come (a large test split never sits in memory at once)."""
     scorers = {name: Scorer(get_profile(name), num_classes=num_classes) for name in profiles}
+    bar = tqdm(total=len(split), desc=f"test ({', '.join(profiles)})", unit="img", leave=False,
+               disable=bars_off(progress))
     for start, batch in ([(0, probs)] if isinstance(probs, np.ndarray) else probs):
         for i, prob in enumerate(batch, start):
             ref, native = split.refs[i], None
@@ -132,6 +136,8 @@ def score_split(probs, split: ResizedSplit, source, profiles: tuple[str, ...],
                     scorer.add(ref.key, *native, memo=memos["native"])
                 else:
                     scorer.add(ref.key, prob, np.asarray(split.masks[i]), memo=memos["network"])
+            bar.update()
+    bar.close()
     return {name: (s.summary(), s.rows()) for name, s in scorers.items()}
 
 
@@ -191,4 +197,4 @@ def evaluate_run(run_dir: str | Path, data_root: str | None = None, profiles: tu
     old_path = run_dir / "metrics.json"
     old = json.loads(old_path.read_text()) if old_path.is_file() else {}
     return write_scores(run_dir, cfg, probs, test, source, old.get("selected_epoch", -1),
-                        old.get("train_seconds", 0.0), merge=True)
+                        old.get("train_seconds", 0.0), merge=True, progress=True)

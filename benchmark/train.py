@@ -252,7 +252,7 @@ def train_run(cfg: Config, run_dir: Path | None = None, progress: bool = True) -
     env["feature_cache"] = {name: {"used": True, "extracted": s.extracted, "key": s.folder.name,
                                    "on_device": isinstance(s.taps, torch.Tensor)}
                             for name, s in stores.items()} or {"used": False}
-    finish_run(cfg, run_dir, model, source, splits["test"], device, best["epoch"], train_seconds, env)
+    finish_run(cfg, run_dir, model, source, splits["test"], device, best["epoch"], train_seconds, env, progress)
     return run_dir
 
 
@@ -333,7 +333,7 @@ def forward(model: Segmenter, split: ResizedSplit, idx: np.ndarray, device, stor
 
 
 def finish_run(cfg: Config, run_dir: Path, model: Segmenter, source, test: ResizedSplit, device,
-               selected_epoch: int, train_seconds: float, env: dict) -> None:
+               selected_epoch: int, train_seconds: float, env: dict, progress: bool = False) -> None:
     """Score the selected model on the test split under every profile and write the records, DONE last. The test
     split is predicted in float32 whatever `train.amp_dtype` says, as `segbench evaluate` predicts it, so the two
     always agree."""
@@ -343,7 +343,7 @@ def finish_run(cfg: Config, run_dir: Path, model: Segmenter, source, test: Resiz
     kept: dict[int, np.ndarray] = {}   # predictions are scored batch by batch; the report's samples are kept
     batches = predict_batches(model, test, device, max(cfg.train.batch_size, 16), None)
     write_scores(run_dir, cfg, keeping(batches, sample_indices(test, cfg.eval.n_samples), kept), test, source,
-                 selected_epoch, train_seconds)
+                 selected_epoch, train_seconds, progress=progress)
     save_samples(run_dir / "samples", test, kept, cfg.eval.n_samples)
     records.write_json(run_dir / "profile.json", profile_record(model, cfg))
     records.write_json(run_dir / "env.json", {**env, "finished": records.now()})
@@ -351,10 +351,11 @@ def finish_run(cfg: Config, run_dir: Path, model: Segmenter, source, test: Resiz
 
 
 def write_scores(run_dir: Path, cfg: Config, probs, test: ResizedSplit, source,
-                 selected_epoch: int, train_seconds: float, merge: bool = False) -> dict:
+                 selected_epoch: int, train_seconds: float, merge: bool = False, progress: bool = False) -> dict:
     """metrics.json and per_image.csv for the profiles scored now; with `merge` (segbench evaluate) the profiles
     recorded before and not scored now are kept in both files."""
-    scored = score_split(probs, test, source, profiles_for(cfg.data.dataset, cfg.eval.profiles), source.num_classes)
+    scored = score_split(probs, test, source, profiles_for(cfg.data.dataset, cfg.eval.profiles), source.num_classes,
+                         progress)
     kept_profiles, kept_rows = {}, []
     if merge and (run_dir / "metrics.json").is_file():
         kept_profiles = {name: block for name, block in
