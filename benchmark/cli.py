@@ -109,7 +109,8 @@ def train(
     dataset: str = typer.Option("kvasir", help="dataset key (tn3k, kvasir, isic2017, msd, vmd, visha, folder)"),
     method: str = typer.Option("segdino", help="decoder key (segdino, unet, upernet, dpt, ...-small)"),
     backbone: Optional[str] = typer.Option(None, help="dinov3_vits16, dinov3_vitb16, dinov3_vitl16, ..., test"),
-    weights: Optional[str] = typer.Option(None, help="backbone weights: a .pth file, hub:NAME, or none"),
+    weights: Optional[str] = typer.Option(
+        None, help="backbone weights: a file or folder (Meta .pth, timm, HF transformers), hub:NAME, or none"),
     seed: int = typer.Option(0),
     preset: str = typer.Option("paper", help="paper, public-code or smoke"),
     size: Optional[int] = typer.Option(None, help="input side, a multiple of 16 (paper: 256)"),
@@ -235,7 +236,7 @@ def import_checkpoint(
 def profile(
     methods: Optional[List[str]] = typer.Option(None, "--methods", "--method", help="decoder keys; default all"),
     backbone: str = typer.Option("dinov3_vits16"),
-    weights: Optional[str] = typer.Option(None, help="a .pth file, hub:NAME or none (random)"),
+    weights: Optional[str] = typer.Option(None, help="a weights file or folder, hub:NAME or none (random)"),
     size: int = typer.Option(256, help="input side"),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
     batch: int = typer.Option(8, help="batch size for throughput"),

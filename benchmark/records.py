@@ -212,8 +212,8 @@ def import_public_run(checkpoint: Path, backbone: str, out: Path, dataset: str =
     """A run directory (config.yaml, model.pt, env.json) around a public-code checkpoint, for evaluate/predict."""
     import dataclasses
 
-    from segdino.backbone import _sha256
     from segdino.public_checkpoint import load_public_checkpoint
+    from segdino.weights import sha256_file
 
     from benchmark.config import dump_yaml, load_config
 
@@ -230,7 +230,7 @@ def import_public_run(checkpoint: Path, backbone: str, out: Path, dataset: str =
     out_channels = model.decoder.scratch.output_conv.out_channels
     save_model(out, model, 2 if out_channels == 1 else out_channels)
     env = environment("cpu", None, None)
-    env.update({"imported_from": str(checkpoint), "imported_sha256": _sha256(Path(checkpoint)), "started": now(),
+    env.update({"imported_from": str(checkpoint), "imported_sha256": sha256_file(Path(checkpoint)), "started": now(),
                 "note": "public SegDINO code checkpoint: its backbone was fine-tuned (never frozen)"})
     write_json(out / "env.json", env)
     return out

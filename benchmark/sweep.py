@@ -61,7 +61,7 @@ def plan(spec: SweepSpec) -> list[Config]:
 
 
 def check_inputs(configs: list[Config]) -> None:
-    """Fail before any work, with one line, on an unknown key, a missing data root or a missing weights file."""
+    """Fail before any work, with one line, on an unknown key, a missing data root or missing weights."""
     from benchmark.registry import find_dataset_root
 
     for cfg in configs:
@@ -69,7 +69,7 @@ def check_inputs(configs: list[Config]) -> None:
     for cfg in {(c.data.dataset, c.data.root): c for c in configs}.values():
         find_dataset_root(cfg.data.dataset, cfg.data.root)   # raises "data root not found: ..."
     for weights in {c.backbone.weights for c in configs}:
-        if weights not in (None, "", "none") and not str(weights).startswith("hub:") and not Path(weights).is_file():
+        if weights not in (None, "", "none") and not str(weights).startswith("hub:") and not Path(weights).exists():
             raise FileNotFoundError(f"weights file not found: {weights}")
 
 

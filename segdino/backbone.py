@@ -1,17 +1,19 @@
 """The frozen DINOv3 ViT backbone, built through timm, and the features it hands to every decoder.
 
-Weights are an explicit input: a local file (Meta's official `.pth` or a timm-format state dict), a timm hub name
-the user asked for (`hub:NAME`), or `None` for random initialisation. Nothing is ever downloaded implicitly.
+Weights are an explicit input: a local file or folder (Meta's official `.pth`, a timm state dict or a Hugging Face
+transformers checkpoint: segdino.weights), a Hub name the user asked for (`hub:NAME`), or `None` for random
+initialisation. Nothing is ever downloaded implicitly.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import timm
 import torch
 from torch import nn
+
+from segdino.weights import WeightsError, download_hub_snapshot, read_weights
 
 
 class BackboneError(ValueError):
@@ -91,29 +93,13 @@ class DinoV3Backbone(nn.Module):
         return Features([spatial for spatial, _ in out], torch.stack([prefix for _, prefix in out], dim=1))
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Read a checkpoint as data only (`weights_only=True`: a file from the internet must not run code)."""
-    if not path.is_file():
-        raise BackboneError(f"weights file not found: {path}")
+    """The state dict at `path` (a file, a shard index or a folder; Meta, timm or transformers layout) in Meta's
+    or timm's layout."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for truncated or foreign files
-        raise BackboneError(f"cannot read weights file {path}: "
-                            f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
-    if not isinstance(state, dict) or not state:
-        raise BackboneError(f"weights file {path} does not hold a state dict (found {type(state).__name__})")
-    for wrapper in ("model", "state_dict", "teacher"):
-        if wrapper in state and isinstance(state[wrapper], dict):
-            state = state[wrapper]
-    return state
+        return read_weights(path)[0]
+    except WeightsError as exc:
+        raise BackboneError(str(exc)) from None
 
 
 def load_backbone_weights(model: nn.Module, name: str, state: dict[str, torch.Tensor], source: str) -> None:
@@ -146,11 +132,13 @@ def hub_model_name(name: str) -> str:
 
 
 def build_backbone(name: str, weights: str | Path | None = None) -> DinoV3Backbone:
-    """Build a frozen DINOv3 backbone: `weights` is a file path, `hub:NAME` (timm hub, explicit) or None (random)."""
+    """Build a frozen DINOv3 backbone. `weights`: a file or folder (Meta's `.pth`, timm or Hugging Face
+    transformers format, see segdino.weights), `hub:NAME` (explicit download: a timm model or `timm/` repo through
+    timm, any other `OWNER/REPO` as a transformers-format snapshot through huggingface_hub), or None (random)."""
     spec = get_spec(name)
     kwargs = dict(spec.kwargs)
     weights = None if weights in (None, "", "none") else str(weights)
-    if weights is not None and weights.startswith("hub:"):
+    if weights is not None and weights.startswith("hub:") and not is_transformers_repo(weights[4:]):
         hub_name = hub_model_name(weights[4:])
         try:
             model = timm.create_model(hub_name, pretrained=True, **kwargs)
@@ -169,11 +157,19 @@ def build_backbone(name: str, weights: str | Path | None = None) -> DinoV3Backbo
         model = timm.create_model(spec.timm_name, pretrained=False, **kwargs)
     sha = None
     if weights is not None:
-        path = Path(weights).expanduser()
-        state = read_state_dict(path)
-        load_backbone_weights(model, name, state, str(path))
-        sha = _sha256(path)
+        try:
+            path = download_hub_snapshot(weights[4:]) if weights.startswith("hub:") else Path(weights).expanduser()
+            state, sha = read_weights(path)
+        except WeightsError as exc:
+            raise BackboneError(str(exc)) from None
+        load_backbone_weights(model, name, state, weights if weights.startswith("hub:") else str(path))
     return _frozen(DinoV3Backbone(name, model, weights, sha))
+
+
+def is_transformers_repo(name: str) -> bool:
+    """`hub:OWNER/REPO` outside timm's namespace (e.g. `facebook/dinov3-vits16-pretrain-lvd1689m`) names a Hugging
+    Face transformers-format repo; timm model names, `timm/` repos and prefixed names (`hf-hub:`) go to timm."""
+    return "/" in name and ":" not in name and not name.startswith("timm/")
 
 
 def _frozen(backbone: DinoV3Backbone) -> DinoV3Backbone:
