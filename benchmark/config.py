@@ -169,7 +169,14 @@ def absolute_paths(cfg: Config) -> Config:
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 
 
+AMP_DTYPES = (None, "", "none", "bfloat16", "float32")
+
+
 def validate(cfg: Config) -> None:
+    if cfg.train.amp_dtype not in AMP_DTYPES:
+        hint = (": float16 needs loss scaling, which segbench's loop does not do; use bfloat16"
+                if cfg.train.amp_dtype == "float16" else "")
+        raise ConfigError(f"train.amp_dtype must be bfloat16, float32 or none, not {cfg.train.amp_dtype!r}{hint}")
     if cfg.data.size <= 0 or cfg.data.size % 16:
         raise ConfigError(f"input size {cfg.data.size} is not a positive multiple of 16 (the ViT patch size); "
                           f"try {max(16, round(cfg.data.size / 16) * 16)}")

@@ -89,13 +89,18 @@ def _synchronize(device: torch.device) -> None:
         torch.get_device_module(device).synchronize(device)
 
 
-def _timed_calls(model, images: torch.Tensor, warmup: int, iters: int, amp: Callable) -> list[float]:
-    """Seconds of each of `iters` calls after `warmup` untimed ones, the device synchronised around each call."""
+def _timed_calls(model, images: torch.Tensor, warmup: int, iters: int, amp: Callable,
+                 reset_peak: bool = False) -> list[float]:
+    """Seconds of each of `iters` calls after `warmup` untimed ones, the device synchronised around each call.
+    `reset_peak`: reset the accelerator's peak-memory counter once warm-up is over, so one-off warm-up buffers
+    (cuDNN's algorithm search, compilation, CUDA-graph recording) are not counted."""
     device = images.device
     times = []
     with torch.inference_mode(), amp():
         for i in range(warmup + iters):
             _synchronize(device)
+            if reset_peak and i == warmup:
+                torch.get_device_module(device).reset_peak_memory_stats(device)
             start = time.perf_counter()
             model(images)
             _synchronize(device)
@@ -112,7 +117,7 @@ def _peak_memory(device: torch.device) -> tuple[float | None, str]:
     if not hasattr(module, "max_memory_allocated"):
         return None, f"not measured: torch.{device.type} has no max_memory_allocated"
     return (module.max_memory_allocated(device) / 1e6,
-            "max_memory_allocated during the throughput runs (MB = 1e6 B), weights included")
+            "max_memory_allocated during the timed throughput calls, after warm-up (MB = 1e6 B), weights included")
 
 
 def measure_speed(model: Segmenter, size: tuple[int, int], device: str | torch.device, batch: int = 8,
@@ -135,9 +140,9 @@ def measure_speed(model: Segmenter, size: tuple[int, int], device: str | torch.d
     torch.backends.cudnn.benchmark = True   # fixed shapes: let cuDNN pick its fastest convolutions, as timm's does
     try:
         times = _timed_calls(model, torch.rand(1, 3, h, w, device=device), warmup, iters, amp)
-        if device.type != "cpu":
-            torch.get_device_module(device).reset_peak_memory_stats(device)
-        batched = _timed_calls(model, torch.rand(batch, 3, h, w, device=device), warmup, iters, amp)
+        batched = _timed_calls(model, torch.rand(batch, 3, h, w, device=device), warmup, iters, amp,
+                               reset_peak=device.type != "cpu" and hasattr(torch.get_device_module(device),
+                                                                            "reset_peak_memory_stats"))
     finally:
         torch.backends.cudnn.benchmark = tuned
     peak, note = _peak_memory(device)
@@ -193,11 +198,13 @@ def environment_fields(device: str | torch.device) -> dict:
 def profile_methods(methods: Sequence[str], backbone: str, size: int | tuple[int, int],
                     device: str | torch.device = "cpu", weights: str | None = None, batch: int = 8,
                     variants: Sequence[tuple[str, str]] | None = None, num_classes: int = 1,
-                    warmup: int = 3, iters: int = 10) -> list[dict]:
+                    warmup: int = 3, iters: int = 10,
+                    on_row: Callable[[list[dict]], None] | None = None) -> list[dict]:
     """One row per (method, dtype, compile variant): parameters, FLOPs/MACs (meta device), batch-1 latency,
     throughput at `batch`, peak memory and the environment. `variants` are (dtype, compile) pairs, dtype in
     DTYPES (non-float32 = autocast), compile in COMPILE_MODES; None -> `default_variants(device)`. A variant that
     fails (e.g. a compiler missing) gives a row with `error` set and null timings instead of stopping the others.
+    `on_row(rows)` is called after every row (e.g. to save what is done, should the process be killed).
     """
     from segdino.backbone import build_backbone
 
@@ -228,6 +235,8 @@ def profile_methods(methods: Sequence[str], backbone: str, size: int | tuple[int
                            peak_mem_mb=None, peak_mem_note=None, error=f"{type(exc).__name__}: {exc}"[:500])
             row.update(load_avg_1min_after=_load_average(), warmup=warmup, iters=iters, **env)
             rows.append(row)
+            if on_row is not None:
+                on_row(rows)
         del model
         if device.type != "cpu":
             torch.get_device_module(device).empty_cache()

@@ -128,7 +128,8 @@ def environment(device: str, weights: str | None, weights_sha256: str | None) ->
         "smp": smp_version, "numpy": numpy.__version__, "segbench": _package_version(),
         "git_sha": sha, "git_dirty": bool(dirty) if dirty is not None else None,
         "platform": platform.platform(), "device": device,
-        "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or "cpu",
+        "device_name": (torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda")
+                        else platform.processor() or "cpu"),
         "weights": weights, "weights_sha256": weights_sha256,
         "host": platform.node(), "slurm_job": slurm_job(),
     }

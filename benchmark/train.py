@@ -59,7 +59,7 @@ def compile_decoder(model: Segmenter, cfg: Config) -> Segmenter:
 
 
 def autocast_dtype(cfg: Config) -> torch.dtype | None:
-    return getattr(torch, cfg.train.amp_dtype) if cfg.train.amp_dtype else None
+    return getattr(torch, cfg.train.amp_dtype) if cfg.train.amp_dtype not in (None, "", "none", "float32") else None
 
 
 def seed_everything(seed: int) -> None:
@@ -326,10 +326,18 @@ def features_on_device(cfg: Config, device: torch.device, stores: dict) -> bool:
 
 
 def forward(model: Segmenter, split: ResizedSplit, idx: np.ndarray, device, store=None) -> torch.Tensor:
-    """Logits for samples `idx`: from cached features when a store is given, else through the backbone."""
+    """Logits for samples `idx`: from cached features when a store is given, else through the backbone. A frozen
+    backbone runs in float32 even under `train.amp_dtype` autocast, as the cached features were extracted, so a run
+    without the cache (or with augmentation) trains on the same features; autocast then covers the decoder."""
+    size = tuple(split.images.shape[1:3])
     if store is not None:
-        return model.decode(store.batch(idx, device), tuple(split.images.shape[1:3]))
-    return model(to_input(torch.from_numpy(np.array(split.images[idx])), device))
+        return model.decode(store.batch(idx, device), size)
+    images = to_input(torch.from_numpy(np.array(split.images[idx])), device)
+    if not model.freeze_backbone:
+        return model(images)
+    with torch.autocast(device.type, enabled=False):
+        features = model.features(images)
+    return model.decode(features, size)
 
 
 def finish_run(cfg: Config, run_dir: Path, model: Segmenter, source, test: ResizedSplit, device,

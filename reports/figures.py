@@ -143,7 +143,7 @@ def params_vs_accuracy(summary: pd.DataFrame, wide: pd.DataFrame, folder: Path, 
                     ax.errorbar(x, mean, yerr=std, fmt="none", ecolor="black", capsize=2.5, lw=0.9, zorder=4)
                 ax.scatter(x, mean, s=area(params.loc[method, "total_gflops"]), color=color, alpha=0.75,
                            marker=method_marker(method), edgecolors="black", linewidths=0.5, zorder=3)
-            reported = _reported(dataset, metric)
+            reported = _reported(dataset, profile, metric)
             if reported is not None:
                 ax.scatter(paper.EFFICIENCY["trainable_params"] / 1e6, reported, s=90, marker="*",
                            facecolors="none", edgecolors=COLORS["segdino"], linewidths=1.2, zorder=4)
@@ -181,9 +181,11 @@ def _log_params_axis(ax, millions: pd.Series) -> None:
     ax.set_xlim(lo / 1.6, hi * 1.6)
 
 
-def _reported(dataset: str, metric: str) -> float | None:
+def _reported(dataset: str, profile: str, metric: str) -> float | None:
+    """The paper's SegDINO value, only where ours is scored under that table's profile (a `medical-native` Dice
+    is not on the paper's 256 grid)."""
     table = paper.table_for(dataset)
-    if table is None or metric not in table.metrics:
+    if table is None or profile != table.profile or metric not in table.metrics:
         return None
     return table.values(paper.SEGDINO).get((dataset, metric))
 

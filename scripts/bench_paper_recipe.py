@@ -36,12 +36,11 @@ import torch  # noqa: E402
 from benchmark.config import load_config  # noqa: E402
 from benchmark.data.synthetic import write_kvasir  # noqa: E402
 from benchmark.evaluate import predict_split, to_input  # noqa: E402
-from benchmark.features import cached_features  # noqa: E402
 from benchmark.records import machine  # noqa: E402
 from benchmark.registry import build_model  # noqa: E402
 from benchmark.sweep import PAPER_METHODS, SweepSpec, run_sweep  # noqa: E402
-from benchmark.train import (batches, cache_dir, compile_decoder, load_data, resolve_device,  # noqa: E402
-                             train_epoch, train_run)
+from benchmark.train import (autocast_dtype, batches, compile_decoder, feature_stores, load_data,  # noqa: E402
+                             resolve_device, train_epoch, train_run)
 
 # Official split sizes (REFERENCE.md §4; benchmark/data/*.py EXPECTED) as (train, val, test) after the validation
 # rule of benchmark/data/splits.py: TN3K holds out one of its 5 folds, ISIC 2017 has an official validation split,
@@ -86,29 +85,41 @@ def _clock(device: torch.device, fn) -> float:
     return time.perf_counter() - start
 
 
+def warm_device(device: torch.device) -> None:
+    """Start the accelerator's context and math libraries before anything is timed, so the first timed run does not
+    pay them alone."""
+    if device.type == "cuda":
+        a = torch.randn(256, 256, device=device)
+        (a @ a).sum().item()
+        torch.nn.functional.conv2d(a[None, None], torch.ones(1, 1, 3, 3, device=device)).sum().item()
+
+
 def probe(cfg, work: Path, steps: int) -> dict:
     """Seconds per cached training step (batch of the preset), per cached validation image, per test image (full
-    fp32 model) and per image of feature extraction, each after a warm-up."""
+    fp32 model) and per image of feature extraction, each after a warm-up. Set up as `train_run` sets a run up:
+    `train.amp_dtype` for training and validation (the test split in fp32), cached features in device memory
+    where `train.features_on_device` puts them, the decoder compiled by `train.compile`."""
     device = resolve_device(cfg.train.device)
+    amp = autocast_dtype(cfg)
     (work / "probe").mkdir(exist_ok=True)
     _, splits = load_data(cfg, work / "probe")
     model = compile_decoder(build_model(cfg, 1).to(device), cfg)
     train, val, test = splits["train"], splits["val"], splits["test"]
-    stores = {n: cached_features(s, model.backbone, cache_dir(cfg), device, 16, False) for n, s in
-              (("train", train), ("val", val))}
+    stores = feature_stores(cfg, model, {"train": train, "val": val}, device, False)
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
     plan = batches(order, cfg.train.batch_size, False)
     warm, timed = plan[:5], (plan * math.ceil((steps + 5) / len(plan)))[5:5 + steps]
-    train_epoch(model, optimizer, train, warm, device, None, stores["train"])
-    step = _clock(device, lambda: train_epoch(model, optimizer, train, timed, device, None, stores["train"]))
+    train_epoch(model, optimizer, train, warm, device, amp, stores["train"])
+    step = _clock(device, lambda: train_epoch(model, optimizer, train, timed, device, amp, stores["train"]))
     n_val, n_test = min(len(val), 64), min(len(test), 64)
-    predict_split(model, val.subset(range(min(16, n_val))), device, 16, None, stores["val"].for_split(
-        val.subset(range(min(16, n_val)))))
-    val_s = _clock(device, lambda: predict_split(model, val.subset(range(n_val)), device, 16, None,
-                                                 stores["val"].for_split(val.subset(range(n_val)))))
-    predict_split(model, test.subset(range(min(16, n_test))), device, 16)
-    test_s = _clock(device, lambda: predict_split(model, test.subset(range(n_test)), device, 16))
+    val_part, test_part = val.subset(range(n_val)), test.subset(range(n_test))
+    for _ in range(2):   # CUDA graphs (compile "reduce-overhead") run a function eagerly once, then record it
+        predict_split(model, val_part, device, 16, amp, stores["val"].for_split(val_part))
+    val_s = _clock(device, lambda: predict_split(model, val_part, device, 16, amp, stores["val"].for_split(val_part)))
+    for _ in range(2):
+        predict_split(model, test_part, device, 16)
+    test_s = _clock(device, lambda: predict_split(model, test_part, device, 16))
 
     images = torch.from_numpy(np.array(train.images[:64]))
     with torch.no_grad():
@@ -116,7 +127,9 @@ def probe(cfg, work: Path, steps: int) -> dict:
         extract_s = _clock(device, lambda: [model.backbone(to_input(images[i:i + 16], device))
                                             for i in range(0, len(images), 16)])
     return {"step_s": step / len(timed), "val_img_s": val_s / n_val, "test_img_s": test_s / n_test,
-            "extract_img_s": extract_s / len(images), "batch_size": cfg.train.batch_size, "timed_steps": len(timed)}
+            "extract_img_s": extract_s / len(images), "batch_size": cfg.train.batch_size, "timed_steps": len(timed),
+            "amp_dtype": cfg.train.amp_dtype, "compile": cfg.train.compile,
+            "features_on_device": isinstance(stores["train"].taps, torch.Tensor)}
 
 
 def project(costs: dict, epochs: int, batch: int, seeds: int = 3) -> dict:
@@ -140,9 +153,21 @@ def project(costs: dict, epochs: int, batch: int, seeds: int = 3) -> dict:
                      "per 720p frame on the 2-core CPU, ~1 min per VMD or ViSha run)"}
 
 
+def steady_seconds(run_dir: Path) -> tuple[float, int]:
+    """(seconds, epochs) of a run's epochs after its first, from history.csv's cumulative clock: the first epoch
+    carries one-off costs (CUDA start-up, compilation, CUDA-graph recording) that a 50-epoch run spreads thin."""
+    import csv
+
+    with open(run_dir / "history.csv", newline="") as f:
+        seconds = [float(row["seconds"]) for row in csv.DictReader(f)]
+    return (seconds[-1] - seconds[0], len(seconds) - 1) if len(seconds) > 1 else (seconds[0], 1)
+
+
 def concurrency(data: Path, work: Path, levels: list[int], epochs: int, size: int, device: str) -> dict:
     """Aggregate training throughput of N SegDINO runs side by side on one device (local workers, as
-    `--runs-per-gpu N`), for each N in `levels`; features come from the shared cache (extracted before)."""
+    `--runs-per-gpu N`), for each N in `levels`; features come from the shared cache (extracted before). The rate
+    is that of the epochs after the first (`steady_seconds`; needs --concurrency-epochs >= 2), validation
+    included; `step_s_incl_first_epoch` keeps the whole training time."""
     out = []
     for i, n in enumerate(levels):
         runs_dir = work / f"concurrent{i}"
@@ -155,12 +180,18 @@ def concurrency(data: Path, work: Path, levels: list[int], epochs: int, size: in
         wall = time.perf_counter() - start
         runs = sorted((runs_dir / "kvasir").glob("segdino__*"))
         train_s = [json.loads((r / "metrics.json").read_text())["train_seconds"] for r in runs]
+        steady = [steady_seconds(r) for r in runs]
         split = json.loads((runs[0] / "split.json").read_text())
-        steps = n * epochs * math.ceil(len(split["train"]) / load_config("paper").train.batch_size)
+        per_epoch = math.ceil(len(split["train"]) / load_config("paper").train.batch_size)
+        steps = n * epochs * per_epoch
+        steady_steps = n * steady[0][1] * per_epoch
         out.append({"runs": n, "wall_s": wall, "train_s": train_s, "steps": steps,
-                    "step_s_effective": max(train_s) / steps})
+                    "steady_s": [s for s, _ in steady], "steady_epochs": steady[0][1],
+                    "step_s_effective": max(s for s, _ in steady) / steady_steps,
+                    "step_s_incl_first_epoch": max(train_s) / steps})
         print(f"concurrency {n}: {n} runs x {epochs} epochs in {wall:.1f} s wall (training {max(train_s):.1f} s "
-              f"longest) -> {out[-1]['step_s_effective'] * 1e3:.2f} ms per step overall")
+              f"longest) -> {out[-1]['step_s_effective'] * 1e3:.2f} ms per step overall after the first epoch "
+              f"({out[-1]['step_s_incl_first_epoch'] * 1e3:.2f} ms with it)")
     for row in out:
         row["throughput_vs_first"] = out[0]["step_s_effective"] / row["step_s_effective"]
     return out
@@ -190,9 +221,26 @@ def main() -> None:
     device = torch.device(args.device)
     out = Path(args.out or f"reports/bench_paper_recipe_{device.type}.json")
 
-    cached = plain = None
+    batch = load_config("paper").train.batch_size
+    result = {
+        "what": "paper preset (frozen ViT-S/16, random weights, AdamW 1e-4, batch 4), Kvasir-sized generated data",
+        "overrides": EXTRA, "device": str(device), "epochs": args.epochs, "n_train_incl_val": args.train,
+        "n_test": args.test, "size": args.size, "with_cache": None, "without_cache": None, "speedup": None,
+        "probe_costs": {}, "projection_check": None, "matrix_projection": None, "single_dataset_check": None,
+        "concurrency": None, "complete": False,
+        "torch": torch.__version__, **machine(), "date": time.strftime("%Y-%m-%d"),
+    }
+    if device.type == "cuda":
+        result["device_name"] = torch.cuda.get_device_name(device)
+
+    def save() -> None:   # after every section: a process killed at a time limit keeps what it measured
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+
+    costs = result["probe_costs"]
     work = Path(tempfile.mkdtemp(prefix="segbench-paperbench-"))
     try:
+        warm_device(device)
         t = time.perf_counter()
         write_kvasir(work / "data" / "Kvasir-SEG", n_train=args.train, n_test=args.test, seed=0)
         cached_cfg = config(work / "data", work, "cached", "segdino", args.epochs, True, args.size, args.device)
@@ -200,34 +248,28 @@ def main() -> None:
         load_data(cached_cfg, work / "warm")
         print(f"generated and decoded {args.train}+{args.test} images in {time.perf_counter() - t:.0f} s")
         if not args.probe_only:
-            cached, plain = full_runs(work, cached_cfg, args)
-        costs = {}
+            result["with_cache"], result["without_cache"] = full_runs(work, cached_cfg, args)
+            save()
         for method in args.methods.split(","):
             costs[method] = probe(config(work / "data", work, "probe", method, args.epochs, True, args.size,
                                          args.device), work, args.probe_steps)
             print(f"probe {method:8s} step {costs[method]['step_s'] * 1e3:7.2f} ms  "
                   f"val {costs[method]['val_img_s'] * 1e3:6.2f} ms/img  test {costs[method]['test_img_s'] * 1e3:6.2f}"
                   f" ms/img  extract {costs[method]['extract_img_s'] * 1e3:6.2f} ms/img")
+            result["matrix_projection"] = project(costs, args.epochs, batch)
+            save()
         levels = [int(n) for n in args.concurrency.split(",")] if args.concurrency else []
-        side_by_side = concurrency(work / "data", work, levels, args.concurrency_epochs, args.size,
-                                   args.device) if levels else None
+        if levels:
+            result["concurrency"] = concurrency(work / "data", work, levels, args.concurrency_epochs, args.size,
+                                                args.device)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    batch = load_config("paper").train.batch_size
-    matrix = project(costs, args.epochs, batch)
-    result = {
-        "what": "paper preset (frozen ViT-S/16, random weights, AdamW 1e-4, batch 4), Kvasir-sized generated data",
-        "overrides": EXTRA, "device": str(device), "epochs": args.epochs, "n_train_incl_val": args.train,
-        "n_test": args.test, "size": args.size, "with_cache": cached, "without_cache": plain, "speedup": None,
-        "probe_costs": costs, "projection_check": None, "matrix_projection": matrix,
-        "single_dataset_check": project({"segdino": costs["segdino"]}, args.epochs, batch, seeds=1)["datasets_s"]
-        if "segdino" in costs else None,
-        "concurrency": side_by_side,
-        "torch": torch.__version__, **machine(), "date": time.strftime("%Y-%m-%d"),
-    }
-    if device.type == "cuda":
-        result["device_name"] = torch.cuda.get_device_name(device)
+    matrix = result["matrix_projection"] = project(costs, args.epochs, batch)
+    if "segdino" in costs:
+        result["single_dataset_check"] = project({"segdino": costs["segdino"]}, args.epochs, batch,
+                                                 seeds=1)["datasets_s"]
+    cached, plain = result["with_cache"], result["without_cache"]
     if cached is not None and "segdino" in costs:
         result["speedup"] = (plain["projected_seconds"] if plain["projected"] else plain["seconds"]) / cached["seconds"]
         n_train = args.train - round(0.1 * args.train)
@@ -243,8 +285,8 @@ def main() -> None:
           f"{matrix['matrix_hours']:.2f} h projected")
     for dataset, seconds in matrix["datasets_s"].items():
         print(f"  {dataset:9s} {seconds / 3600:7.2f} h")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    result["complete"] = True
+    save()
     print(f"saved {out}")
 
 

@@ -60,6 +60,8 @@ def main() -> None:
     model = timm.create_model(args.model, pretrained=False, img_size=args.size).to(device).eval()
     model = model.to(memory_format=torch.channels_last)
     rows = []
+    out = Path(args.out or f"reports/bench_timm_backbone_{device.type}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
     for name in args.variants:
         dtype, compile_mode = VARIANTS[name]
         try:
@@ -70,16 +72,18 @@ def main() -> None:
         rows.append({"variant": name, **row})
         shown = "-" if row["img_s"] is None else f"{row['img_s']:,.0f} img/s"
         print(f"{args.model} {args.size}x{args.size} batch {args.batch} {name:22s} {shown} {row['error'] or ''}")
+        save(out, args, device, rows)   # after every variant: a process killed at a time limit keeps what it measured
+    print(f"saved {out}")
+
+
+def save(out: Path, args, device: torch.device, rows: list[dict]) -> None:
     result = {"what": "bare timm backbone, timm benchmark.py method (channels-last, AMP/compile, mean of timed steps)",
               "model": args.model, "size": args.size, "batch": args.batch, "warmup": args.warmup,
               "steps": args.steps, "device": str(device), "rows": rows, "torch": torch.__version__,
               "timm": timm.__version__, **machine(), "date": time.strftime("%Y-%m-%d")}
     if device.type == "cuda":
         result["device_name"] = torch.cuda.get_device_name(device)
-    out = Path(args.out or f"reports/bench_timm_backbone_{device.type}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"saved {out}")
 
 
 if __name__ == "__main__":

@@ -152,8 +152,10 @@ def build_backbone(name: str, weights: str | Path | None = None) -> DinoV3Backbo
             raise BackboneError(f"hub weights '{hub_name}' do not match backbone '{name}'")
         return _frozen(DinoV3Backbone(name, model, weights, None))
     with torch.random.fork_rng(devices=[]):
-        # "random weights" are one fixed draw, the same for every run and seed, so runs compare and features cache
-        torch.manual_seed(RANDOM_INIT_SEED)
+        # "random weights" are one fixed draw, the same for every run and seed, so runs compare and features cache.
+        # Only the CPU generator (where timm initialises) is seeded and restored: torch.manual_seed would also reset
+        # every CUDA generator, which fork_rng(devices=[]) does not restore, and give every seed the same dropout.
+        torch.default_generator.manual_seed(RANDOM_INIT_SEED)
         model = timm.create_model(spec.timm_name, pretrained=False, **kwargs)
     sha = None
     if weights is not None:

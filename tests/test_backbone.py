@@ -98,3 +98,18 @@ def test_hub_model_names():
         "hf-hub:timm/vit_small_patch16_dinov3_qkvb.lvd1689m"
     for name in ("vit_small_patch16_dinov3_qkvb.lvd1689m", "hf-hub:timm/x", "local-dir:/models/x"):
         assert hub_model_name(name) == name
+
+
+def test_random_weights_leave_every_other_generator_alone(monkeypatch):
+    """The fixed random draw seeds only the CPU generator, and restores it: seeding through torch.manual_seed
+    would reset the CUDA generators too (fork_rng(devices=[]) does not restore them), giving every seed's run
+    the same dropout masks on a GPU."""
+    torch.manual_seed(123)
+    calls = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: calls.append(seed))
+    monkeypatch.setattr(torch.cuda, "manual_seed", lambda seed: calls.append(seed))
+    before = torch.random.get_rng_state()
+    a, b = build_backbone("test"), build_backbone("test")
+    assert calls == []
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))

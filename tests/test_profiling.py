@@ -109,3 +109,22 @@ def test_accelerator_variants():
     rows = P.profile_methods(["segdino"], "test", 64, device, batch=4, warmup=2, iters=3,
                              variants=[("float32", "none"), ("bfloat16", "none"), ("bfloat16", "default")])
     assert all(r["error"] is None and r["peak_mem_mb"] > 0 for r in rows)
+
+
+def test_peak_memory_is_reset_after_warm_up_and_rows_are_handed_over_as_they_finish(monkeypatch):
+    calls, resets = [], []
+
+    class Fake:   # stands in for torch.cuda: the reset must come after the warm-up calls, before the timed ones
+        @staticmethod
+        def reset_peak_memory_stats(device):
+            resets.append(len(calls))
+
+    monkeypatch.setattr(P.torch, "get_device_module", lambda device: Fake)
+    times = P._timed_calls(lambda x: calls.append(1), torch.zeros(1), warmup=3, iters=2, amp=P.nullcontext,
+                           reset_peak=True)
+    assert resets == [3] and len(times) == 2
+    monkeypatch.undo()
+    seen = []
+    P.profile_methods(["segdino", "unet-small"], "test", 32, "cpu", batch=2, warmup=0, iters=1,
+                      on_row=lambda rows: seen.append([r["method"] for r in rows]))
+    assert seen == [["segdino"], ["segdino", "unet-small"]]

@@ -71,3 +71,9 @@ def test_primary_metric_and_table_metrics(loaded):
     assert F.primary_metric(ctx.summary, "folder") == ("segdino", "dice")
     assert [m for _, m in F.table_metrics(ctx.summary, "msd")] == ["iou", "acc", "max_fbeta", "mae"]
     assert [m for _, m in F.table_metrics(ctx.summary, "folder")] == ["dice", "iou", "precision", "recall"]
+
+
+def test_paper_star_only_under_the_paper_tables_profile():
+    assert F._reported("kvasir", "segdino", "dice") is not None
+    assert F._reported("kvasir", "medical-native", "dice") is None   # another grid: no comparison drawn
+    assert F._reported("folder", "segdino", "dice") is None

@@ -271,3 +271,32 @@ def test_compiled_decoder_trains_like_the_eager_one(tmp_path, smoke_overrides):
         json.loads((runs["none"] / "profile.json").read_text())["flops"]
     with pytest.raises(ConfigError, match="train.compile must be one of"):
         load_config("smoke", overrides={**smoke_overrides, "train.compile": "fast"})
+
+
+def test_frozen_backbone_runs_in_float32_under_autocast_without_the_cache(tmp_path, smoke_overrides, monkeypatch):
+    """With `train.amp_dtype`, a run without the feature cache decodes the float32 features the cache holds;
+    autocast covers the decoder only (CPU bfloat16 autocast stands in for the GPU's)."""
+    import numpy as np
+
+    from benchmark.registry import build_model
+    from benchmark.train import forward, load_data
+
+    cfg = load_config("smoke", overrides={**smoke_overrides, "run.runs_dir": str(tmp_path),
+                                          "train.amp_dtype": "bfloat16"})
+    _, splits = load_data(cfg, tmp_path)
+    model = build_model(cfg, 1)
+    split, idx, device = splits["train"], np.arange(4), torch.device("cpu")
+    images = torch.from_numpy(np.array(split.images[idx])).permute(0, 3, 1, 2).float() / 255
+    reference = model.features(images)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not torch.allclose(model.features(images).taps[0].float(), reference.taps[0])  # autocast moves them
+        seen = []
+        monkeypatch.setattr(model, "decode", lambda features, size: seen.append(features) or torch.zeros(1))
+        forward(model, split, idx, device)
+    assert all(torch.equal(a, b) for a, b in zip(seen[0].taps, reference.taps))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "half"])
+def test_float16_autocast_is_refused_for_training(dtype):
+    with pytest.raises(ConfigError, match="amp_dtype"):
+        load_config("smoke", overrides={"train.amp_dtype": dtype})
