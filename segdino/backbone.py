@@ -13,7 +13,7 @@ import timm
 import torch
 from torch import nn
 
-from segdino.weights import WeightsError, download_hub_snapshot, read_weights
+from segdino.weights import WeightsError, download_hub_snapshot, hub_error, read_weights
 
 
 class BackboneError(ValueError):
@@ -143,11 +143,7 @@ def build_backbone(name: str, weights: str | Path | None = None) -> DinoV3Backbo
         try:
             model = timm.create_model(hub_name, pretrained=True, **kwargs)
         except Exception as exc:
-            offline = isinstance(exc, (OSError, ConnectionError)) or "LocalEntryNotFound" in type(exc).__name__
-            hint = (" (hub weights are downloaded from the Hugging Face Hub: this needs network access, or the "
-                    "files already in the local Hugging Face cache; else pass Meta's .pth with --weights)"
-                    if offline else "")
-            raise BackboneError(f"cannot load hub weights '{hub_name}': {str(exc).splitlines()[0]}{hint}") from None
+            raise BackboneError(hub_error(hub_name, exc)) from None
         if model.embed_dim != timm.create_model(spec.timm_name, pretrained=False, device="meta", **kwargs).embed_dim:
             raise BackboneError(f"hub weights '{hub_name}' do not match backbone '{name}'")
         return _frozen(DinoV3Backbone(name, model, weights, None))

@@ -172,14 +172,17 @@ def download_hub_snapshot(repo_id: str) -> Path:
     try:
         return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors"]))
     except Exception as exc:
-        name = type(exc).__name__
-        hint = ""
-        if "Gated" in name:
-            hint = (" (a gated repo: accept its licence on huggingface.co, then log in with `hf auth login` or set "
-                    "HF_TOKEN)")
-        elif "LocalEntryNotFound" in name or isinstance(exc, (OSError, ConnectionError)):
-            hint = (" (hub weights are downloaded from the Hugging Face Hub: this needs network access, or the "
-                    "files already in the local Hugging Face cache; else pass a downloaded file or folder with "
-                    "--weights)")
-        first = str(exc).splitlines()[0] if str(exc) else name
-        raise WeightsError(f"cannot load hub weights '{repo_id}': {first}{hint}") from None
+        raise WeightsError(hub_error(repo_id, exc)) from None
+
+
+def hub_error(name: str, exc: Exception) -> str:
+    """One line for a failed Hub download, with the fix when it is a gated repo or no network."""
+    kind = type(exc).__name__
+    hint = ""
+    if "Gated" in kind:
+        hint = " (a gated repo: accept its licence on huggingface.co, then log in with `hf auth login` or set HF_TOKEN)"
+    elif "LocalEntryNotFound" in kind or isinstance(exc, (OSError, ConnectionError)):
+        hint = (" (hub weights are downloaded from the Hugging Face Hub: this needs network access, or the files "
+                "already in the local Hugging Face cache; else pass a downloaded file or folder with --weights)")
+    first = str(exc).splitlines()[0] if str(exc) else kind
+    return f"cannot load hub weights '{name}': {first}{hint}"
