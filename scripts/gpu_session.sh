@@ -15,9 +15,12 @@
 # OUT defaults to reports/gpu. Each stage writes its JSON/CSV there with the device name and versions, plus
 # nvidia_smi.txt and a log; the scripts rewrite their files after every finished row or section, so a command killed
 # at a time limit keeps what it measured (recipe JSON: "complete": false until the end). Needs torch with CUDA, timm
-# and segmentation-models-pytorch; on a machine that cannot reach a package index, put wheels in .whl/
-# (segmentation-models-pytorch is pure Python: `pip download --no-deps segmentation-models-pytorch==0.6.0 -d .whl`);
-# they are installed into /tmp/site first.
+# (>= 1.0.20, for DINOv3), segmentation-models-pytorch and submitit; on a machine that cannot reach a package index,
+# put their wheels in .whl/ (all pure Python), fetched where pip works:
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp -d .whl \
+#     segmentation-models-pytorch==0.6.0 timm==1.0.31 submitit==1.5.4
+# They are installed into /tmp/site first. Every stage starts with a preflight (imports, versions, a DINOv3 model
+# built on the meta device) that stops in seconds, with exit code 3, when something is missing.
 # A plumbing check anywhere (small and slow, on the CPU):
 #   DEVICE=cpu BATCH=2 ITERS=2 BACKBONE=test RECIPE_ARGS="--train 24 --test 8 --epochs 1 --probe-steps 3" \
 #     RECIPE_BF16_ARGS="--train 24 --test 8 --epochs 1 --probe-steps 3 --concurrency 2 --concurrency-epochs 1" \
@@ -40,6 +43,17 @@ if compgen -G ".whl/*.whl" >/dev/null; then
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 nvidia-smi >"$OUT/nvidia_smi.txt" 2>&1 || echo "nvidia-smi not available" >"$OUT/nvidia_smi.txt"
+"$PY" - <<'PREFLIGHT' 2>&1 | tee "$OUT/preflight.txt"
+import platform, torch, timm, segmentation_models_pytorch as smp, submitit
+import benchmark.sweep, benchmark.profiling  # noqa: F401 - the scripts' own imports
+timm.create_model("vit_small_patch16_dinov3_qkvb", pretrained=False, device="meta")
+print(f"python {platform.python_version()} torch {torch.__version__} (cuda {torch.version.cuda}, available "
+      f"{torch.cuda.is_available()}) timm {timm.__version__} smp {smp.__version__} submitit {submitit.__version__}")
+PREFLIGHT
+if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+  echo "preflight failed: a package is missing or too old; carry wheels in .whl/ (see this script's header)" >&2
+  exit 3
+fi
 status=0
 want() {   # is stage $1 asked for? `profile` is its three parts, `all` everything but recipe-compile
   [ "$STAGE" = "$1" ] || [ "$STAGE" = all ] || { [ "$STAGE" = profile ] && [[ "$1" == timm || "$1" == profile-* ]]; }
