@@ -26,7 +26,8 @@ RESULT_COLUMNS = ID_COLUMNS + [
 ]
 EXTRA_COLUMNS = [
     "decoder_gflops", "backbone_gflops", "total_gmacs", "flops_tool", "input_size",
-    "latency_device", "latency_dtype", "batch1_ms", "throughput_img_s", "throughput_batch", "run",
+    "latency_device", "latency_dtype", "batch1_ms", "throughput_img_s", "throughput_batch", "weights",
+    "weights_sha256", "run",
 ]
 # Canonical row order for methods; unknown methods follow alphabetically.
 METHOD_ORDER = ["segdino", "unet", "upernet", "dpt", "unet-small", "upernet-small", "dpt-small"]
@@ -124,12 +125,15 @@ def read_run(run_dir: Path, dataset: str) -> tuple[dict, list[dict], list[dict],
     prof = _read_json(profile_json) if profile_json.exists() else None
     if prof is None:
         notes.append("no profile.json: parameters, FLOPs and latency left empty")
-    if (run_dir / "env.json").exists():
-        _read_json(run_dir / "env.json")  # only checked: an unreadable record file means a damaged run
+    env = _read_json(run_dir / "env.json") if (run_dir / "env.json").exists() else None
+    if env is None:
+        notes.append("no env.json: backbone weights unknown")
 
     rel = f"{dataset}/{run_dir.name}"
     wide = {**ident, "selected_epoch": metrics.get("selected_epoch"), "train_seconds": metrics.get("train_seconds")}
     wide.update(_profile_columns(prof))
+    if env is not None:   # None: random initialisation; a path, or hub:NAME
+        wide.update(weights=env.get("weights") or "random", weights_sha256=env.get("weights_sha256"))
     wide["run"] = rel
     tidy, counts, conventions = [], [], []
     for profile, block in profiles.items():

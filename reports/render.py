@@ -140,6 +140,29 @@ def _render_group(runs: Runs, backbone: str, preset: str, prefix: str, out: Path
     return Group(backbone, preset, prefix, ctx, tables, table_paths, figure_paths)
 
 
+def weights_lines(wide: pd.DataFrame) -> list[str]:
+    """Which backbone weights a group's runs used (file name or Hub name, SHA-256 prefix, run count), with a
+    warning when they are random (numbers that test the pipeline, not the methods) or differ between runs."""
+    if "weights" not in wide or wide["weights"].isna().all():
+        return ["Backbone weights: not recorded."]
+    used: dict[str, list] = {}   # identity (hash, else the name) -> [label, runs]
+    for name, sha in zip(wide["weights"].fillna("unknown"), wide["weights_sha256"]):
+        key = sha if isinstance(sha, str) and sha else name
+        if key not in used:
+            label = ("random initialisation (one fixed draw)" if name == "random"
+                     else name if name.startswith("hub:") or name == "unknown" else Path(name).name)
+            used[key] = [label + (f", SHA-256 {sha[:12]}" if isinstance(sha, str) and sha else ""), 0]
+        used[key][1] += 1
+    lines = ["Backbone weights: " + "; ".join(f"{label} ({n} run{'' if n == 1 else 's'})" for label, n in used.values())
+             + "."]
+    if (wide["weights"] == "random").any():
+        lines.append("Warning: random backbone weights. These numbers test the pipeline; they say nothing about how "
+                     "the methods do on DINOv3 and must not be compared with the paper's rows.")
+    if len(used) > 1:
+        lines.append("Warning: the runs of this group used different backbone weights, and its tables pool them.")
+    return lines
+
+
 def _by_reason(items: list) -> list[tuple[str, list[str]]]:
     grouped: dict[str, list[str]] = {}
     for item in items:
@@ -197,6 +220,7 @@ def _summary_md(runs: Runs, groups: list[Group], out: Path) -> str:
         md += ["No complete runs were found, so there are no tables or figures.", ""]
     for g in groups:
         md += [f"## Frozen {g.backbone}, preset {g.preset}", ""]
+        md += [" ".join(weights_lines(g.ctx.wide)), ""]
         for t in g.tables:
             md += [f"### {t.title}", "", tbl.to_markdown(t), ""]
         items = _figure_items(g, out)
@@ -263,6 +287,7 @@ def _report_tex(runs: Runs, groups: list[Group], out: Path) -> str:
         folder = f"tables/{g.prefix}/" if g.prefix else "tables/"
         main = [t for t in g.tables if not t.key.startswith("dataset_") and t.key != "coverage"]
         lines += [f"\\section{{Results: backbone {tex(g.backbone)}, preset {tex(g.preset)}}}", ""]
+        lines += [" ".join(tex(line) for line in weights_lines(g.ctx.wide)), ""]
         lines += [f"\\input{{{folder}{t.key}}}" for t in main] + [r"\clearpage", ""]
         items = _figure_items(g, out)
         if items:  # float pages only (no heading: it would sit alone on a page before them)

@@ -137,3 +137,24 @@ def test_empty_report_compiles(tmp_path):
     result = render_report(tmp_path / "runs", tmp_path / "out")
     assert compile_pdf(result["report_tex"]).is_file()
     assert not any((tmp_path / "out").glob("report.aux")) and not any((tmp_path / "out").glob("report.log"))
+
+
+def test_the_backbone_weights_are_stated_and_random_or_mixed_weights_warned(rendered):
+    from reports.render import weights_lines
+
+    fake, out, _ = rendered
+    n = len(fake.used)
+    line = f"Backbone weights: dinov3_vits16.pth, SHA-256 {'a' * 12} ({n} runs)."
+    assert line in (out / "summary.md").read_text()
+    assert "dinov3\\_vits16.pth" in (out / "report.tex").read_text()
+    assert "Warning" not in (out / "summary.md").read_text()
+    wide = pd.DataFrame({"weights": ["random", "random"], "weights_sha256": [None, None]})
+    lines = weights_lines(wide)
+    assert lines[0] == "Backbone weights: random initialisation (one fixed draw) (2 runs)."
+    assert "must not be compared with the paper" in lines[1] and len(lines) == 2
+    wide = pd.DataFrame({"weights": ["/w/a.pth", "/other/a.pth", "hub:facebook/dinov3-vits16-pretrain-lvd1689m"],
+                         "weights_sha256": ["b" * 64, "b" * 64, "c" * 64]})
+    lines = weights_lines(wide)   # one file reached by two paths is one set of weights; the Hub copy is another
+    assert lines[0] == (f"Backbone weights: a.pth, SHA-256 {'b' * 12} (2 runs); "
+                        f"hub:facebook/dinov3-vits16-pretrain-lvd1689m, SHA-256 {'c' * 12} (1 run).")
+    assert "different backbone weights" in lines[1]
