@@ -22,6 +22,16 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 
+def warn_random_weights(backbone: str, weights: str | None) -> None:
+    """A real backbone without --weights starts from random weights: say so before the work, with the fix."""
+    from segdino.backbone import HUB_REPOS
+
+    if weights in (None, "", "none") and backbone in HUB_REPOS:
+        err.print(f"note: no --weights: {backbone} starts from random weights, so the results test the pipeline "
+                  f"and cannot be compared with the paper; pass Meta's .pth, a Hugging Face folder, or "
+                  f"hub:{HUB_REPOS[backbone]}", highlight=False, soft_wrap=True)
+
+
 def user_errors(fn):
     """Turn the errors a user can cause into one clear line and exit code 2."""
     from benchmark.config import ConfigError
@@ -142,6 +152,7 @@ def train(
     check_config(cfg)
     if cfg.data.root is None:
         raise ValueError("no data: pass --data-root (the dataset's folder, or a folder holding several)")
+    warn_random_weights(cfg.backbone.name, cfg.backbone.weights)
     from benchmark import records
 
     finished = records.is_done(records.run_dir_for(cfg))
@@ -315,6 +326,7 @@ def run(
     dry_run: bool = typer.Option(False, help="list the planned runs and their state; train nothing"),
 ):
     """Train and evaluate the matrix of runs; finished runs are skipped, partial ones resumed, corrupt ones redone."""
+    from benchmark.config import load_config
     from benchmark.sweep import PAPER_DATASETS, PAPER_METHODS, SlurmOptions, SweepSpec, plan_status, run_sweep
 
     from benchmark.registry import DATASETS, DECODERS, check_key
@@ -334,6 +346,8 @@ def run(
     overrides.update(parse_sets(set_))
     spec = SweepSpec(tuple(ds), tuple(ms), tuple(int(s) for s in _split(seeds) or ["0", "1", "2"]), preset,
                      str(config) if config else None, overrides)
+    first = load_config(preset, config, overrides)
+    warn_random_weights(first.backbone.name, first.backbone.weights)
     if dry_run:
         rows = plan_status(spec)
         print_table(rows, title=f"planned: {len(rows)} runs", columns=["dataset", "method", "seed", "state", "why"])

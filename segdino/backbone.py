@@ -41,6 +41,10 @@ BACKBONES: dict[str, BackboneSpec] = {
                          (("embed_dim", 64), ("depth", 4), ("num_heads", 2))),
 }
 
+# Meta's releases on the Hugging Face Hub, in transformers format (gated: accept the licence first)
+HUB_REPOS = {name: f"facebook/dinov3-{name.removeprefix('dinov3_')}-pretrain-lvd1689m"
+             for name in BACKBONES if name != "test"}
+
 RANDOM_INIT_SEED = 0
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

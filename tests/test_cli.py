@@ -250,3 +250,13 @@ def test_tqdm_disable_switches_every_bar_off(monkeypatch):
     assert (bars_off(True), bars_off(False)) == (False, True)
     monkeypatch.setenv("TQDM_DISABLE", "1")
     assert bars_off(True)
+
+
+def test_a_real_backbone_without_weights_is_named_random_with_the_fix(tmp_path, kvasir_root):
+    base = ["run", "--datasets", "kvasir", "--methods", "segdino", "--seeds", "0", "--data-root", kvasir_root,
+            "--runs-dir", tmp_path, "--dry-run"]
+    code, out = invoke(*base, "--backbone", "dinov3_vits16")
+    assert code == 0, out
+    assert "starts from random weights" in out and "hub:facebook/dinov3-vits16-pretrain-lvd1689m" in out
+    code, out = invoke(*base, "--backbone", "test")   # the tiny test backbone has no real weights to point to
+    assert code == 0 and "random weights" not in out
