@@ -22,13 +22,17 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 
+def runs_text(n: int) -> str:
+    return f"{n} run{'' if n == 1 else 's'}"
+
+
 def warn_random_weights(backbone: str, weights: str | None) -> None:
     """A real backbone without --weights starts from random weights: say so before the work, with the fix."""
     from segdino.backbone import HUB_REPOS
 
     if weights in (None, "", "none") and backbone in HUB_REPOS:
-        err.print(f"note: no --weights: {backbone} starts from random weights, so the results test the pipeline "
-                  f"and cannot be compared with the paper; pass Meta's .pth, a Hugging Face folder, or "
+        err.print(f"note: no backbone weights given: {backbone} starts from random weights, so the results test "
+                  f"the pipeline and cannot be compared with the paper; pass Meta's .pth, a Hugging Face folder, or "
                   f"hub:{HUB_REPOS[backbone]}", highlight=False, soft_wrap=True)
 
 
@@ -206,7 +210,7 @@ def predict(
 def score(
     pred_dir: Path = typer.Argument(..., help="predicted masks: 8-bit probability maps or binary PNGs"),
     gt_dir: Path = typer.Argument(..., help="ground-truth masks, paired with predictions by file stem"),
-    profile: str = typer.Option("segdino", help="segdino, medical-native, mirror or shadow"),
+    profile: str = typer.Option("segdino", help="segdino, medical-native, mirror, shadow or shadow-per-frame"),
     out: Optional[Path] = typer.Option(None, help="CSV file for the per-image rows"),
     size: int = typer.Option(256, help="network grid for network-resolution profiles (segdino)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
@@ -321,6 +325,7 @@ def run(
     cpus_per_task: int = typer.Option(8, help="slurm CPUs per job"),
     mem_gb: int = typer.Option(64, help="slurm memory per job, GB"),
     array: bool = typer.Option(True, help="slurm: one array job (else one job per run)"),
+    skip_bad: bool = typer.Option(False, help="skip unreadable samples (recorded in each run's skipped.json)"),
     config: Optional[Path] = typer.Option(None),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="section.key=value override (repeatable)"),
     dry_run: bool = typer.Option(False, help="list the planned runs and their state; train nothing"),
@@ -343,6 +348,8 @@ def run(
                        ("train.epochs", epochs), ("data.subset", subset), ("train.device", device)):
         if value is not None:
             overrides[key] = value
+    if skip_bad:
+        overrides["data.skip_bad"] = True
     overrides.update(parse_sets(set_))
     spec = SweepSpec(tuple(ds), tuple(ms), tuple(int(s) for s in _split(seeds) or ["0", "1", "2"]), preset,
                      str(config) if config else None, overrides)
@@ -350,12 +357,17 @@ def run(
     warn_random_weights(first.backbone.name, first.backbone.weights)
     if dry_run:
         rows = plan_status(spec)
-        print_table(rows, title=f"planned: {len(rows)} runs", columns=["dataset", "method", "seed", "state", "why"])
+        print_table(rows, title=f"planned: {runs_text(len(rows))}",
+                    columns=["dataset", "method", "seed", "state", "why"])
+        clashes = [r for r in rows if r["state"] == "conflict"]
+        if clashes:   # the real run refuses them before any work: say so, with the same exit code
+            raise ValueError(f"{runs_text(len(clashes))} clash with existing run directories, so `segbench run` "
+                             f"would refuse this sweep; first: {clashes[0]['why']}")
         return
     slurm = SlurmOptions(partition=partition, time_min=time_min, gpus_per_node=gpus, cpus_per_task=cpus_per_task,
                          mem_gb=mem_gb, array=array, runs_per_gpu=runs_per_gpu)
     rows = run_sweep(spec, executor, slurm, devices=_split(devices), runs_per_gpu=runs_per_gpu)
-    print_table(rows, title=f"sweep: {len(rows)} runs ({sum(r['was'] == 'done' for r in rows)} already done)",
+    print_table(rows, title=f"sweep: {runs_text(len(rows))} ({sum(r['was'] == 'done' for r in rows)} already done)",
                 columns=["dataset", "method", "seed", "was", "profile", "dice", "iou", "max_fbeta", "mae", "ber",
                          "selected_epoch", "extracted_features", "seconds"])
     console.print(f"results table: {Path(runs_dir) / 'results.csv'}")
@@ -386,13 +398,19 @@ def report(
             if found.skipped else ""
         raise ValueError(f"no finished runs under {runs_dir}{why} (give the --runs-dir of `segbench run` or "
                          "`segbench train`, e.g. runs)")
+    wide = found.wide
+    chosen = [(b, p) for b, p in zip(wide.backbone, wide.preset) if backbone in (None, b) and preset in (None, p)]
+    if not chosen:
+        present = ", ".join(sorted({f"--backbone {b} --preset {p}" for b, p in zip(wide.backbone, wide.preset)}))
+        raise ValueError(f"no finished runs under {runs_dir} match --backbone {backbone or 'any'} --preset "
+                         f"{preset or 'any'}; present: {present}")
     result = render_report(runs_dir, out, backbone=backbone, preset=preset, figures=figures, speed=speed)
     if pdf:
         result["pdf"] = str(compile_pdf(result["report_tex"]))
     if as_json:
         print(json.dumps(result, indent=2, default=str))
         return
-    console.print(f"report of {result['n_runs_used']} runs ({result['n_runs_skipped']} skipped) in {out}: "
+    console.print(f"report of {runs_text(result['n_runs_used'])} ({result['n_runs_skipped']} skipped) in {out}: "
                   f"{len(result['tables'])} tables, {len(result['figures'])} figures, {result['summary_md']}")
     for item in result["skipped"]:
         console.print(f"  skipped {item['run']}: {item['reason']}")

@@ -186,7 +186,20 @@ def load_run_model(run_dir: Path, device: str | torch.device = "cpu"):
         raise FileNotFoundError(f"{run_dir} has no model.pt: the run has not finished (train it again to resume)")
     saved = torch.load(weights, map_location="cpu", weights_only=True)
     state = saved["state"]
+    env = json.loads((run_dir / "env.json").read_text()) if (run_dir / "env.json").is_file() else {}
+    recorded = env.get("weights_sha256")
+    backbone_weights = cfg.backbone.weights
+    if (backbone_weights not in (None, "", "none") and not str(backbone_weights).startswith("hub:")
+            and not Path(backbone_weights).expanduser().exists()):
+        raise FileNotFoundError(f"{run_dir} was trained on the backbone weights {backbone_weights}, which are not "
+                                "there any more; put them back at that path"
+                                + (f" (SHA-256 {recorded[:12]}...)" if recorded else ""))
     model = build_model(cfg, saved["num_classes"])
+    current = model.backbone.weights_sha256
+    if model.freeze_backbone and recorded and current and current != recorded:
+        raise ValueError(f"the backbone weights {backbone_weights} have changed since {run_dir} was trained "
+                         f"(SHA-256 {current[:12]}... now, {recorded[:12]}... in env.json): its scores would not be "
+                         "its model's; restore the original file")
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if k.startswith("decoder.") or not model.freeze_backbone]
     if missing or unexpected:

@@ -100,19 +100,25 @@ def set_rng_state(state: dict) -> None:
 
 
 def prepare_run_dir(cfg: Config, run_dir: Path) -> None:
-    """Write config.yaml, or check that an existing run dir was made by the same config."""
-    path = run_dir / "config.yaml"
-    if path.is_file():
+    """Write config.yaml, or check that a run dir holding trained work was made by the same config. A directory
+    left by a start that failed before its first checkpoint (e.g. an unreadable image, then `--skip-bad` as the
+    error advised) holds nothing to keep: the new config takes it over."""
+    if has_progress(run_dir):
         check_same_config(cfg, run_dir)
         return
-    records.atomic_write_text(path, dump_yaml(cfg))
+    records.atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
+
+
+def has_progress(run_dir: Path) -> bool:
+    """Whether `run_dir` holds trained work: a checkpoint or a finished run."""
+    return (run_dir / "config.yaml").is_file() and (records.is_done(run_dir) or (run_dir / "checkpoint.pt").is_file())
 
 
 def check_same_config(cfg: Config, run_dir: Path) -> None:
-    """Raise RunConflict naming the differing settings when `run_dir`'s config.yaml is another config (a finished
-    run is never silently reported for a config it was not trained with)."""
+    """Raise RunConflict naming the differing settings when `run_dir` holds trained work of another config (a
+    finished run is never silently reported for a config it was not trained with)."""
     path = run_dir / "config.yaml"
-    if not path.is_file():
+    if not has_progress(run_dir):
         return
     # through Config, so settings added to segbench since the run started take their defaults
     stored = _flat(_comparable(yaml.safe_load(dump_yaml(config_from_dict(yaml.safe_load(path.read_text()))))))

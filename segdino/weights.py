@@ -13,6 +13,7 @@ sharded weights are identified by the hash of their shards' hashes in name order
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -29,6 +30,14 @@ class WeightsError(ValueError):
 
 
 def sha256_file(path: Path) -> str:
+    """The file's SHA-256, computed once per process for a given (path, size, modification time): a sweep builds
+    the backbone for every run, and the larger DINOv3 files take minutes to hash."""
+    stat = Path(path).stat()
+    return _sha256_cached(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -181,6 +190,8 @@ def hub_error(name: str, exc: Exception) -> str:
     hint = ""
     if "Gated" in kind:
         hint = " (a gated repo: accept its licence on huggingface.co, then log in with `hf auth login` or set HF_TOKEN)"
+    elif name.startswith("local-dir:"):
+        hint = " (a local-dir: folder needs timm's config.json beside the weights; or pass the folder with --weights)"
     elif "LocalEntryNotFound" in kind or isinstance(exc, (OSError, ConnectionError)):
         hint = (" (hub weights are downloaded from the Hugging Face Hub: this needs network access, or the files "
                 "already in the local Hugging Face cache; else pass a downloaded file or folder with --weights)")

@@ -202,7 +202,9 @@ def test_multiclass_folder_dataset_trains_predicts_and_reports(tmp_path):
     pred = np.asarray(Image.open(sorted((tmp_path / "pred").iterdir())[0]))
     assert pred.max() <= 2                       # class indices, not probabilities
     code, out = invoke("report", runs, "--out", tmp_path / "report", "--no-figures")
-    assert code == 0 and "1 runs" in out, out
+    assert code == 0 and "report of 1 run (" in out, out
+    code, out = invoke("report", runs, "--out", tmp_path / "report2", "--preset", "paper")
+    assert code == 2 and "match --backbone any --preset paper; present: --backbone test --preset smoke" in out, out
 
 
 def test_profile_outputs_csv_and_saves_files_with_variants(tmp_path):

@@ -99,15 +99,23 @@ def test_run_all_dry_run_plans_the_paper_matrix(tmp_path, kvasir_root):
 
 
 def test_a_sweep_with_another_config_refuses_finished_runs_before_any_work(tmp_path, kvasir_root):
+    from typer.testing import CliRunner
+
+    from benchmark.cli import app
     from benchmark.sweep import plan_status
     from benchmark.train import RunConflict
 
     run_sweep(_spec(kvasir_root, tmp_path, epochs=1), progress=False)
     changed = _spec(kvasir_root, tmp_path, seeds=(0, 1), epochs=2)
     assert [r["state"] for r in plan_status(changed)] == ["conflict", "new"]
-    with pytest.raises(RunConflict, match=r"1 planned runs clash.*train.epochs: 1 there, 2 now"):
+    with pytest.raises(RunConflict, match=r"1 planned run clash.*train.epochs: 1 there, 2 now"):
         run_sweep(changed, progress=False)
     assert not (tmp_path / "kvasir" / "segdino__test__smoke__s1").exists()   # nothing started
+    result = CliRunner().invoke(app, ["run", "--datasets", "kvasir", "--methods", "segdino", "--seeds", "0,1",
+                                      "--preset", "smoke", "--epochs", "2", "--size", "64", "--device", "cpu",
+                                      "--data-root", str(kvasir_root), "--runs-dir", str(tmp_path), "--dry-run"])
+    assert result.exit_code == 2 and "conflict" in result.output   # the table, then the refusal the run would give
+    assert "1 run clash with existing run directories, so `segbench run` would refuse" in result.output
 
 
 @pytest.mark.slow

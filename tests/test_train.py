@@ -300,3 +300,39 @@ def test_frozen_backbone_runs_in_float32_under_autocast_without_the_cache(tmp_pa
 def test_float16_autocast_is_refused_for_training(dtype):
     with pytest.raises(ConfigError, match="amp_dtype"):
         load_config("smoke", overrides={"train.amp_dtype": dtype})
+
+
+def test_a_start_that_failed_before_any_checkpoint_is_taken_over_by_a_new_config(tmp_path, smoke_overrides):
+    """E.g. an unreadable image stops the first start; the retry with --skip-bad, as the error advises, must not
+    be refused as another config: nothing was trained there."""
+    from benchmark import records
+    from benchmark.config import dump_yaml
+
+    cfg = load_config("smoke", overrides={**smoke_overrides, "train.epochs": 1, "run.runs_dir": str(tmp_path)})
+    failed = load_config("smoke", overrides={**smoke_overrides, "train.epochs": 1, "run.runs_dir": str(tmp_path),
+                                             "data.skip_bad": True})
+    run_dir = records.run_dir_for(cfg)
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(dump_yaml(failed))   # what the failed start left behind
+    assert train_run(cfg, progress=False) == run_dir
+    assert "skip_bad: false" in (run_dir / "config.yaml").read_text()
+
+
+def test_evaluating_a_run_whose_backbone_weights_changed_or_moved_is_refused(tmp_path, smoke_overrides):
+    from benchmark.records import load_run_model
+    from segdino.backbone import build_backbone
+    from segdino.meta_layout import timm_to_meta
+
+    weights = tmp_path / "w.pth"
+    state = build_backbone("test").vit.state_dict()
+    torch.save(timm_to_meta(state), weights)
+    cfg = load_config("smoke", overrides={**smoke_overrides, "train.epochs": 1, "run.runs_dir": str(tmp_path),
+                                          "backbone.weights": str(weights)})
+    run_dir = train_run(cfg, progress=False)
+    load_run_model(run_dir)   # unchanged weights: fine
+    torch.save(timm_to_meta({k: v + 0.01 for k, v in state.items()}), weights)
+    with pytest.raises(ValueError, match="have changed since .* was trained"):
+        load_run_model(run_dir)
+    weights.unlink()
+    with pytest.raises(FileNotFoundError, match="put them back at that path"):
+        load_run_model(run_dir)
