@@ -111,10 +111,12 @@ def _coerce(value: Any, current: Any, key: str) -> Any:
         raise ConfigError(f"{key}: expected true/false, got '{value}'")
     if value.lower() in ("none", "null"):
         return None
-    if isinstance(current, int):
-        return int(value)
-    if isinstance(current, float):
-        return float(value)
+    if isinstance(current, (int, float)):
+        kind = "an integer" if isinstance(current, int) else "a number"
+        try:
+            return type(current)(value)
+        except ValueError:
+            raise ConfigError(f"{key}: expected {kind}, got '{value}'") from None
     if isinstance(current, tuple):
         return tuple(v for v in value.split(",") if v)
     return value
@@ -125,8 +127,11 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
     sections = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
     for dotted, value in overrides.items():
         section, _, key = dotted.partition(".")
-        if section not in sections or key not in {f.name for f in dataclasses.fields(sections[section])}:
-            raise ConfigError(f"unknown config key '{dotted}'")
+        if section not in sections:
+            raise ConfigError(f"unknown config key '{dotted}'; sections: {', '.join(sections)}")
+        keys = [f.name for f in dataclasses.fields(sections[section])]
+        if key not in keys:
+            raise ConfigError(f"unknown config key '{dotted}'; {section}.* keys: {', '.join(keys)}")
         current = getattr(sections[section], key)
         sections[section] = dataclasses.replace(sections[section], **{key: _coerce(value, current, dotted)})
     return Config(**sections)
@@ -173,6 +178,9 @@ AMP_DTYPES = (None, "", "none", "bfloat16", "float32")
 
 
 def validate(cfg: Config) -> None:
+    for key, value in (("train.epochs", cfg.train.epochs), ("train.batch_size", cfg.train.batch_size)):
+        if value < 1:
+            raise ConfigError(f"{key} must be at least 1, not {value}")
     if cfg.train.amp_dtype not in AMP_DTYPES:
         hint = (": float16 needs loss scaling, which segbench's loop does not do; use bfloat16"
                 if cfg.train.amp_dtype == "float16" else "")

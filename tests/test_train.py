@@ -336,3 +336,17 @@ def test_evaluating_a_run_whose_backbone_weights_changed_or_moved_is_refused(tmp
     weights.unlink()
     with pytest.raises(FileNotFoundError, match="put them back at that path"):
         load_run_model(run_dir)
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"train.epochs": "abc"}, "train.epochs: expected an integer, got 'abc'"),
+    ({"optim.lr": "fast"}, "optim.lr: expected a number, got 'fast'"),
+    ({"train.epochs": 0}, "train.epochs must be at least 1, not 0"),
+    ({"train.batch_size": "0"}, "train.batch_size must be at least 1, not 0"),
+    ({"train.nope": 1}, "unknown config key 'train.nope'; train.* keys: epochs, batch_size"),
+    ({"nope.x": 1}, "unknown config key 'nope.x'; sections: backbone, decoder, data"),
+])
+def test_bad_settings_name_the_key_and_what_is_valid(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config("smoke", overrides=override)
+    assert message in str(err.value)
