@@ -352,6 +352,9 @@ def run(
     if skip_bad:
         overrides["data.skip_bad"] = True
     overrides.update(parse_sets(set_))
+    bad = [s for s in _split(seeds) if not s.isdigit()]
+    if bad:
+        raise ValueError(f"--seeds takes whole numbers, e.g. 0,1,2 (got {bad[0]!r})")
     spec = SweepSpec(tuple(ds), tuple(ms), tuple(int(s) for s in _split(seeds) or ["0", "1", "2"]), preset,
                      str(config) if config else None, overrides)
     first = load_config(preset, config, overrides)

@@ -86,8 +86,11 @@ def _read_file(path: Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch and safetensors raise several types for truncated or foreign files
-        raise WeightsError(f"cannot read weights file {path}: "
-                           f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        why = ("it holds Python objects besides tensors, which segbench does not unpickle: a file from elsewhere "
+               "must not run code" if "Weights only load failed" in first else f"{type(exc).__name__}: {first}")
+        raise WeightsError(f"cannot read weights file {path}: not a checkpoint of tensors (.pth) or safetensors file, "
+                           f"or truncated ({why})") from None
     if not isinstance(state, dict) or not state:
         raise WeightsError(f"weights file {path} does not hold a state dict (found {type(state).__name__})")
     for wrapper in WRAPPER_KEYS:

@@ -262,3 +262,9 @@ def test_a_real_backbone_without_weights_is_named_random_with_the_fix(tmp_path, 
     assert "starts from random weights" in out and "hub:facebook/dinov3-vits16-pretrain-lvd1689m" in out
     code, out = invoke(*base, "--backbone", "test")   # the tiny test backbone has no real weights to point to
     assert code == 0 and "random weights" not in out
+
+
+def test_seeds_must_be_whole_numbers(tmp_path, kvasir_root):
+    code, out = invoke("run", "--datasets", "kvasir", "--methods", "segdino", "--seeds", "0,a", "--data-root",
+                       kvasir_root, "--runs-dir", tmp_path, "--dry-run")
+    assert code == 2 and "--seeds takes whole numbers" in out and "invalid literal" not in out

@@ -220,3 +220,14 @@ def test_cli_takes_a_transformers_folder(tmp_path, kvasir_root):
     result = CliRunner().invoke(app, ["profile", "--methods", "segdino", "--backbone", "dinov3_vits16",
                                       "--weights", str(folder), "--no-timing"])
     assert result.exit_code == 2 and "expects (1, 1, 384)" in result.output and "Traceback" not in result.output
+
+
+def test_a_checkpoint_holding_python_objects_is_refused_without_torchs_advice(tmp_path):
+    import argparse
+
+    path = tmp_path / "objects.pth"
+    torch.save({"cls_token": torch.zeros(1), "args": argparse.Namespace(lr=1)}, path)
+    with pytest.raises(BackboneError) as err:
+        build_backbone("test", path)
+    assert "holds Python objects besides tensors, which segbench does not unpickle" in str(err.value)
+    assert "weights_only=False" not in str(err.value)
