@@ -46,6 +46,11 @@ HUB_REPOS = {name: f"facebook/dinov3-{name.removeprefix('dinov3_')}-pretrain-lvd
              for name in BACKBONES if name != "test"}
 
 RANDOM_INIT_SEED = 0
+# Meta builds every DINOv3 ViT with pos_embed_rope_rescale_coords=2 (dinov3/hub/backbones.py): in train mode the RoPE
+# coordinates are scaled by one log-uniform draw in [1/2, 2] per forward. timm's DINOv3 configs leave it out; we pass
+# it so a backbone trained in train mode (the `public-code` preset) behaves like Meta's. A frozen backbone runs in eval
+# mode, where it has no effect.
+META_ROPE_RESCALE = 2.0
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -140,7 +145,7 @@ def build_backbone(name: str, weights: str | Path | None = None) -> DinoV3Backbo
     transformers format, see segdino.weights), `hub:NAME` (explicit download: a timm model or `timm/` repo through
     timm, any other `OWNER/REPO` as a transformers-format snapshot through huggingface_hub), or None (random)."""
     spec = get_spec(name)
-    kwargs = dict(spec.kwargs)
+    kwargs = dict(spec.kwargs, rope_rescale_coords=META_ROPE_RESCALE)
     weights = None if weights in (None, "", "none") else str(weights)
     if weights is not None and weights.startswith("hub:") and not is_transformers_repo(weights[4:]):
         hub_name = hub_model_name(weights[4:])

@@ -113,3 +113,33 @@ def test_random_weights_leave_every_other_generator_alone(monkeypatch):
     assert calls == []
     assert torch.equal(torch.random.get_rng_state(), before)
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_rope_rescale_in_train_mode_follows_meta_and_eval_mode_is_untouched():
+    """Meta builds DINOv3 with pos_embed_rope_rescale_coords=2: in train mode its RopePositionEmbedding maps the
+    patch centres to [-1, 1] per axis and multiplies them by exp(U(-ln 2, ln 2)), one draw per forward. Written out
+    here from that definition and compared with the backbone's own RoPE."""
+    import math
+
+    bb = build_backbone("test")
+    rope = bb.vit.rope
+    assert rope.rescale_coords == 2.0
+    h, w = 3, 5
+    eval_embed = rope.get_embed(shape=[h, w])
+    rope.train()
+    torch.manual_seed(3)
+    train_embed = rope.get_embed(shape=[h, w])
+    torch.manual_seed(3)
+    scale = torch.empty(1).uniform_(-math.log(2), math.log(2)).exp()
+    ys, xs = ((torch.arange(0.5, n) / n) * 2 - 1 for n in (h, w))
+    coords = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), -1).flatten(0, 1)
+    head_dim = bb.embed_dim // bb.vit.blocks[0].attn.num_heads
+    periods = 100.0 ** (2 * torch.arange(head_dim // 4) / (head_dim // 2))
+
+    def embed(c):
+        angles = (2 * math.pi * c[:, :, None] / periods).flatten(1).repeat(1, 2)
+        return torch.cat([angles.sin(), angles.cos()], -1)
+
+    assert torch.allclose(train_embed, embed(coords * scale), atol=1e-6)
+    assert torch.allclose(eval_embed, embed(coords), atol=1e-6)
+    assert not torch.allclose(train_embed, eval_embed)

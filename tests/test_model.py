@@ -46,3 +46,23 @@ def test_unfrozen_backbone_trains_for_public_code_preset():
     assert model.backbone.training
     model(torch.rand(1, 3, 32, 32)).mean().backward()
     assert model.backbone.vit.patch_embed.proj.weight.grad is not None
+
+
+def test_only_a_trained_backbone_sees_the_random_rope_rescale():
+    """The public-code preset trains the backbone in train mode, where Meta's RoPE rescales coordinates at random;
+    a frozen backbone stays in eval mode and gives the same features every time."""
+    def backbone():   # layer scale at 1 instead of its 1e-5 init, so attention (and RoPE) shapes the taps
+        bb = build_backbone("test")
+        for name, p in bb.named_parameters():
+            if name.endswith((".gamma_1", ".gamma_2")):
+                p.data.fill_(1.0)
+        return bb
+
+    x = torch.rand(1, 3, 32, 48)
+    frozen = Segmenter(backbone(), SegDINOHead(64, 1)).train()
+    assert torch.equal(frozen.features(x).taps[-1], frozen.features(x).taps[-1])
+    trained = Segmenter(backbone(), SegDINOHead(64, 1), freeze_backbone=False).train()
+    assert trained.backbone.training
+    assert not torch.allclose(trained.features(x).taps[-1], trained.features(x).taps[-1])
+    trained.eval()
+    assert torch.equal(trained.features(x).taps[-1], frozen.features(x).taps[-1])
