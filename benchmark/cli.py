@@ -48,7 +48,7 @@ def user_errors(fn):
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
-        except (BackboneError, ConfigError, DataError, FileNotFoundError, FileExistsError, ValueError,
+        except (BackboneError, ConfigError, DataError, OSError, ValueError,
                 RuntimeError) as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2)
@@ -156,6 +156,9 @@ def train(
     check_config(cfg)
     if cfg.data.root is None:
         raise ValueError("no data: pass --data-root (the dataset's folder, or a folder holding several)")
+    from benchmark.sweep import check_inputs
+
+    check_inputs([cfg])   # a wrong data root or weights path fails before the random-weights note
     warn_random_weights(cfg.backbone.name, cfg.backbone.weights)
     from benchmark import records
 
@@ -171,7 +174,8 @@ def _print_metrics(run_dir: Path) -> None:
     metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
     rows = [{"profile": name, **p["metrics"], **{k: v for k, v in p["counts"].items() if k in ("n_images", "hd95_inf")}}
             for name, p in metrics["profiles"].items()]
-    print_table(rows, title=f"{run_dir} (selected epoch {metrics['selected_epoch']})")
+    epoch = metrics.get("selected_epoch", -1)
+    print_table(rows, title=f"{run_dir} ({f'selected epoch {epoch}' if epoch >= 0 else 'imported, not trained here'})")
 
 
 @app.command()
@@ -225,6 +229,8 @@ def score(
     print_table([{"profile": profile, **summary["metrics"], **summary["counts"]}],
                 title=f"{len(rows)} images scored under '{profile}' at "
                       + ("each mask's native size" if summary["scored_size"] == "native" else summary["scored_size"]))
+    for item in summary["excluded"]:
+        console.print(f"left out {item['key']} ({item['reason']}), as segbench's loader does")
     if out:
         console.print(f"per-image rows: {out}")
 
@@ -333,7 +339,8 @@ def run(
 ):
     """Train and evaluate the matrix of runs; finished runs are skipped, partial ones resumed, corrupt ones redone."""
     from benchmark.config import load_config
-    from benchmark.sweep import PAPER_DATASETS, PAPER_METHODS, SlurmOptions, SweepSpec, plan_status, run_sweep
+    from benchmark.sweep import (PAPER_DATASETS, PAPER_METHODS, SlurmOptions, SweepSpec, check_inputs, plan,
+                                 plan_status, run_sweep)
 
     from benchmark.registry import DATASETS, DECODERS, check_key
 
@@ -358,6 +365,7 @@ def run(
     spec = SweepSpec(tuple(ds), tuple(ms), tuple(int(s) for s in _split(seeds) or ["0", "1", "2"]), preset,
                      str(config) if config else None, overrides)
     first = load_config(preset, config, overrides)
+    check_inputs(plan(spec))   # a wrong data root or weights path fails before the random-weights note
     warn_random_weights(first.backbone.name, first.backbone.weights)
     if dry_run:
         rows = plan_status(spec)
@@ -373,7 +381,7 @@ def run(
     rows = run_sweep(spec, executor, slurm, devices=_split(devices), runs_per_gpu=runs_per_gpu)
     print_table(rows, title=f"sweep: {runs_text(len(rows))} ({sum(r['was'] == 'done' for r in rows)} already done)",
                 columns=["dataset", "method", "seed", "was", "profile", "dice", "iou", "max_fbeta", "mae", "ber",
-                         "selected_epoch", "extracted_features", "seconds"])
+                         "selected_epoch", "extracted_features", "train_seconds"])
     console.print(f"results table: {Path(runs_dir) / 'results.csv'}")
 
 
@@ -418,6 +426,8 @@ def report(
                   f"{len(result['tables'])} tables, {len(result['figures'])} figures, {result['summary_md']}")
     for item in result["skipped"]:
         console.print(f"  skipped {item['run']}: {item['reason']}")
+    for warning in result["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     if pdf:
         console.print(f"compiled {result['pdf']}")
 

@@ -21,10 +21,12 @@ from tqdm.auto import tqdm
 from benchmark.data.image_cache import ResizedSplit
 from benchmark.evaluate import to_input
 from benchmark.progress import bars_off
-from benchmark.records import file_lock
+from benchmark.records import ensure_free_space, file_lock
 from segdino.backbone import Features
 
 FORMAT = "v2"   # v2: prefix tokens per tap
+CACHE_FIX = ("free space, point the caches at a larger disk (--set data.cache_dir=PATH), or train without the cache "
+             "(--set train.feature_cache=false)")
 
 
 def feature_key(split: ResizedSplit, backbone) -> str:
@@ -116,6 +118,8 @@ def cached_features(split: ResizedSplit, backbone, cache_dir: Path, device: torc
             feats = backbone(to_input(torch.from_numpy(np.array(split.images[start:stop])), device))
             stacked = torch.stack(feats.taps, dim=1).to(torch.float16).cpu().numpy()
             if taps is None:
+                per_image = stacked[0].nbytes + feats.prefix[0].numel() * 2
+                ensure_free_space(tmp, n * per_image, f"the feature cache of {n} images", CACHE_FIX)
                 taps = np.lib.format.open_memmap(tmp / "taps.npy", "w+", np.float16, (n, *stacked.shape[1:]))
                 prefix = np.lib.format.open_memmap(tmp / "prefix.npy", "w+", np.float16, (n, *feats.prefix.shape[1:]))
             taps[start:stop] = stacked

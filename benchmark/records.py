@@ -7,6 +7,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 from contextlib import contextmanager
@@ -66,6 +67,15 @@ def file_lock(path: Path):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_free_space(folder: Path, nbytes: int, what: str, fix: str) -> None:
+    """Refuse, naming the numbers and `fix`, to write `nbytes` of `what` into `folder` when its disk lacks room
+    (5% and 64 MiB to spare): a memory-mapped write to a full disk kills the process (SIGBUS) without a message."""
+    free = shutil.disk_usage(folder).free
+    if free < nbytes * 1.05 + (64 << 20):
+        raise OSError(f"not enough disk space for {what} in {folder}: it needs {nbytes / 2**30:.2f} GiB and "
+                      f"{free / 2**30:.2f} GiB are free; {fix}")
 
 
 def write_json(path: Path, obj: Any) -> None:

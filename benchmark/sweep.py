@@ -168,6 +168,8 @@ class SlurmRuns(submitit.helpers.Checkpointable):
 
 
 def summary_row(run_dir: Path, state: str, seconds: float) -> dict:
+    """One line of the sweep table: `seconds` is this call's wall time for the run (about 0 when it was already done),
+    `train_seconds` the training time its records hold."""
     metrics = json.loads((run_dir / "metrics.json").read_text())
     env = json.loads((run_dir / "env.json").read_text())
     profile, first = next(iter(metrics["profiles"].items()))
@@ -176,7 +178,7 @@ def summary_row(run_dir: Path, state: str, seconds: float) -> dict:
     return {"dataset": metrics["dataset"], "method": metrics["method"], "seed": metrics["seed"], "was": state,
             "profile": profile, **main, "selected_epoch": metrics["selected_epoch"],
             "extracted_features": sum(bool(v.get("extracted")) for v in cache.values() if isinstance(v, dict)),
-            "seconds": seconds, "run_dir": str(run_dir)}
+            "train_seconds": metrics.get("train_seconds"), "seconds": seconds, "run_dir": str(run_dir)}
 
 
 def run_sweep(spec: SweepSpec, executor: str = "local", slurm: SlurmOptions | None = None,

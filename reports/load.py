@@ -101,6 +101,11 @@ def read_run(run_dir: Path, dataset: str) -> tuple[dict, list[dict], list[dict],
 
     Returns (wide row, tidy rows, count rows, convention rows, notes).
     """
+    if ".corrupt-" in run_dir.name:
+        raise RunError("a corrupt run directory that `segbench run` moved aside and redid (kept for inspection)")
+    if (run_dir / "env.json").exists() and "imported_from" in _read_json(run_dir / "env.json"):
+        raise RunError("an imported checkpoint (`segbench import-checkpoint`), scored by `segbench evaluate`; the "
+                       "tables hold training runs only")
     name = RUN_NAME.match(run_dir.name)
     if not name:
         raise RunError("directory name is not <method>__<backbone>__<preset>__s<seed>")

@@ -85,7 +85,8 @@ def render_report(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ba
     figures: False skips matplotlib (tables and documents only). update_results_csv: also regenerate
     RUNS_DIR/results.csv. speed: a `segbench profile` CSV/JSON whose latency and throughput fill the efficiency
     table (training records no latency). Returned keys: out_dir, report_tex, summary_md, runs_used_txt, results_csv,
-    results_tidy_csv, tables, figures (lists of paths), n_runs_used, n_runs_skipped, skipped (run, reason), groups.
+    results_tidy_csv, tables, figures (lists of paths), warnings, n_runs_used, n_runs_skipped, skipped (run, reason),
+    groups (each with the backbone weights its runs used).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,6 +102,9 @@ def render_report(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ba
         prefix = "" if i == 0 else tbl.file_safe(f"{bb}__{pr}")
         groups.append(_render_group(runs, bb, pr, prefix, out, figures, speed_rows))
 
+    warnings = [f"--speed {speed}: no latency for backbone {g.backbone} and its methods; the efficiency table of "
+                f"{g.backbone} / {g.preset} keeps the runs' own timings" for g in groups
+                if speed_rows is not None and tbl.timed_rows(speed_rows, g.backbone, g.ctx.wide["method"]).empty]
     write_csv_atomic(wide, out / "results.csv")
     write_csv_atomic(tidy, out / "results_tidy.csv")
     (out / "runs_used.txt").write_text(_runs_used_text(runs), encoding="utf-8")
@@ -115,11 +119,13 @@ def render_report(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ba
         "results_tidy_csv": str(out / "results_tidy.csv"),
         "tables": [str(p) for g in groups for p in g.table_paths],
         "figures": [str(p) for g in groups for p in g.figure_paths],
+        "warnings": warnings,
         "n_runs_used": len(wide),
         "n_runs_skipped": len(runs.skipped),
         "skipped": [{"run": s.run, "reason": s.reason} for s in runs.skipped],
         "groups": [{"backbone": g.backbone, "preset": g.preset, "folder": g.prefix or ".",
-                    "n_runs": int(((wide.backbone == g.backbone) & (wide.preset == g.preset)).sum())}
+                    "n_runs": int(((wide.backbone == g.backbone) & (wide.preset == g.preset)).sum()),
+                    "weights": weights_used(g.ctx.wide)}
                    for g in groups],
     }
 
@@ -140,21 +146,32 @@ def _render_group(runs: Runs, backbone: str, preset: str, prefix: str, out: Path
     return Group(backbone, preset, prefix, ctx, tables, table_paths, figure_paths)
 
 
+def weights_used(wide: pd.DataFrame) -> list[dict]:
+    """The backbone weights a group's runs used, one entry per identity (SHA-256, else the recorded name): weights
+    (a path, hub:NAME, "random" or "unknown"), sha256 (or None) and runs (how many); [] when nothing is recorded."""
+    if "weights" not in wide or wide["weights"].isna().all():
+        return []
+    used: dict[str, dict] = {}
+    for name, sha in zip(wide["weights"].fillna("unknown"), wide["weights_sha256"]):
+        sha = sha if isinstance(sha, str) and sha else None
+        entry = used.setdefault(sha or name, {"weights": name, "sha256": sha, "runs": 0})
+        entry["runs"] += 1
+    return list(used.values())
+
+
 def weights_lines(wide: pd.DataFrame) -> list[str]:
     """Which backbone weights a group's runs used (file name or Hub name, SHA-256 prefix, run count), with a
     warning when they are random (numbers that test the pipeline, not the methods) or differ between runs."""
-    if "weights" not in wide or wide["weights"].isna().all():
+    used = weights_used(wide)
+    if not used:
         return ["Backbone weights: not recorded."]
-    used: dict[str, list] = {}   # identity (hash, else the name) -> [label, runs]
-    for name, sha in zip(wide["weights"].fillna("unknown"), wide["weights_sha256"]):
-        key = sha if isinstance(sha, str) and sha else name
-        if key not in used:
-            label = ("random initialisation (one fixed draw)" if name == "random"
-                     else name if name.startswith("hub:") or name == "unknown" else Path(name).name)
-            used[key] = [label + (f", SHA-256 {sha[:12]}" if isinstance(sha, str) and sha else ""), 0]
-        used[key][1] += 1
-    lines = ["Backbone weights: " + "; ".join(f"{label} ({n} run{'' if n == 1 else 's'})" for label, n in used.values())
-             + "."]
+    labels = []
+    for entry in used:
+        name, sha, n = entry["weights"], entry["sha256"], entry["runs"]
+        label = ("random initialisation (one fixed draw)" if name == "random"
+                 else name if name.startswith("hub:") or name == "unknown" else Path(name).name)
+        labels.append(label + (f", SHA-256 {sha[:12]}" if sha else "") + f" ({n} run{'' if n == 1 else 's'})")
+    lines = ["Backbone weights: " + "; ".join(labels) + "."]
     if (wide["weights"] == "random").any():
         lines.append("Warning: random backbone weights. These numbers test the pipeline; they say nothing about how "
                      "the methods do on DINOv3 and must not be compared with the paper's rows.")

@@ -377,13 +377,20 @@ def efficiency_table(ctx: Context) -> Table | None:
     return t
 
 
+def timed_rows(speed: pd.DataFrame, backbone: str, methods) -> pd.DataFrame:
+    """The rows of a speed table that time one of `methods` on `backbone`."""
+    s = speed[(speed["backbone"] == backbone) & speed["method"].isin(list(methods))].copy()
+    return s[pd.to_numeric(s["batch1_ms"], errors="coerce").notna()]
+
+
 def _with_speed(w: pd.DataFrame, speed: pd.DataFrame, backbone: str) -> tuple[pd.DataFrame, str]:
     """Replace per-run latency with one variant of a `segbench profile` table: the (device, dtype, compile, size)
     measured for the most of our methods (ties: the fastest), so every method is timed the same way."""
-    s = speed[(speed["backbone"] == backbone) & speed["method"].isin(w["method"])].copy()
-    s = s[pd.to_numeric(s["batch1_ms"], errors="coerce").notna()]
+    s = timed_rows(speed, backbone, w["method"])
     if s.empty:
-        return w, ""
+        held = ", ".join(sorted(speed["backbone"].dropna().astype(str).unique())) or "none"
+        return w, (f"The speed table given has no latency for backbone {backbone} and these methods (its backbones: "
+                   f"{held}); latency here comes from the runs' own profile.json, where measured.")
     keys = [k for k in ("device_name", "device", "dtype", "compile", "size") if k in s.columns]
     s[keys] = s[keys].fillna("?").astype(str)
     ranked = s.groupby(keys).agg(n=("method", "nunique"), ms=("batch1_ms", "mean")).reset_index()

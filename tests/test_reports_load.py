@@ -112,6 +112,20 @@ def test_folders_that_are_not_runs_are_ignored_and_badly_named_runs_skipped(tmp_
     assert [s.run for s in runs.skipped] == ["msd/segdino-s0"]
 
 
+def test_moved_aside_and_imported_runs_are_skipped_saying_what_they_are(tmp_path):
+    run = write_exact_run(tmp_path, "msd", "segdino", 0, {"mirror": {"iou": 0.9}})
+    shutil.copytree(run, run.with_name(run.name + ".corrupt-20261125-101500"))
+    imported = tmp_path / "imported" / "public_kvasir"
+    imported.mkdir(parents=True)
+    (imported / "metrics.json").write_text(json.dumps({"schema": 1, "selected_epoch": -1, "profiles": {}}))
+    (imported / "env.json").write_text(json.dumps({"imported_from": "best_model.pth"}))
+    runs = load_runs(tmp_path)
+    assert len(runs.wide) == 1
+    reasons = {s.run: s.reason for s in runs.skipped}
+    assert "moved aside and redid" in reasons[f"msd/{run.name}.corrupt-20261125-101500"]
+    assert "imported checkpoint" in reasons["imported/public_kvasir"]
+
+
 def test_missing_runs_dir_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_runs(tmp_path / "nope")

@@ -25,8 +25,8 @@ def test_returns_a_json_friendly_summary(rendered):
     assert result["n_runs_used"] == len(fake.used)
     assert result["n_runs_skipped"] == len(fake.skipped)
     assert {s["run"] for s in result["skipped"]} == set(fake.skipped)
-    assert result["groups"] == [{"backbone": "dinov3_vits16", "preset": "paper", "folder": ".",
-                                 "n_runs": len(fake.used)}]
+    assert [{k: v for k, v in g.items() if k != "weights"} for g in result["groups"]] == [
+        {"backbone": "dinov3_vits16", "preset": "paper", "folder": ".", "n_runs": len(fake.used)}]
     for key in ("report_tex", "summary_md", "runs_used_txt", "results_csv", "results_tidy_csv"):
         assert Path(result[key]).is_file(), key
     assert all(Path(p).is_file() for p in result["tables"] + result["figures"])
@@ -84,6 +84,18 @@ def test_update_results_csv_tables_only_and_a_speed_table(tmp_path):
     assert result["figures"] == [] and not (tmp_path / "out" / "figures").exists()
     efficiency = (tmp_path / "out" / "tables" / "efficiency.md").read_text()
     assert "| UPerNet | 24.51 | 21.59 | 58.20 | 70.70 | 9.50 | 105.3 | 400 |" in efficiency
+    assert result["warnings"] == []
+
+
+def test_a_speed_table_for_another_backbone_is_said_not_silently_ignored(tmp_path):
+    fake = write_fake_runs(tmp_path / "runs")
+    speed = tmp_path / "speed.json"
+    speed.write_text(json.dumps({"rows": [{"method": "upernet", "backbone": "dinov3_vitb16", "dtype": "float32",
+                                           "batch1_ms": 9.5, "throughput_img_s": 400.0, "throughput_batch": 64}]}))
+    result = render_report(fake.root, tmp_path / "out", figures=False, speed=speed)
+    assert len(result["warnings"]) == 1 and "no latency for backbone dinov3_vits16" in result["warnings"][0]
+    caption = (tmp_path / "out" / "tables" / "efficiency.md").read_text()
+    assert "has no latency for backbone dinov3_vits16" in caption and "its backbones: dinov3_vitb16" in caption
 
 
 def test_each_recipe_gets_its_own_tables(tmp_path):
@@ -142,9 +154,11 @@ def test_empty_report_compiles(tmp_path):
 def test_the_backbone_weights_are_stated_and_random_or_mixed_weights_warned(rendered):
     from reports.render import weights_lines
 
-    fake, out, _ = rendered
+    fake, out, result = rendered
     n = len(fake.used)
     line = f"Backbone weights: dinov3_vits16.pth, SHA-256 {'a' * 12} ({n} runs)."
+    assert [g["weights"] for g in result["groups"]] == [[{"weights": "dinov3_vits16.pth",
+                                                          "sha256": "a" * 64, "runs": n}]]
     assert line in (out / "summary.md").read_text()
     assert "dinov3\\_vits16.pth" in (out / "report.tex").read_text()
     assert "Warning" not in (out / "summary.md").read_text()

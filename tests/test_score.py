@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmark.data.msd import KNOWN_BAD
 from benchmark.metrics import Scorer, get_profile, read_mask, score_directories
 
 
@@ -295,3 +296,22 @@ def test_network_profiles_score_on_the_network_grid(tmp_path):
     assert net["metrics"]["hd95"] == pytest.approx(20, abs=1.5)
     assert native["metrics"]["hd95"] == pytest.approx(40, abs=1.5)
     assert net["metrics"]["dice"] == pytest.approx(native["metrics"]["dice"], abs=0.01)
+
+
+def test_score_leaves_out_the_samples_the_loaders_leave_out(tmp_path):
+    """MSD's known-bad `1751_512x640` (its mask does not fit its image) is out of the loader's test split; `score`
+    leaves it out too, whether the prediction folder has it (at the image's size) or not, and says so."""
+    from benchmark.data import synthetic
+    from benchmark.data.msd import open_msd
+
+    root = synthetic.write_msd(tmp_path / "MSD", n_train=2, n_test=3)
+    kept = open_msd(root).splits["test"]
+    pred = tmp_path / "pred"
+    for ref in kept:
+        _save(pred / f"{ref.key}.png", np.asarray(Image.open(ref.mask)))
+    summary, rows = score_directories(pred, root / "test" / "mask", "mirror")
+    assert [r["key"] for r in rows] == sorted(ref.key for ref in kept)
+    assert summary["excluded"] == [{"key": "1751_512x640", "reason": f"MSD: {KNOWN_BAD['1751_512x640']}"}]
+    assert summary["metrics"]["iou"] == 1.0
+    _save(pred / "1751_512x640.png", np.zeros((256, 320)))    # a prediction at the image's size is ignored as well
+    assert score_directories(pred, root / "test" / "mask", "mirror")[1] == rows

@@ -350,3 +350,30 @@ def test_bad_settings_name_the_key_and_what_is_valid(override, message):
     with pytest.raises(ConfigError) as err:
         load_config("smoke", overrides=override)
     assert message in str(err.value)
+
+
+def test_a_cache_that_would_not_fit_on_disk_is_refused_before_writing(tmp_path, smoke_overrides, monkeypatch):
+    """A memory-mapped write to a full disk kills the process with SIGBUS: the caches check the free space first and
+    name the fix."""
+    import shutil
+    from collections import namedtuple
+
+    from benchmark import records
+    from benchmark.features import cached_features
+    from benchmark.registry import build_model
+    from benchmark.train import load_data
+
+    cfg = load_config("smoke", overrides={**smoke_overrides, "run.runs_dir": str(tmp_path)})
+    tmp_path.joinpath("run").mkdir()
+    _, splits = load_data(cfg, tmp_path / "run")
+    backbone = build_model(cfg, 1).backbone
+    usage = namedtuple("usage", "total used free")
+    real = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(records.shutil, "disk_usage", lambda _: usage(real.total, real.total, 1 << 20))
+    with pytest.raises(OSError, match=r"not enough disk space for the feature cache of \d+ images.*"
+                                      r"data\.cache_dir.*train\.feature_cache=false"):
+        cached_features(splits["train"], backbone, tmp_path / "cache", torch.device("cpu"), 16, False)
+    assert not list((tmp_path / "cache" / "features").glob("*/taps.npy"))
+    monkeypatch.setattr(records.shutil, "disk_usage", lambda _: real)
+    store = cached_features(splits["train"], backbone, tmp_path / "cache", torch.device("cpu"), 16, False)
+    assert store.extracted and (store.folder / "taps.npy").is_file()

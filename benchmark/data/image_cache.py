@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from benchmark.data.base import DataError, DatasetSource, SampleRef
 from benchmark.progress import bars_off
-from benchmark.records import file_lock
+from benchmark.records import ensure_free_space, file_lock
 
 
 @dataclass
@@ -149,6 +149,8 @@ def _write_cache(folder: Path, split: ResizedSplit) -> None:
     tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    ensure_free_space(tmp, split.images.nbytes + split.masks.nbytes, f"the decoded-image cache of {len(split)} images",
+                      "free space or point the caches at a larger disk (--set data.cache_dir=PATH)")
     np.save(tmp / "images.npy", split.images)
     np.save(tmp / "masks.npy", split.masks)
     (tmp / "meta.json").write_text(json.dumps({"keys": [r.key for r in split.refs], "native_sizes": split.native_sizes,

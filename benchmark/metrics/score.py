@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark.data import KNOWN_BAD_SAMPLES
 from benchmark.data.base import mask_from_image
 from benchmark.data.base import read_mask as _read_dataset_mask
 from benchmark.metrics import counts as C
@@ -328,13 +329,17 @@ def _some_files(files: dict, keys: list[str], limit: int = 5) -> str:
     return ", ".join(names) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
-def pair_files(pred_dir, gt_dir) -> list[tuple[str, Path, Path]]:
-    """(key, prediction path, ground-truth path) for every key, paired by relative path and stem.
+def pair_files(pred_dir, gt_dir, exclude=()) -> list[tuple[str, Path, Path]]:
+    """(key, prediction path, ground-truth path) for every key, paired by relative path and stem; keys whose file
+    stem is in `exclude` are left out on both sides.
 
     Any file without a partner is an error naming the files, so a partial prediction folder can never be
     scored as if it were complete.
     """
     preds, gts = _index_folder(pred_dir, "prediction"), _index_folder(gt_dir, "ground-truth")
+    for files in (preds, gts):
+        for key in [k for k in files if k.rsplit("/", 1)[-1] in exclude]:
+            del files[key]
     missing_gt = sorted(set(preds) - set(gts))
     missing_pred = sorted(set(gts) - set(preds))
     if missing_gt or missing_pred:
@@ -421,12 +426,16 @@ def score_directories(pred_dir, gt_dir, profile_name: str | ScoringProfile, out_
     """Score a folder of predicted maps against a folder of masks under a named profile.
 
     Files pair by relative path and stem (read_prediction/read_mask give the reading rules); a prediction must
-    have its mask's size. Native-resolution profiles score at that size; network-resolution ones (`segdino`)
-    first put both on the `network_size` square grid, as the public code scores at 256 x 256.
+    have its mask's size. Samples the dataset loaders leave out by a recorded rule (KNOWN_BAD_SAMPLES, e.g. MSD's
+    `1751_512x640`) are left out here too, on both sides, and listed in the summary's `excluded`.
+    Native-resolution profiles score at that size; network-resolution ones (`segdino`) first put both on the
+    `network_size` square grid, as the public code scores at 256 x 256.
     Returns (summary, rows) as Scorer does, and writes the rows as per_image.csv to `out_csv` if given.
     """
     scorer = Scorer(get_profile(profile_name))
-    for key, pred_path, gt_path in pair_files(pred_dir, gt_dir):
+    gt_stems = {p.stem for p in Path(gt_dir).rglob("*")} if Path(gt_dir).is_dir() else set()
+    excluded = [{"key": stem, "reason": reason} for stem, reason in KNOWN_BAD_SAMPLES.items() if stem in gt_stems]
+    for key, pred_path, gt_path in pair_files(pred_dir, gt_dir, exclude=KNOWN_BAD_SAMPLES):
         prob, gt = read_prediction(pred_path), read_mask(gt_path)
         if prob.shape != gt.shape:
             raise ValueError(
@@ -442,4 +451,5 @@ def score_directories(pred_dir, gt_dir, profile_name: str | ScoringProfile, out_
         write_rows_csv(rows, out_csv, scorer.profile.name)
     summary = scorer.summary()
     summary["scored_size"] = f"{network_size}x{network_size}" if scorer.profile.resolution == "network" else "native"
+    summary["excluded"] = excluded
     return summary, rows
