@@ -333,6 +333,8 @@ def run(
     mem_gb: int = typer.Option(64, help="slurm memory per job, GB"),
     array: bool = typer.Option(True, help="slurm: one array job (else one job per run)"),
     skip_bad: bool = typer.Option(False, help="skip unreadable samples (recorded in each run's skipped.json)"),
+    keep_going: bool = typer.Option(False, help="local: a failed run does not stop the others; the failures are "
+                                    "listed at the end (exit code 2)"),
     config: Optional[Path] = typer.Option(None),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="section.key=value override (repeatable)"),
     dry_run: bool = typer.Option(False, help="list the planned runs and their state; train nothing"),
@@ -378,7 +380,7 @@ def run(
         return
     slurm = SlurmOptions(partition=partition, time_min=time_min, gpus_per_node=gpus, cpus_per_task=cpus_per_task,
                          mem_gb=mem_gb, array=array, runs_per_gpu=runs_per_gpu)
-    rows = run_sweep(spec, executor, slurm, devices=_split(devices), runs_per_gpu=runs_per_gpu)
+    rows = run_sweep(spec, executor, slurm, devices=_split(devices), runs_per_gpu=runs_per_gpu, keep_going=keep_going)
     print_table(rows, title=f"sweep: {runs_text(len(rows))} ({sum(r['was'] == 'done' for r in rows)} already done)",
                 columns=["dataset", "method", "seed", "was", "profile", "dice", "iou", "max_fbeta", "mae", "ber",
                          "selected_epoch", "extracted_features", "train_seconds"])

@@ -182,12 +182,14 @@ def summary_row(run_dir: Path, state: str, seconds: float) -> dict:
 
 
 def run_sweep(spec: SweepSpec, executor: str = "local", slurm: SlurmOptions | None = None,
-              progress: bool = True, devices: list[str] | None = None, runs_per_gpu: int = 1) -> list[dict]:
+              progress: bool = True, devices: list[str] | None = None, runs_per_gpu: int = 1,
+              keep_going: bool = False) -> list[dict]:
     """Run every planned config not yet done; returns one summary row per run (in plan order) and rewrites
     results.csv. `devices` (local executor): one worker process per entry, e.g. ["cuda:0", "cuda:1"]; None -> one
     worker per visible GPU when there are several and the config asks for auto/cuda, else this process alone.
     `runs_per_gpu`: that many workers on each device (local), e.g. 4 batch-4 runs sharing one GPU; for Slurm it is
-    `slurm.runs_per_gpu`."""
+    `slurm.runs_per_gpu`. `keep_going` (local): a failed run does not stop the others; the failures are raised
+    together at the end as a SweepError, after results.csv is rewritten (Slurm jobs always run on)."""
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor '{executor}'; valid: {', '.join(EXECUTORS)}")
     if runs_per_gpu < 1 or (slurm is not None and slurm.runs_per_gpu < 1):
@@ -203,7 +205,7 @@ def run_sweep(spec: SweepSpec, executor: str = "local", slurm: SlurmOptions | No
                           f"directories; first: {clashes[0]}")
     dicts = [cfg.to_dict() for cfg in configs]
     if executor == "local":
-        rows = _run_local(dicts, progress, devices, runs_per_gpu)
+        rows = _run_local(dicts, progress, devices, runs_per_gpu, keep_going)
     else:
         rows = _run_submitit(dicts, executor, slurm or SlurmOptions(), progress)
     write_results(Path(configs[0].run.runs_dir))
@@ -230,17 +232,36 @@ def local_devices(requested: list[str] | None, train_device: str, runs_per_gpu: 
 
 
 def _run_local(dicts: list[dict], progress: bool, devices: list[str] | None = None,
-               runs_per_gpu: int = 1) -> list[dict]:
+               runs_per_gpu: int = 1, keep_going: bool = False) -> list[dict]:
     devices = local_devices(devices, dicts[0]["train"]["device"], runs_per_gpu)[:len(dicts)]  # no idle workers
     if len(devices) > 1:
-        return _run_local_workers(dicts, devices, progress)
-    device = devices[0] if devices else None
-    rows = []
-    bar = tqdm(dicts, desc="sweep", unit="run", disable=bars_off(progress))
-    for cfg in bar:
-        bar.set_postfix_str(f"{cfg['data']['dataset']}/{cfg['decoder']['name']}/s{cfg['train']['seed']}")
-        rows.append(execute(cfg, device=device, progress=progress))
+        rows = _run_local_workers(dicts, devices, progress, keep_going)
+    else:
+        device = devices[0] if devices else None
+        rows = []
+        bar = tqdm(dicts, desc="sweep", unit="run", disable=bars_off(progress))
+        for cfg in bar:
+            bar.set_postfix_str(_label(cfg))
+            try:
+                rows.append(execute(cfg, device=device, progress=progress))
+            except Exception as exc:  # noqa: BLE001 - a user's Ctrl-C (BaseException) still stops the sweep
+                if not keep_going:
+                    raise
+                rows.append(_failure(cfg, exc))
+    failed = [row["failed"] for row in rows if "failed" in row]
+    if failed:
+        write_results(Path(dicts[0]["run"]["runs_dir"]))
+        raise SweepError(f"{len(failed)} of {len(rows)} runs failed (the other runs are recorded; fix and run the "
+                         "same command again): " + "; ".join(failed))
     return rows
+
+
+def _failure(cfg: dict, exc: BaseException) -> dict:
+    """A failed run's place in the sweep's rows under --keep-going; its message is printed at once."""
+    line = next((x for x in str(exc).splitlines() if x.strip()), "")
+    message = f"{_label(cfg)} ({type(exc).__name__}: {line})" if line else f"{_label(cfg)} ({type(exc).__name__})"
+    tqdm.write(f"run failed, going on: {message}")
+    return {"failed": message}
 
 
 def available_cores() -> int:
@@ -268,10 +289,12 @@ def _worker_execute(cfg: dict) -> dict:
     return execute(cfg, device=_WORKER_DEVICE, progress=False)
 
 
-def _run_local_workers(dicts: list[dict], devices: list[str], progress: bool) -> list[dict]:
+def _run_local_workers(dicts: list[dict], devices: list[str], progress: bool,
+                       keep_going: bool = False) -> list[dict]:
     """One worker process per device, each taking the next pending run when it is free (runs differ in length, so a
     fixed split would leave devices idle). Workers of one dataset share its feature extraction through the cache
-    lock. The first failure stops the sweep: queued runs are cancelled, running ones finish (and resume on rerun)."""
+    lock. The first failure stops the sweep (queued runs are cancelled, running ones finish and resume on rerun),
+    unless `keep_going`: then a failed run takes a failure row and the others go on."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -288,9 +311,15 @@ def _run_local_workers(dicts: list[dict], devices: list[str], progress: bool) ->
                    disable=bars_off(progress))
         try:
             for fut in as_completed(futures):
-                rows[futures[fut]] = row = fut.result()
+                cfg = dicts[futures[fut]]
+                try:
+                    rows[futures[fut]] = fut.result()
+                except Exception as exc:  # noqa: BLE001 - see _run_local
+                    if not keep_going:
+                        raise
+                    rows[futures[fut]] = _failure(cfg, exc)
                 bar.update()
-                bar.set_postfix_str(f"{row['dataset']}/{row['method']}/s{row['seed']} done")
+                bar.set_postfix_str(f"{_label(cfg)} done")
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise

@@ -49,6 +49,30 @@ def test_corrupt_run_directory_is_moved_aside_and_redone(tmp_path, kvasir_root):
     json.loads((run_dir / "metrics.json").read_text())
 
 
+def test_keep_going_runs_the_rest_and_names_each_failure(tmp_path, kvasir_root, monkeypatch):
+    """By default the first failed run stops a local sweep; with keep_going the others run, results.csv holds them,
+    and the failures are raised together at the end."""
+    import benchmark.sweep as sweep
+
+    real = sweep.execute
+
+    def out_of_memory_on_seed_0(cfg, device=None, progress=True):
+        if cfg["train"]["seed"] == 0:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore detail")
+        return real(cfg, device, progress)
+
+    monkeypatch.setattr(sweep, "execute", out_of_memory_on_seed_0)
+    second = tmp_path / "kvasir" / "segdino__test__smoke__s1"
+    with pytest.raises(RuntimeError, match="CUDA out of memory"):
+        run_sweep(_spec(kvasir_root, tmp_path, seeds=(0, 1)), progress=False)
+    assert run_state(second)[0] == "new"
+    with pytest.raises(sweep.SweepError, match=r"1 of 2 runs failed .*: kvasir/segdino/s0 \(RuntimeError: CUDA out "
+                                               r"of memory\. Tried to allocate 2\.00 GiB\)$"):
+        run_sweep(_spec(kvasir_root, tmp_path, seeds=(0, 1)), progress=False, keep_going=True)
+    assert run_state(second)[0] == "done"
+    assert list(pd.read_csv(tmp_path / "results.csv")["seed"]) == [1]
+
+
 def test_submitit_local_executor_runs_the_same_path(tmp_path, kvasir_root):
     rows = run_sweep(_spec(kvasir_root, tmp_path, seeds=(0, 1)), executor="submitit-local", progress=False)
     assert sorted(r["seed"] for r in rows) == [0, 1]
