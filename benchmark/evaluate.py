@@ -71,13 +71,18 @@ def dice_iou(probs: np.ndarray, masks: np.ndarray, eps: float = 1e-6) -> tuple[f
 def overlap_counts(probs: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
     """Per foreground class and image: (intersection, predicted, true) pixel counts at 0.5 (binary) or argmax,
     as int64 K x N x 3, counted where the tensors are."""
+    return device_overlap_counts(probs, masks).cpu().numpy()
+
+
+def device_overlap_counts(probs: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """overlap_counts as a tensor where the inputs are (no copy to the host, so no wait for the device)."""
     if probs.ndim == 4:
         pred = probs.argmax(1)
         pairs = [(pred == c, masks == c) for c in range(1, probs.shape[1])]
     else:
         pairs = [(probs > 0.5, masks > 0)]
-    return np.stack([torch.stack([(p & g).sum((1, 2)), p.sum((1, 2)), g.sum((1, 2))], 1).cpu().numpy()
-                     for p, g in pairs]).astype(np.int64)
+    return torch.stack([torch.stack([(p & g).sum((1, 2)), p.sum((1, 2)), g.sum((1, 2))], 1).long()
+                        for p, g in pairs])
 
 
 def dice_iou_from_counts(counts: np.ndarray, eps: float = 1e-6) -> tuple[float, float]:
@@ -94,17 +99,24 @@ def validate(model, split: ResizedSplit, device: torch.device, batch_size: int =
     device, only three counts per image (the epoch's model-selection check)."""
     model.eval()
     size = split.images.shape[1:3]
+    bounds = [(start, min(start + batch_size, len(split))) for start in range(0, len(split), batch_size)]
+    resident = features is not None and getattr(features, "resident", False)
+    rows = features.device_rows([np.arange(a, b) for a, b in bounds]) if resident else [None] * len(bounds)
     counts = []
-    for start in range(0, len(split), batch_size):
-        stop = min(start + batch_size, len(split))
+    for (start, stop), on_device in zip(bounds, rows):
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            if features is not None:
+            if on_device is not None:
+                logits = model.decode(features.rows_batch(on_device), size)
+            elif features is not None:
                 logits = model.decode(features.batch(range(start, stop), device), size)
             else:
                 logits = model(to_input(torch.from_numpy(np.array(split.images[start:stop])), device))
-        masks = torch.from_numpy(np.array(split.masks[start:stop])).to(device, non_blocking=True)
-        counts.append(overlap_counts(probabilities(logits.float()), masks))
-    return dice_iou_from_counts(np.concatenate(counts, axis=1))
+        if on_device is not None:
+            masks = features.masks[on_device]
+        else:
+            masks = torch.from_numpy(np.array(split.masks[start:stop])).to(device, non_blocking=True)
+        counts.append(device_overlap_counts(probabilities(logits.float()), masks))
+    return dice_iou_from_counts(torch.cat(counts, dim=1).cpu().numpy())   # one copy to the host per validation
 
 
 def native_probability(prob: np.ndarray, native_hw: tuple[int, int]) -> np.ndarray:

@@ -50,6 +50,7 @@ class FeatureStore:
         return len(self.taps)
 
     index: np.ndarray | None = None   # rows of the base split that this store's positions map to
+    masks: torch.Tensor | None = None   # resident stores: the base split's masks, in device memory too
 
     def for_split(self, split: ResizedSplit) -> "FeatureStore":
         """The same features, addressed by the positions of a subset view of the split they were computed on."""
@@ -59,19 +60,40 @@ class FeatureStore:
     def nbytes(self) -> int:
         return int(self.taps.nbytes + self.prefix.nbytes)
 
-    def with_index(self, index: np.ndarray | None) -> "FeatureStore":
-        return FeatureStore(self.taps, self.prefix, self.folder, self.extracted, index)
+    @property
+    def resident(self) -> bool:
+        return isinstance(self.taps, torch.Tensor)
 
-    def on_device(self, device: torch.device, chunk: int = 256) -> "FeatureStore":
+    def with_index(self, index: np.ndarray | None) -> "FeatureStore":
+        return FeatureStore(self.taps, self.prefix, self.folder, self.extracted, index, self.masks)
+
+    def on_device(self, device: torch.device, masks=None, chunk: int = 256) -> "FeatureStore":
         """The whole store as float16 tensors in `device` memory, copied in chunks (no full host copy), addressed
-        by the base split's positions like the memory maps."""
+        by the base split's positions like the memory maps; `masks` (the base split's, in the same order) go along,
+        so a training step reads nothing from the host."""
         taps = torch.empty(self.taps.shape, dtype=torch.float16, device=device)
         prefix = torch.empty(self.prefix.shape, dtype=torch.float16, device=device)
         for start in range(0, len(self.taps), chunk):
             stop = min(start + chunk, len(self.taps))
             taps[start:stop] = torch.from_numpy(np.array(self.taps[start:stop])).to(device)
             prefix[start:stop] = torch.from_numpy(np.array(self.prefix[start:stop])).to(device)
-        return FeatureStore(taps, prefix, self.folder, self.extracted)
+        if masks is not None:
+            masks = torch.from_numpy(np.array(masks)).to(device)
+        return FeatureStore(taps, prefix, self.folder, self.extracted, masks=masks)
+
+    def device_rows(self, batch_list) -> list[torch.Tensor]:
+        """For a resident store: each batch's rows (positions mapped to the base split) as index tensors on the
+        device, sent in one copy. A host-to-device copy from pageable memory makes the host wait until the device
+        is idle, so one per step would keep the host from queueing the next step while the device computes."""
+        sizes = [len(b) for b in batch_list]
+        flat = np.concatenate([np.asarray(b, dtype=np.int64) for b in batch_list]) if sizes else np.zeros(0, np.int64)
+        if self.index is not None:
+            flat = self.index[flat]
+        return list(torch.from_numpy(flat).to(self.taps.device).split(sizes))
+
+    def rows_batch(self, rows: torch.Tensor, dtype: torch.dtype = torch.float32) -> Features:
+        """Features of a resident store at device rows from `device_rows`."""
+        return Features(list(self.taps[rows].to(dtype).unbind(1)), self.prefix[rows].to(dtype))
 
     def batch(self, indices, device: torch.device, dtype: torch.dtype = torch.float32) -> Features:
         idx = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices)

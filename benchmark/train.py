@@ -276,13 +276,21 @@ def batches(order: torch.Tensor, batch: int, drop_last: bool) -> list[np.ndarray
 
 
 def train_epoch(model: Segmenter, optimizer, split: ResizedSplit, batch_list, device, amp, store=None) -> list[float]:
-    """One pass of optimiser steps; returns the loss of each step."""
+    """One pass of optimiser steps; returns the loss of each step. With a store resident in device memory the
+    steps read features and masks there, by rows sent once per epoch: no step waits for the device."""
     model.train()
     losses = []
-    for idx in batch_list:
-        masks = torch.from_numpy(np.array(split.masks[idx])).to(device, non_blocking=True)
+    rows = store.device_rows(batch_list) if store is not None and store.resident else [None] * len(batch_list)
+    size = tuple(split.images.shape[1:3])
+    for idx, on_device in zip(batch_list, rows):
+        if on_device is not None:
+            masks = store.masks[on_device]
+        else:
+            masks = torch.from_numpy(np.array(split.masks[idx])).to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-            loss = loss_fn(forward(model, split, idx, device, store).float(), masks)
+            logits = (model.decode(store.rows_batch(on_device), size) if on_device is not None
+                      else forward(model, split, idx, device, store))
+            loss = loss_fn(logits.float(), masks)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -303,20 +311,21 @@ def feature_stores(cfg: Config, model: Segmenter, splits: dict[str, ResizedSplit
     stores = {name: cached_features(split, model.backbone, cache_dir(cfg), device, max(cfg.train.batch_size, 16),
                                     progress, desc=f"features {cfg.data.dataset}/{name}")
               for name, split in splits.items() if name in ("train", "val")}
-    if features_on_device(cfg, device, stores):
+    bases = {s.folder: (splits[n].base if splits[n].base is not None else splits[n]) for n, s in stores.items()}
+    if features_on_device(cfg, device, stores, sum(b.masks.nbytes for b in bases.values())):
         resident = {}   # train and val are views of one official split: one copy in device memory serves both
         for name, store in stores.items():
             if store.folder not in resident:
-                resident[store.folder] = store.on_device(device)
+                resident[store.folder] = store.on_device(device, bases[store.folder].masks)
             stores[name] = resident[store.folder].with_index(store.index)
     return stores
 
 
-def features_on_device(cfg: Config, device: torch.device, stores: dict) -> bool:
-    """Whether to hold the cached features in accelerator memory (no host reads and copies per step): "yes", "no",
-    or "auto" = on an accelerator when they take at most half of its free memory, and of this run's share of its
-    memory when several runs share it (`--runs-per-gpu`: local workers set SEGBENCH_RUNS_ON_DEVICE), so runs that
-    start together cannot all claim the same free memory."""
+def features_on_device(cfg: Config, device: torch.device, stores: dict, mask_bytes: int = 0) -> bool:
+    """Whether to hold the cached features (and the masks, `mask_bytes`) in accelerator memory (no host reads and
+    copies per step): "yes", "no", or "auto" = on an accelerator when they take at most half of its free memory, and
+    of this run's share of its memory when several runs share it (`--runs-per-gpu`: local workers set
+    SEGBENCH_RUNS_ON_DEVICE), so runs that start together cannot all claim the same free memory."""
     choice = cfg.train.features_on_device
     choice = {True: "yes", False: "no"}.get(choice, choice) if isinstance(choice, bool) else choice   # YAML's yes/no
     if choice not in ("auto", "yes", "no"):
@@ -325,7 +334,7 @@ def features_on_device(cfg: Config, device: torch.device, stores: dict) -> bool:
         return choice == "yes"
     if device.type != "cuda":
         return False
-    need = sum(s.nbytes for s in {s.folder: s for s in stores.values()}.values())
+    need = sum(s.nbytes for s in {s.folder: s for s in stores.values()}.values()) + mask_bytes
     free, total = torch.cuda.mem_get_info(device)
     sharers = max(1, int(os.environ.get("SEGBENCH_RUNS_ON_DEVICE", "1")))
     return need <= min(free, total // sharers) // 2

@@ -377,3 +377,44 @@ def test_a_cache_that_would_not_fit_on_disk_is_refused_before_writing(tmp_path, 
     monkeypatch.setattr(records.shutil, "disk_usage", lambda _: real)
     store = cached_features(splits["train"], backbone, tmp_path / "cache", torch.device("cpu"), 16, False)
     assert store.extracted and (store.folder / "taps.npy").is_file()
+
+
+def test_a_resident_store_reads_nothing_from_the_host_during_an_epoch(tmp_path, smoke_overrides):
+    """With features held in device memory, a training epoch and a validation read features and masks there, by
+    rows sent once (a pageable host-to-device copy per step makes the host wait for the device), and give the same
+    losses and scores as the memory maps."""
+    import copy
+
+    from benchmark.evaluate import validate
+    from benchmark.registry import build_model
+    from benchmark.train import batches, epoch_order, feature_stores, load_data, train_epoch
+
+    class HostGuard:   # stands in for a split's arrays: the shape is known, any read fails
+        def __init__(self, array):
+            self.shape = array.shape
+
+        def __getitem__(self, idx):
+            raise AssertionError("read from the host during a resident epoch")
+
+    cpu = torch.device("cpu")
+    results = {}
+    for choice in ("no", "yes"):
+        cfg = load_config("smoke", overrides={**smoke_overrides, "run.runs_dir": str(tmp_path),
+                                              "train.features_on_device": choice})
+        (tmp_path / choice).mkdir()
+        _, splits = load_data(cfg, tmp_path / choice)
+        torch.manual_seed(0)
+        model = build_model(cfg, 1)
+        stores = feature_stores(cfg, model, splits, cpu, False)
+        train, val = splits["train"], splits["val"]
+        if choice == "yes":
+            assert stores["train"].resident and stores["train"].masks is stores["val"].masks is not None
+            train = type(train)(HostGuard(train.images), HostGuard(train.masks), train.refs, train.native_sizes)
+            val = type(val)(HostGuard(val.images), HostGuard(val.masks), val.refs, val.native_sizes)
+        optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=1e-3)
+        losses = train_epoch(model, optimizer, train, batches(epoch_order(len(train), 0, 0), 8, False), cpu, None,
+                             stores["train"])
+        results[choice] = (losses, validate(model, val, cpu, 16, None, stores["val"]),
+                           copy.deepcopy(model.decoder.state_dict()))
+    assert results["yes"][:2] == results["no"][:2]
+    assert all(torch.equal(a, b) for a, b in zip(results["yes"][2].values(), results["no"][2].values()))
