@@ -73,6 +73,28 @@ def test_keep_going_runs_the_rest_and_names_each_failure(tmp_path, kvasir_root, 
     assert list(pd.read_csv(tmp_path / "results.csv")["seed"]) == [1]
 
 
+@pytest.mark.slow
+def test_keep_going_with_worker_processes(tmp_path):
+    """The same with one worker process per device: a run whose data cannot be read fails in its worker, the
+    other run finishes, and the failure is named at the end."""
+    import benchmark.sweep as sweep
+    from benchmark.data.synthetic import write_kvasir, write_msd
+
+    data = tmp_path / "data"
+    write_kvasir(data / "Kvasir-SEG", n_train=24, n_test=8, seed=0)
+    write_msd(data / "MSD", n_train=8, n_test=3, seed=0)
+    bad = sorted((data / "MSD" / "train" / "image").glob("*.jpg"))[0]
+    bad.write_bytes(bad.read_bytes()[:100])   # an interrupted download
+    runs = tmp_path / "runs"
+    spec = SweepSpec(("kvasir", "msd"), ("segdino",), (0,), "smoke", None,
+                     {"data.root": str(data), "run.runs_dir": str(runs), "train.epochs": 1, "data.size": 64,
+                      "train.device": "cpu"})
+    with pytest.raises(sweep.SweepError, match=rf"1 of 2 runs failed .*msd/segdino/s0 \(DataError: .*{bad.stem}"):
+        run_sweep(spec, progress=False, devices=["cpu", "cpu"], keep_going=True)
+    assert run_state(runs / "kvasir" / "segdino__test__smoke__s0")[0] == "done"
+    assert list(pd.read_csv(runs / "results.csv")["dataset"]) == ["kvasir"]
+
+
 def test_submitit_local_executor_runs_the_same_path(tmp_path, kvasir_root):
     rows = run_sweep(_spec(kvasir_root, tmp_path, seeds=(0, 1)), executor="submitit-local", progress=False)
     assert sorted(r["seed"] for r in rows) == [0, 1]
