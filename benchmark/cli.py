@@ -333,8 +333,9 @@ def run(
     mem_gb: int = typer.Option(64, help="slurm memory per job, GB"),
     array: bool = typer.Option(True, help="slurm: one array job (else one job per run)"),
     skip_bad: bool = typer.Option(False, help="skip unreadable samples (recorded in each run's skipped.json)"),
-    keep_going: bool = typer.Option(False, help="local: a failed run does not stop the others; the failures are "
-                                    "listed at the end (exit code 2)"),
+    keep_going: bool = typer.Option(False, help="a failed run does not stop the others (Slurm jobs always run on; "
+                                    "this also covers the runs inside one job); the failures are listed at the end "
+                                    "(exit code 2)"),
     config: Optional[Path] = typer.Option(None),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="section.key=value override (repeatable)"),
     dry_run: bool = typer.Option(False, help="list the planned runs and their state; train nothing"),

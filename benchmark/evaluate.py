@@ -100,7 +100,7 @@ def validate(model, split: ResizedSplit, device: torch.device, batch_size: int =
     model.eval()
     size = split.images.shape[1:3]
     bounds = [(start, min(start + batch_size, len(split))) for start in range(0, len(split), batch_size)]
-    resident = features is not None and getattr(features, "resident", False)
+    resident = features is not None and features.resident
     rows = features.device_rows([np.arange(a, b) for a, b in bounds]) if resident else [None] * len(bounds)
     counts = []
     for (start, stop), on_device in zip(bounds, rows):

@@ -54,7 +54,7 @@ class FeatureStore:
 
     def for_split(self, split: ResizedSplit) -> "FeatureStore":
         """The same features, addressed by the positions of a subset view of the split they were computed on."""
-        return FeatureStore(self.taps, self.prefix, self.folder, self.extracted, split.base_index)
+        return FeatureStore(self.taps, self.prefix, self.folder, self.extracted, split.base_index, self.masks)
 
     @property
     def nbytes(self) -> int:
@@ -62,7 +62,8 @@ class FeatureStore:
 
     @property
     def resident(self) -> bool:
-        return isinstance(self.taps, torch.Tensor)
+        """In device memory with the masks: a training step or validation reads nothing from the host."""
+        return isinstance(self.taps, torch.Tensor) and self.masks is not None
 
     def with_index(self, index: np.ndarray | None) -> "FeatureStore":
         return FeatureStore(self.taps, self.prefix, self.folder, self.extracted, index, self.masks)

@@ -160,11 +160,12 @@ class SlurmRuns(submitit.helpers.Checkpointable):
     """Several runs in one Slurm job, side by side: `runs_per_gpu` local workers on each GPU the job was given
     (on its CPUs when it has none). Requeued like SlurmRun; finished runs are skipped on the second start."""
 
-    def __init__(self, runs_per_gpu: int):
+    def __init__(self, runs_per_gpu: int, keep_going: bool = False):
         self.runs_per_gpu = runs_per_gpu
+        self.keep_going = keep_going
 
     def __call__(self, cfg_dicts: list[dict]) -> list[dict]:
-        return _run_local(cfg_dicts, False, None, self.runs_per_gpu)
+        return _run_local(cfg_dicts, False, None, self.runs_per_gpu, self.keep_going)
 
 
 def summary_row(run_dir: Path, state: str, seconds: float) -> dict:
@@ -188,8 +189,9 @@ def run_sweep(spec: SweepSpec, executor: str = "local", slurm: SlurmOptions | No
     results.csv. `devices` (local executor): one worker process per entry, e.g. ["cuda:0", "cuda:1"]; None -> one
     worker per visible GPU when there are several and the config asks for auto/cuda, else this process alone.
     `runs_per_gpu`: that many workers on each device (local), e.g. 4 batch-4 runs sharing one GPU; for Slurm it is
-    `slurm.runs_per_gpu`. `keep_going` (local): a failed run does not stop the others; the failures are raised
-    together at the end as a SweepError, after results.csv is rewritten (Slurm jobs always run on)."""
+    `slurm.runs_per_gpu`. `keep_going`: a failed run does not stop the others (local, and within a Slurm job that
+    holds several runs; separate jobs always run on); the failures are raised together at the end as a SweepError,
+    after results.csv is rewritten."""
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor '{executor}'; valid: {', '.join(EXECUTORS)}")
     if runs_per_gpu < 1 or (slurm is not None and slurm.runs_per_gpu < 1):
@@ -207,7 +209,7 @@ def run_sweep(spec: SweepSpec, executor: str = "local", slurm: SlurmOptions | No
     if executor == "local":
         rows = _run_local(dicts, progress, devices, runs_per_gpu, keep_going)
     else:
-        rows = _run_submitit(dicts, executor, slurm or SlurmOptions(), progress)
+        rows = _run_submitit(dicts, executor, slurm or SlurmOptions(), progress, keep_going)
     write_results(Path(configs[0].run.runs_dir))
     return rows
 
@@ -297,6 +299,7 @@ def _run_local_workers(dicts: list[dict], devices: list[str], progress: bool,
     unless `keep_going`: then a failed run takes a failure row and the others go on."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     ctx = mp.get_context("spawn")   # CUDA cannot be used in forked children
     queue = ctx.Queue()
@@ -314,12 +317,22 @@ def _run_local_workers(dicts: list[dict], devices: list[str], progress: bool,
                 cfg = dicts[futures[fut]]
                 try:
                     rows[futures[fut]] = fut.result()
+                except BrokenProcessPool:
+                    # a worker died (killed for memory, or crashed) and the pool stopped every other worker: which
+                    # run it held cannot be told, so no run is blamed and the rerun resumes them all
+                    unfinished = [_label(dicts[i]) for i in sorted(futures.values()) if i not in rows]
+                    write_results(Path(dicts[0]["run"]["runs_dir"]))
+                    raise SweepError(
+                        f"a worker process died (the system may have killed it for memory, or it crashed), which "
+                        f"stops every worker; {len(unfinished)} of {len(dicts)} runs did not finish: "
+                        f"{', '.join(unfinished)}. Finished runs are recorded; run the same command again to "
+                        "resume the others (with fewer --runs-per-gpu if memory ran out)") from None
                 except Exception as exc:  # noqa: BLE001 - see _run_local
                     if not keep_going:
                         raise
                     rows[futures[fut]] = _failure(cfg, exc)
                 bar.update()
-                bar.set_postfix_str(f"{_label(cfg)} done")
+                bar.set_postfix_str(f"{_label(cfg)} {'failed' if 'failed' in rows[futures[fut]] else 'done'}")
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
@@ -328,7 +341,8 @@ def _run_local_workers(dicts: list[dict], devices: list[str], progress: bool,
     return [rows[i] for i in range(len(dicts))]
 
 
-def _run_submitit(dicts: list[dict], executor: str, slurm: SlurmOptions, progress: bool) -> list[dict]:
+def _run_submitit(dicts: list[dict], executor: str, slurm: SlurmOptions, progress: bool,
+                  keep_going: bool = False) -> list[dict]:
     """Slurm through submitit (one array job, or one job per run); `submitit-local` runs the same path as local
     subprocesses. Only the runs not yet done are submitted (nothing when all are done); rows in plan order."""
     done = [run_state(records.run_dir_for(_cfg(d)))[0] == "done" for d in dicts]
@@ -348,7 +362,7 @@ def _run_submitit(dicts: list[dict], executor: str, slurm: SlurmOptions, progres
             params.update(gpus_per_node=0)
         ex.update_parameters(**params)
         # one run per job: SlurmRun(cfg); several: SlurmRuns([cfg, ...]) with local workers inside the job
-        fn, args = (SlurmRun(), pending) if per_job == 1 else (SlurmRuns(slurm.runs_per_gpu), groups)
+        fn, args = (SlurmRun(), pending) if per_job == 1 else (SlurmRuns(slurm.runs_per_gpu, keep_going), groups)
         if slurm.array and executor == "slurm":
             jobs = ex.map_array(fn, args)
         else:

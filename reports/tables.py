@@ -415,7 +415,8 @@ def coverage_table(runs_wide: pd.DataFrame, skipped: list, backbone: str, preset
     skipped_count = Counter()
     for s in skipped:
         parts = s.run.split("/", 1)
-        if len(parts) == 2 and f"__{backbone}__{preset}__s" in parts[1]:
+        # a moved-aside corrupt folder is not a missing seed: its run was redone under the usual name
+        if len(parts) == 2 and f"__{backbone}__{preset}__s" in parts[1] and ".corrupt-" not in parts[1]:
             skipped_count[(parts[0], parts[1].split("__", 1)[0])] += 1
     columns = [Column(display_dataset(d), tex(display_dataset(d)), dataset=d) for d in datasets]
     section = Section("", kind="plain")

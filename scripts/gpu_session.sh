@@ -15,7 +15,7 @@
 # OUT defaults to reports/gpu. Each stage writes its JSON/CSV there with the device name and versions, plus
 # nvidia_smi.txt and a log; the scripts rewrite their files after every finished row or section, so a command killed
 # at a time limit keeps what it measured (recipe JSON: "complete": false until the end). Needs torch with CUDA, timm
-# (>= 1.0.20, for DINOv3), segmentation-models-pytorch and submitit; on a machine that cannot reach a package index,
+# (>= 1.0.30: DINOv3 with Meta's RoPE rescaling), segmentation-models-pytorch and submitit; on a machine that cannot reach a package index,
 # put their wheels in .whl/ (all pure Python), fetched where pip works:
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp -d .whl \
 #     segmentation-models-pytorch==0.6.0 timm==1.0.31 submitit==1.5.4
@@ -46,7 +46,7 @@ nvidia-smi >"$OUT/nvidia_smi.txt" 2>&1 || echo "nvidia-smi not available" >"$OUT
 "$PY" - <<'PREFLIGHT' 2>&1 | tee "$OUT/preflight.txt"
 import platform, torch, timm, segmentation_models_pytorch as smp, submitit
 import benchmark.sweep, benchmark.profiling  # noqa: F401 - the scripts' own imports
-timm.create_model("vit_small_patch16_dinov3_qkvb", pretrained=False, device="meta")
+timm.create_model("vit_small_patch16_dinov3_qkvb", pretrained=False, device="meta", rope_rescale_coords=2)
 print(f"python {platform.python_version()} torch {torch.__version__} (cuda {torch.version.cuda}, available "
       f"{torch.cuda.is_available()}) timm {timm.__version__} smp {smp.__version__} submitit {submitit.__version__}")
 PREFLIGHT

@@ -6,6 +6,8 @@ initialisation. Nothing is ever downloaded implicitly.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,7 +137,7 @@ def load_backbone_weights(model: nn.Module, name: str, state: dict[str, torch.Te
 
 def hub_model_name(name: str) -> str:
     """A timm name for `hub:NAME`: a Hub repo id (`timm/vit_..._dinov3_qkvb.lvd1689m`) gets timm's `hf-hub:`
-    prefix, which timm >= 1.0.20 requires; timm model names (`vit_...dinov3_qkvb.lvd1689m`) and prefixed names
+    prefix, which timm requires since 1.0.20; timm model names (`vit_...dinov3_qkvb.lvd1689m`) and prefixed names
     (`hf-hub:...`, `local-dir:...`) pass through."""
     return f"hf-hub:{name}" if "/" in name and ":" not in name else name
 
@@ -145,6 +147,7 @@ def build_backbone(name: str, weights: str | Path | None = None) -> DinoV3Backbo
     transformers format, see segdino.weights), `hub:NAME` (explicit download: a timm model or `timm/` repo through
     timm, any other `OWNER/REPO` as a transformers-format snapshot through huggingface_hub), or None (random)."""
     spec = get_spec(name)
+    check_timm()
     kwargs = dict(spec.kwargs, rope_rescale_coords=META_ROPE_RESCALE)
     weights = None if weights in (None, "", "none") else str(weights)
     if weights is not None and weights.startswith("hub:") and not is_transformers_repo(weights[4:]):
@@ -171,6 +174,17 @@ def build_backbone(name: str, weights: str | Path | None = None) -> DinoV3Backbo
             raise BackboneError(str(exc)) from None
         load_backbone_weights(model, name, state, weights if weights.startswith("hub:") else str(path))
     return _frozen(DinoV3Backbone(name, model, weights, sha))
+
+
+@functools.lru_cache(maxsize=None)
+def check_timm() -> None:
+    """timm builds DINOv3 with Meta's RoPE rescaling from 1.0.30 on; an older timm left in an environment gets a
+    one-line error with the fix instead of a TypeError from deep inside timm."""
+    from timm.models.eva import Eva
+
+    if "rope_rescale_coords" not in inspect.signature(Eva.__init__).parameters:
+        raise BackboneError(f"timm {timm.__version__} is too old for segbench's DINOv3 backbones (it needs timm >= "
+                            "1.0.30); run: pip install -U 'timm>=1.0.30'")
 
 
 def is_transformers_repo(name: str) -> bool:

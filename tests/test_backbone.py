@@ -143,3 +143,25 @@ def test_rope_rescale_in_train_mode_follows_meta_and_eval_mode_is_untouched():
     assert torch.allclose(train_embed, embed(coords * scale), atol=1e-6)
     assert torch.allclose(eval_embed, embed(coords), atol=1e-6)
     assert not torch.allclose(train_embed, eval_embed)
+
+
+def test_a_timm_without_rope_rescaling_is_named_with_the_fix(monkeypatch):
+    import inspect
+
+    from segdino import backbone
+
+    real = inspect.signature
+
+    def old_eva(fn):
+        sig = real(fn)
+        if fn is timm.models.eva.Eva.__init__:   # as timm < 1.0.30 has it
+            return sig.replace(parameters=[p for n, p in sig.parameters.items() if n != "rope_rescale_coords"])
+        return sig
+
+    backbone.check_timm.cache_clear()
+    monkeypatch.setattr(inspect, "signature", old_eva)
+    try:
+        with pytest.raises(BackboneError, match=r"too old .* timm >= 1\.0\.30.*pip install -U"):
+            build_backbone("test")
+    finally:
+        backbone.check_timm.cache_clear()

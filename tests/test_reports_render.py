@@ -172,3 +172,17 @@ def test_the_backbone_weights_are_stated_and_random_or_mixed_weights_warned(rend
     assert lines[0] == (f"Backbone weights: a.pth, SHA-256 {'b' * 12} (2 runs); "
                         f"hub:facebook/dinov3-vits16-pretrain-lvd1689m, SHA-256 {'c' * 12} (1 run).")
     assert "different backbone weights" in lines[1]
+
+
+def test_coverage_counts_unfinished_seeds_but_not_moved_aside_corrupt_folders(tmp_path):
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        write_exact_run(runs, "msd", "segdino", seed, {"mirror": {"iou": 0.9}})
+    done = runs / "msd" / "segdino__dinov3_vits16__paper__s0"
+    shutil.copytree(done, done.with_name(done.name + ".corrupt-20261125-101500"))   # redone since
+    unfinished = runs / "msd" / "segdino__dinov3_vits16__paper__s2"
+    shutil.copytree(done, unfinished)
+    (unfinished / "DONE").unlink()
+    render_report(runs, tmp_path / "out", figures=False)
+    coverage = (tmp_path / "out" / "tables" / "coverage.md").read_text()
+    assert "| SegDINO | s0,1 (+1 skipped) |" in coverage

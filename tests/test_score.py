@@ -314,4 +314,6 @@ def test_score_leaves_out_the_samples_the_loaders_leave_out(tmp_path):
     assert summary["excluded"] == [{"key": "1751_512x640", "reason": f"MSD: {KNOWN_BAD['1751_512x640']}"}]
     assert summary["metrics"]["iou"] == 1.0
     _save(pred / "1751_512x640.png", np.zeros((256, 320)))    # a prediction at the image's size is ignored as well
-    assert score_directories(pred, root / "test" / "mask", "mirror")[1] == rows
+    (root / "test" / "mask" / "1751_512x640.png").unlink()     # and named, even when only the prediction has it
+    summary, again = score_directories(pred, root / "test" / "mask", "mirror")
+    assert again == rows and [e["key"] for e in summary["excluded"]] == ["1751_512x640"]

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -125,6 +126,44 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_table(tmp_path, kvas
     pd.testing.assert_frame_equal(_results(tmp_path / "clean").reset_index(drop=True),
                                   _results(killed).reset_index(drop=True))
     assert len(list(killed.glob("kvasir/*__s*"))) == 4   # nothing lost, nothing duplicated
+
+
+def _spawned_workers(pid: int) -> list[int]:
+    """The multiprocessing worker processes started by process `pid`."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and b"spawn_main" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the worker processes through /proc")
+def test_a_worker_killed_by_the_system_is_named_and_the_rerun_resumes(tmp_path, kvasir_root):
+    """A worker process killed outright (as the kernel's out-of-memory killer does) breaks the process pool: the
+    sweep says so instead of blaming every run, keeps what finished, and the same command completes the rest."""
+    cmd = [sys.executable, "-m", "benchmark.cli", "run", "--datasets", "kvasir", "--methods", "segdino,unet",
+           "--seeds", "0", "--preset", "smoke", "--data-root", str(kvasir_root), "--epochs", "30", "--size", "64",
+           "--device", "cpu", "--devices", "cpu,cpu", "--keep-going", "--runs-dir", str(tmp_path)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not list(tmp_path.glob("kvasir/*/checkpoint.pt")):
+        time.sleep(0.05)
+    workers = _spawned_workers(proc.pid)
+    assert workers and proc.poll() is None
+    os.kill(workers[0], signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, out + err
+    assert "a worker process died" in " ".join(err.split()) and "run the same command again" in " ".join(err.split())
+    subprocess.run(cmd, check=True, env=env, capture_output=True)
+    assert len(pd.read_csv(tmp_path / "results.csv")) == 2
+    assert all(run_state(d)[0] == "done" for d in tmp_path.glob("kvasir/*__s0"))
 
 
 def test_run_all_dry_run_plans_the_paper_matrix(tmp_path, kvasir_root):

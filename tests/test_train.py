@@ -374,6 +374,9 @@ def test_a_cache_that_would_not_fit_on_disk_is_refused_before_writing(tmp_path, 
                                       r"data\.cache_dir.*train\.feature_cache=false"):
         cached_features(splits["train"], backbone, tmp_path / "cache", torch.device("cpu"), 16, False)
     assert not list((tmp_path / "cache" / "features").glob("*/taps.npy"))
+    with pytest.raises(OSError, match=r"not enough disk space for the decoded-image cache of \d+ images"):
+        load_data(load_config("smoke", overrides={**smoke_overrides, "run.runs_dir": str(tmp_path / "other")}),
+                  tmp_path / "run")   # checked before decoding, which takes minutes on a real dataset
     monkeypatch.setattr(records.shutil, "disk_usage", lambda _: real)
     store = cached_features(splits["train"], backbone, tmp_path / "cache", torch.device("cpu"), 16, False)
     assert store.extracted and (store.folder / "taps.npy").is_file()

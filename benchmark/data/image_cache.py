@@ -112,6 +112,9 @@ def load_resized(source: DatasetSource, refs: list[SampleRef], size: int, cache_
     if not (folder / "meta.json").is_file():
         with file_lock(folder.with_name(folder.name + ".lock")):   # parallel runs decode once
             if not (folder / "meta.json").is_file():
+                ensure_free_space(folder.parent, len(refs) * size * size * 4, f"the decoded-image cache of "
+                                  f"{len(refs)} images", "free space or point the caches at a larger disk "
+                                  "(--set data.cache_dir=PATH)")   # before minutes of decoding, not after
                 _write_cache(folder, _decode(source, refs, size, skip_bad, desc, key))
     meta = json.loads((folder / "meta.json").read_text())
     kept = set(meta["keys"])
@@ -149,8 +152,6 @@ def _write_cache(folder: Path, split: ResizedSplit) -> None:
     tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    ensure_free_space(tmp, split.images.nbytes + split.masks.nbytes, f"the decoded-image cache of {len(split)} images",
-                      "free space or point the caches at a larger disk (--set data.cache_dir=PATH)")
     np.save(tmp / "images.npy", split.images)
     np.save(tmp / "masks.npy", split.masks)
     (tmp / "meta.json").write_text(json.dumps({"keys": [r.key for r in split.refs], "native_sizes": split.native_sizes,

@@ -329,9 +329,9 @@ def _some_files(files: dict, keys: list[str], limit: int = 5) -> str:
     return ", ".join(names) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
-def pair_files(pred_dir, gt_dir, exclude=()) -> list[tuple[str, Path, Path]]:
+def pair_files(pred_dir, gt_dir, exclude=(), dropped: set | None = None) -> list[tuple[str, Path, Path]]:
     """(key, prediction path, ground-truth path) for every key, paired by relative path and stem; keys whose file
-    stem is in `exclude` are left out on both sides.
+    stem is in `exclude` are left out on both sides (and added to `dropped`).
 
     Any file without a partner is an error naming the files, so a partial prediction folder can never be
     scored as if it were complete.
@@ -340,6 +340,8 @@ def pair_files(pred_dir, gt_dir, exclude=()) -> list[tuple[str, Path, Path]]:
     for files in (preds, gts):
         for key in [k for k in files if k.rsplit("/", 1)[-1] in exclude]:
             del files[key]
+            if dropped is not None:
+                dropped.add(key)
     missing_gt = sorted(set(preds) - set(gts))
     missing_pred = sorted(set(gts) - set(preds))
     if missing_gt or missing_pred:
@@ -433,9 +435,10 @@ def score_directories(pred_dir, gt_dir, profile_name: str | ScoringProfile, out_
     Returns (summary, rows) as Scorer does, and writes the rows as per_image.csv to `out_csv` if given.
     """
     scorer = Scorer(get_profile(profile_name))
-    gt_stems = {p.stem for p in Path(gt_dir).rglob("*")} if Path(gt_dir).is_dir() else set()
-    excluded = [{"key": stem, "reason": reason} for stem, reason in KNOWN_BAD_SAMPLES.items() if stem in gt_stems]
-    for key, pred_path, gt_path in pair_files(pred_dir, gt_dir, exclude=KNOWN_BAD_SAMPLES):
+    dropped: set = set()
+    pairs = pair_files(pred_dir, gt_dir, exclude=KNOWN_BAD_SAMPLES, dropped=dropped)
+    excluded = [{"key": key, "reason": KNOWN_BAD_SAMPLES[key.rsplit("/", 1)[-1]]} for key in sorted(dropped)]
+    for key, pred_path, gt_path in pairs:
         prob, gt = read_prediction(pred_path), read_mask(gt_path)
         if prob.shape != gt.shape:
             raise ValueError(
