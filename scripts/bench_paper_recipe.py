@@ -35,7 +35,7 @@ import torch  # noqa: E402
 
 from benchmark.config import load_config  # noqa: E402
 from benchmark.data.synthetic import write_kvasir  # noqa: E402
-from benchmark.evaluate import predict_split, to_input  # noqa: E402
+from benchmark.evaluate import predict_split, to_input, validate  # noqa: E402
 from benchmark.records import machine  # noqa: E402
 from benchmark.registry import build_model  # noqa: E402
 from benchmark.sweep import PAPER_METHODS, SweepSpec, run_sweep  # noqa: E402
@@ -114,9 +114,10 @@ def probe(cfg, work: Path, steps: int) -> dict:
     step = _clock(device, lambda: train_epoch(model, optimizer, train, timed, device, amp, stores["train"]))
     n_val, n_test = min(len(val), 64), min(len(test), 64)
     val_part, test_part = val.subset(range(n_val)), test.subset(range(n_test))
+    val_batch, val_store = max(cfg.train.batch_size, 16), stores["val"].for_split(val_part)
     for _ in range(2):   # CUDA graphs (compile "reduce-overhead") run a function eagerly once, then record it
-        predict_split(model, val_part, device, 16, amp, stores["val"].for_split(val_part))
-    val_s = _clock(device, lambda: predict_split(model, val_part, device, 16, amp, stores["val"].for_split(val_part)))
+        validate(model, val_part, device, val_batch, amp, val_store)   # what train_run runs after each epoch
+    val_s = _clock(device, lambda: validate(model, val_part, device, val_batch, amp, val_store))
     for _ in range(2):
         predict_split(model, test_part, device, 16)
     test_s = _clock(device, lambda: predict_split(model, test_part, device, 16))
