@@ -249,6 +249,7 @@ def _run_local(dicts: list[dict], progress: bool, devices: list[str] | None = No
             except Exception as exc:  # noqa: BLE001 - a user's Ctrl-C (BaseException) still stops the sweep
                 if not keep_going:
                     raise
+                _stop_if_gpu_lost(cfg, exc, dicts)
                 rows.append(_failure(cfg, exc))
     failed = [row["failed"] for row in rows if "failed" in row]
     if failed:
@@ -256,6 +257,21 @@ def _run_local(dicts: list[dict], progress: bool, devices: list[str] | None = No
         raise SweepError(f"{len(failed)} of {len(rows)} runs failed (the other runs are recorded; fix and run the "
                          "same command again): " + "; ".join(failed))
     return rows
+
+
+# How PyTorch words an asynchronous CUDA error (device-side assert, illegal address): it poisons the process's CUDA
+# context. An out-of-memory error ("CUDA out of memory") does not, and a sweep can go on after one.
+STICKY_CUDA_ERROR = "CUDA error:"
+
+
+def _stop_if_gpu_lost(cfg: dict, exc: BaseException, dicts: list[dict]) -> None:
+    """Under --keep-going, stop anyway after a sticky CUDA error: the process (or worker) that met it cannot use the
+    GPU again, so every later run on it would fail with the same error."""
+    if STICKY_CUDA_ERROR in str(exc):
+        write_results(Path(dicts[0]["run"]["runs_dir"]))
+        raise SweepError(f"{_label(cfg)} failed with a CUDA error that leaves its process unable to use the GPU "
+                         f"({str(exc).splitlines()[0]}), so the sweep stops here; the runs done are recorded, and "
+                         "the same command resumes the others") from exc
 
 
 def _failure(cfg: dict, exc: BaseException) -> dict:
@@ -330,6 +346,7 @@ def _run_local_workers(dicts: list[dict], devices: list[str], progress: bool,
                 except Exception as exc:  # noqa: BLE001 - see _run_local
                     if not keep_going:
                         raise
+                    _stop_if_gpu_lost(cfg, exc, dicts)
                     rows[futures[fut]] = _failure(cfg, exc)
                 bar.update()
                 bar.set_postfix_str(f"{_label(cfg)} {'failed' if 'failed' in rows[futures[fut]] else 'done'}")

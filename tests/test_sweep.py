@@ -73,6 +73,16 @@ def test_keep_going_runs_the_rest_and_names_each_failure(tmp_path, kvasir_root, 
     assert run_state(second)[0] == "done"
     assert list(pd.read_csv(tmp_path / "results.csv")["seed"]) == [1]
 
+    def illegal_address_on_seed_2(cfg, device=None, progress=True):
+        if cfg["train"]["seed"] == 2:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return real(cfg, device, progress)
+
+    monkeypatch.setattr(sweep, "execute", illegal_address_on_seed_2)   # the process's GPU is lost: stop, not go on
+    with pytest.raises(sweep.SweepError, match=r"kvasir/segdino/s2 failed with a CUDA error .* stops here"):
+        run_sweep(_spec(kvasir_root, tmp_path, seeds=(2, 3)), progress=False, keep_going=True)
+    assert run_state(tmp_path / "kvasir" / "segdino__test__smoke__s3")[0] == "new"
+
 
 @pytest.mark.slow
 def test_keep_going_with_worker_processes(tmp_path):
