@@ -78,6 +78,30 @@ def ensure_free_space(folder: Path, nbytes: int, what: str, fix: str) -> None:
                       f"{free / 2**30:.2f} GiB are free; {fix}")
 
 
+FAILED = "FAILED"
+
+
+def record_failure(run_dir: Path, exc: BaseException) -> None:
+    """Write FAILED (time, error, traceback) into a run directory whose attempt raised, so `run --dry-run` and the
+    report can say why it is not done; a later successful attempt removes it."""
+    import traceback
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    atomic_write_text(Path(run_dir) / FAILED, f"{now()} {type(exc).__name__}: {first_line(exc)}\n\n{text}")
+
+
+def first_line(exc: BaseException) -> str:
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+
+
+def last_failure(run_dir: Path) -> str | None:
+    """The first line of a run directory's FAILED record (time, error type and message), or None."""
+    try:
+        return (Path(run_dir) / FAILED).read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return None
+
+
 def write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
 

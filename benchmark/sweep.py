@@ -114,10 +114,12 @@ def run_state(run_dir: Path) -> tuple[str, str]:
             if not (run_dir / "model.pt").is_file():
                 raise ValueError("model.pt missing")
             return "done", ""
+        failed = records.last_failure(run_dir)
+        failed = f"; the last attempt failed at {failed}" if failed else ""
         if (run_dir / "checkpoint.pt").exists():
             torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
-            return "partial", "resumes from checkpoint.pt"
-        return "partial", "no checkpoint yet: starts over"
+            return "partial", "resumes from checkpoint.pt" + failed
+        return "partial", "no checkpoint yet: starts over" + failed
     except Exception as exc:  # any unreadable record makes the directory corrupt
         return "corrupt", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 

@@ -191,7 +191,21 @@ def _empty_split_message(cfg: Config, name: str, rule: str) -> str:
 
 
 def train_run(cfg: Config, run_dir: Path | None = None, progress: bool = True) -> Path:
+    """Train, select and score one run into its directory (resuming from its checkpoint); a failure that leaves a
+    run directory behind is recorded in its FAILED file, which the next attempt's success removes."""
     run_dir = Path(run_dir or records.run_dir_for(cfg))
+    try:
+        _train_run(cfg, run_dir, progress)
+    except Exception as exc:   # a Ctrl-C is an interruption, not a failure of the run
+        # a conflict is about this config, not a failure of the run already in that directory
+        if run_dir.is_dir() and not records.is_done(run_dir) and not isinstance(exc, RunConflict):
+            records.record_failure(run_dir, exc)
+        raise
+    (run_dir / records.FAILED).unlink(missing_ok=True)
+    return run_dir
+
+
+def _train_run(cfg: Config, run_dir: Path, progress: bool) -> Path:
     if records.is_done(run_dir):
         check_same_config(cfg, run_dir)
         return run_dir

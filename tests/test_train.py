@@ -421,3 +421,29 @@ def test_a_resident_store_reads_nothing_from_the_host_during_an_epoch(tmp_path, 
                            copy.deepcopy(model.decoder.state_dict()))
     assert results["yes"][:2] == results["no"][:2]
     assert all(torch.equal(a, b) for a, b in zip(results["yes"][2].values(), results["no"][2].values()))
+
+
+def test_a_failed_attempt_is_recorded_and_cleared_by_the_next(tmp_path, smoke_overrides, monkeypatch):
+    """A run that raises leaves FAILED (error and traceback) beside its checkpoint: `run --dry-run` and the report
+    say why it is not done, and the next successful attempt removes it."""
+    import benchmark.train as train
+    from benchmark.sweep import run_state
+    from reports.load import load_runs
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    cfg = load_config("smoke", overrides={**smoke_overrides, "run.runs_dir": str(tmp_path)})
+    monkeypatch.setattr(train, "finish_run", out_of_memory)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        train_run(cfg, progress=False)
+    run_dir = tmp_path / "kvasir" / "segdino__test__smoke__s0"
+    record = (run_dir / "FAILED").read_text()
+    assert "RuntimeError: CUDA out of memory" in record.splitlines()[0] and "Traceback" in record
+    state, why = run_state(run_dir)
+    assert state == "partial" and "the last attempt failed at" in why and "CUDA out of memory" in why
+    (skipped,) = load_runs(tmp_path).skipped
+    assert skipped.reason.startswith("failed at ") and "CUDA out of memory" in skipped.reason
+    monkeypatch.undo()
+    assert (train_run(cfg, progress=False) / "DONE").is_file()
+    assert not (run_dir / "FAILED").exists() and run_state(run_dir)[0] == "done"
