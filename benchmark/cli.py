@@ -368,12 +368,17 @@ def run(
     spec = SweepSpec(tuple(ds), tuple(ms), tuple(int(s) for s in _split(seeds) or ["0", "1", "2"]), preset,
                      str(config) if config else None, overrides)
     first = load_config(preset, config, overrides)
-    check_inputs(plan(spec))   # a wrong data root or weights path fails before the random-weights note
+    if not dry_run:   # a wrong data root or weights path fails before the random-weights note
+        check_inputs(plan(spec))
     warn_random_weights(first.backbone.name, first.backbone.weights)
     if dry_run:
         rows = plan_status(spec)
         print_table(rows, title=f"planned: {runs_text(len(rows))}",
                     columns=["dataset", "method", "seed", "state", "why"])
+        missing = [r for r in rows if r["state"] == "no data"]
+        if missing:   # the real run refuses these too, before any work
+            raise ValueError(f"{runs_text(len(missing))} have no data, so `segbench run` would refuse this sweep; "
+                             f"first: {missing[0]['why']}")
         clashes = [r for r in rows if r["state"] == "conflict"]
         if clashes:   # the real run refuses them before any work: say so, with the same exit code
             raise ValueError(f"{runs_text(len(clashes))} clash with existing run directories, so `segbench run` "

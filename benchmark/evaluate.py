@@ -197,16 +197,26 @@ def evaluate_run(run_dir: str | Path, data_root: str | None = None, profiles: tu
 
     run_dir = Path(run_dir)
     cfg, model = records.load_run_model(run_dir, device)
+    old_path = run_dir / "metrics.json"
+    old = json.loads(old_path.read_text()) if old_path.is_file() else {}
+    if dataset and dataset != cfg.data.dataset and old:
+        raise ValueError(f"{run_dir} holds scores on {cfg.data.dataset}; scoring it on {dataset} would mix them into "
+                         "its records. For another dataset's scores run `segbench predict` on its images and "
+                         "`segbench score` on the maps (or import the checkpoint again into another folder)")
     data = dataclasses.replace(cfg.data, root=data_root or cfg.data.root, dataset=dataset or cfg.data.dataset)
-    if data.root is None or not Path(data.root).is_dir():
-        raise ValueError(f"{run_dir}: the recorded data root {data.root} is not there; pass --data-root")
+    if data.root is None:
+        raise ValueError(f"{run_dir} records no data root; pass --data-root (the folder holding the dataset)")
+    if not Path(data.root).is_dir():
+        raise ValueError(f"data root {data.root} is not there" + ("" if data_root else
+                         f" (recorded in {run_dir / 'config.yaml'}); pass --data-root"))
     cfg = dataclasses.replace(cfg, data=data,
                               eval=dataclasses.replace(cfg.eval, profiles=profiles or cfg.eval.profiles))
+    if dataset and not old:   # an imported run scored for the first time: its config says which dataset
+        from benchmark.config import dump_yaml
+        records.atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
     source = open_dataset(data.dataset, data.root)
     refs, _ = make_splits(source, cfg.train.seed, data.val_fraction, data.subset)
     test = load_resized(source, refs["test"], data.size, cache_dir(cfg), data.skip_bad, desc="test")
     probs = predict_batches(model, test, torch.device(device))
-    old_path = run_dir / "metrics.json"
-    old = json.loads(old_path.read_text()) if old_path.is_file() else {}
     return write_scores(run_dir, cfg, probs, test, source, old.get("selected_epoch", -1),
                         old.get("train_seconds", 0.0), merge=True, progress=True)

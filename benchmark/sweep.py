@@ -60,14 +60,27 @@ def plan(spec: SweepSpec) -> list[Config]:
             for d in spec.datasets for m in spec.methods for s in spec.seeds]
 
 
-def check_inputs(configs: list[Config]) -> None:
-    """Fail before any work, with one line, on an unknown key, a missing data root or missing weights."""
-    from benchmark.registry import find_dataset_root
+def check_inputs(configs: list[Config], data_problems: dict | None = None) -> None:
+    """Fail before any work, with one line, on an unknown key, a dataset missing or laid out wrongly under its data
+    root, or missing weights. With `data_problems` (a dict), dataset problems are collected there by dataset key
+    instead (what `run --dry-run` shows)."""
+    from benchmark.data.base import DataError
+    from benchmark.registry import DATASETS, open_dataset
 
     for cfg in configs:
         check_config(cfg)
-    for cfg in {(c.data.dataset, c.data.root): c for c in configs}.values():
-        find_dataset_root(cfg.data.dataset, cfg.data.root)   # raises "data root not found: ..."
+    keys = {(c.data.dataset, c.data.root): c for c in configs}
+    for cfg in keys.values():   # each dataset's layout, before hours of other runs (a listing, no decoding)
+        key = cfg.data.dataset
+        try:
+            open_dataset(key, cfg.data.root)
+        except DataError as exc:
+            message = str(exc) if len(keys) == 1 else (
+                f"{exc}. In a sweep, --data-root holds each dataset in its usual folder ({key}: "
+                f"{' or '.join(DATASETS[key][1]) or 'its own folder'}); or leave {key} out with --datasets")
+            if data_problems is None:
+                raise DataError(message) from None
+            data_problems[key] = message
     for weights in {c.backbone.weights for c in configs}:
         if weights not in (None, "", "none") and not str(weights).startswith("hub:") and not Path(weights).exists():
             raise FileNotFoundError(f"weights file not found: {weights}")
@@ -77,8 +90,14 @@ def plan_status(spec: SweepSpec) -> list[dict]:
     """What `run` would do for each planned run, without doing it."""
     rows = []
     configs = plan(spec)
-    check_inputs(configs)
+    problems: dict = {}
+    check_inputs(configs, problems)
     for cfg in configs:
+        if cfg.data.dataset in problems:
+            rows.append({"dataset": cfg.data.dataset, "method": cfg.decoder.name, "seed": cfg.train.seed,
+                         "state": "no data", "why": problems[cfg.data.dataset],
+                         "run_dir": str(records.run_dir_for(cfg))})
+            continue
         state, why = run_state(records.run_dir_for(cfg))
         if state in ("done", "partial") and (clash := config_clash(cfg)):
             state, why = "conflict", clash

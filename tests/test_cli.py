@@ -61,6 +61,12 @@ def test_evaluate_and_predict_a_trained_run(trained_run, kvasir_root, tmp_path):
                                                       "mirror": len(before) // before.profile.nunique()}
     kept = after[after.profile != "mirror"][before.columns].reset_index(drop=True)
     pd.testing.assert_frame_equal(kept, before, check_dtype=False)
+    code, out = invoke("evaluate", trained_run, "--dataset", "msd", "--data-root", kvasir_root)
+    assert code == 2 and "would mix them into its records" in " ".join(out.split()), out
+    assert json.loads((trained_run / "metrics.json").read_text()) == metrics   # records untouched
+    code, out = invoke("evaluate", trained_run, "--data-root", tmp_path / "nowhere")
+    assert code == 2 and "data root" in out and "nowhere is not there" in " ".join(out.split()), out
+    assert "pass --data-root" not in " ".join(out.split())   # it was passed
     images = kvasir_root / "Kvasir-SEG" / "images"
     code, out = invoke("predict", trained_run, images, "--out", tmp_path / "pred")
     assert code == 0, out

@@ -183,8 +183,9 @@ def test_run_all_dry_run_plans_the_paper_matrix(tmp_path, kvasir_root):
 
     result = CliRunner().invoke(app, ["run", "--all", "--dry-run", "--data-root", str(kvasir_root),
                                       "--runs-dir", str(tmp_path)])
-    assert result.exit_code == 0, result.output
     assert "planned: 72 runs" in result.output           # 6 datasets x 4 methods x 3 seeds
+    assert result.exit_code == 2 and "no data" in result.output                       # only Kvasir-SEG is there
+    assert "60 runs have no data" in " ".join(result.output.split()), result.output
     assert not any(tmp_path.iterdir())                     # nothing trained, nothing written
     run_sweep(_spec(kvasir_root, tmp_path), progress=False)
     result = CliRunner().invoke(app, ["run", "--datasets", "kvasir", "--methods", "segdino", "--seeds", "0,1",
@@ -268,3 +269,15 @@ def test_runs_per_gpu_puts_several_workers_on_each_device(monkeypatch):
 def test_runs_per_gpu_must_be_positive(tmp_path, kvasir_root):
     with pytest.raises(ValueError, match="--runs-per-gpu must be at least 1"):
         run_sweep(_spec(kvasir_root, tmp_path), runs_per_gpu=0, progress=False)
+
+
+def test_a_dataset_missing_under_the_data_root_fails_before_any_run(tmp_path, kvasir_root):
+    """Only Kvasir-SEG under --data-root: a kvasir + tn3k sweep stops before training kvasir, naming tn3k."""
+    from benchmark.data.base import DataError
+
+    spec = SweepSpec(("kvasir", "tn3k"), ("segdino",), (0,), "smoke", None,
+                     {"data.root": str(kvasir_root), "run.runs_dir": str(tmp_path), "train.epochs": 1,
+                      "data.size": 64, "train.device": "cpu"})
+    with pytest.raises(DataError, match=r"TN3K.*In a sweep, --data-root holds each dataset.*leave tn3k out"):
+        run_sweep(spec, progress=False)
+    assert not (tmp_path / "kvasir").exists()
