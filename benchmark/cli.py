@@ -342,8 +342,8 @@ def run(
 ):
     """Train and evaluate the matrix of runs; finished runs are skipped, partial ones resumed, corrupt ones redone."""
     from benchmark.config import load_config
-    from benchmark.sweep import (PAPER_DATASETS, PAPER_METHODS, SlurmOptions, SweepSpec, check_inputs, plan,
-                                 plan_status, run_sweep)
+    from benchmark.sweep import (PAPER_DATASETS, PAPER_METHODS, SlurmOptions, SweepError, SweepSpec, check_inputs,
+                                 plan, plan_status, run_sweep)
 
     from benchmark.registry import DATASETS, DECODERS, check_key
 
@@ -386,10 +386,17 @@ def run(
         return
     slurm = SlurmOptions(partition=partition, time_min=time_min, gpus_per_node=gpus, cpus_per_task=cpus_per_task,
                          mem_gb=mem_gb, array=array, runs_per_gpu=runs_per_gpu)
-    rows = run_sweep(spec, executor, slurm, devices=_split(devices), runs_per_gpu=runs_per_gpu, keep_going=keep_going)
+    columns = ["dataset", "method", "seed", "was", "profile", "dice", "iou", "max_fbeta", "mae", "ber",
+               "selected_epoch", "extracted_features", "train_seconds"]
+    try:
+        rows = run_sweep(spec, executor, slurm, devices=_split(devices), runs_per_gpu=runs_per_gpu,
+                         keep_going=keep_going)
+    except SweepError as exc:   # the runs that finished, then the failures
+        if exc.rows:
+            print_table(exc.rows, title=f"sweep: {runs_text(len(exc.rows))} finished", columns=columns)
+        raise
     print_table(rows, title=f"sweep: {runs_text(len(rows))} ({sum(r['was'] == 'done' for r in rows)} already done)",
-                columns=["dataset", "method", "seed", "was", "profile", "dice", "iou", "max_fbeta", "mae", "ber",
-                         "selected_epoch", "extracted_features", "train_seconds"])
+                columns=columns)
     console.print(f"results table: {Path(runs_dir) / 'results.csv'}")
 
 

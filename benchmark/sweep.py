@@ -274,9 +274,10 @@ def _run_local(dicts: list[dict], progress: bool, devices: list[str] | None = No
                 rows.append(_failure(cfg, exc))
     failed = [row["failed"] for row in rows if "failed" in row]
     if failed:
-        write_results(Path(dicts[0]["run"]["runs_dir"]))
-        raise SweepError(f"{len(failed)} of {len(rows)} runs failed (the other runs are recorded; fix and run the "
-                         "same command again): " + "; ".join(failed))
+        table = write_results(Path(dicts[0]["run"]["runs_dir"]))
+        raise SweepError(f"{len(failed)} of {len(rows)} runs failed (the others are recorded in {table}; fix and "
+                         "run the same command again): " + "; ".join(failed),
+                         rows=[row for row in rows if "failed" not in row])
     return rows
 
 
@@ -412,20 +413,27 @@ def _run_submitit(dicts: list[dict], executor: str, slurm: SlurmOptions, progres
             out = job.result()
             results.extend(out if per_job > 1 else [out])
         except Exception as exc:  # noqa: BLE001 - reported together below
+            # the cause: what the failed runs recorded in FAILED (submitit's own text ends with its log paths)
+            causes = [c.split(" ", 1)[-1] for d in group if (c := records.last_failure(records.run_dir_for(_cfg(d))))]
             lines = [line for line in str(exc).splitlines() if line.strip()]
-            failures.append(f"{', '.join(map(_label, group))} (job {job.job_id}: "
-                            f"{lines[-1] if lines else type(exc).__name__}; log {job.paths.stderr})")
+            cause = "; ".join(causes) or (lines[-1] if lines else type(exc).__name__)
+            failures.append(f"{', '.join(map(_label, group))} (job {job.job_id}: {cause}; log {job.paths.stderr})")
     if failures:
-        write_results(Path(dicts[0]["run"]["runs_dir"]))
-        raise SweepError(f"{len(failures)} of {len(jobs)} submitted jobs failed (the other runs are recorded; "
-                         "fix and run the same command again): " + "; ".join(failures))
+        table = write_results(Path(dicts[0]["run"]["runs_dir"]))
+        raise SweepError(f"{len(failures)} of {len(jobs)} submitted jobs failed (the other runs are recorded in "
+                         f"{table}; fix and run the same command again): " + "; ".join(failures), rows=results)
     results = iter(results)
     return [summary_row(records.run_dir_for(_cfg(d)), "done", 0.0) if is_done else next(results)
             for d, is_done in zip(dicts, done)]
 
 
 class SweepError(RuntimeError):
-    """Some runs of a sweep failed; the message names each with its job and log."""
+    """Some runs of a sweep failed; the message names each with its job and log; `rows` are the summary rows of
+    the runs that finished."""
+
+    def __init__(self, message: str, rows: list[dict] | None = None):
+        super().__init__(message)
+        self.rows = rows or []
 
 
 def _label(d: dict) -> str:

@@ -123,8 +123,10 @@ def check_same_config(cfg: Config, run_dir: Path) -> None:
     # through Config, so settings added to segbench since the run started take their defaults
     stored = _flat(_comparable(yaml.safe_load(dump_yaml(config_from_dict(yaml.safe_load(path.read_text()))))))
     wanted = _flat(_comparable(yaml.safe_load(dump_yaml(cfg))))
+    # skip_bad changes nothing for a run that met no unreadable sample (no skipped.json): the same samples train
+    same_data = not (run_dir / "skipped.json").exists()
     diff = [f"{k}: {stored.get(k)!r} there, {wanted.get(k)!r} now" for k in sorted(set(stored) | set(wanted))
-            if stored.get(k) != wanted.get(k)]
+            if stored.get(k) != wanted.get(k) and not (k == "data.skip_bad" and same_data)]
     if diff:
         state = "a finished run" if records.is_done(run_dir) else "a run"
         raise RunConflict(f"{run_dir} holds {state} with a different config ({'; '.join(diff[:4])}"
@@ -169,6 +171,13 @@ def load_data(cfg: Config, run_dir: Path, source=None) -> tuple[object, dict[str
     skipped = {name: s.skipped for name, s in official.items() if s.skipped}
     if skipped:
         records.write_json(run_dir / "skipped.json", skipped)
+        tqdm.write(f"note: --skip-bad left out {sum(map(len, skipped.values()))} unreadable sample(s) ("
+                   + ", ".join(f"{len(v)} of {name}" for name, v in skipped.items())
+                   + f"); listed in {run_dir / 'skipped.json'}")
+    for name, split in splits.items():
+        if len(split) == 0:
+            raise DataError(f"{cfg.data.dataset}: the {name} split is empty after --skip-bad left out its unreadable "
+                            f"samples (see {run_dir / 'skipped.json'}); repair or replace those files")
     return source, splits
 
 

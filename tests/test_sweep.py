@@ -67,9 +67,10 @@ def test_keep_going_runs_the_rest_and_names_each_failure(tmp_path, kvasir_root, 
     with pytest.raises(RuntimeError, match="CUDA out of memory"):
         run_sweep(_spec(kvasir_root, tmp_path, seeds=(0, 1)), progress=False)
     assert run_state(second)[0] == "new"
-    with pytest.raises(sweep.SweepError, match=r"1 of 2 runs failed .*: kvasir/segdino/s0 \(RuntimeError: CUDA out "
-                                               r"of memory\. Tried to allocate 2\.00 GiB\)$"):
+    oom = r"\(RuntimeError: CUDA out of memory\. Tried to allocate 2\.00 GiB\)$"
+    with pytest.raises(sweep.SweepError, match=r"1 of 2 runs failed .*results\.csv.*: kvasir/segdino/s0 " + oom) as e:
         run_sweep(_spec(kvasir_root, tmp_path, seeds=(0, 1)), progress=False, keep_going=True)
+    assert [row["seed"] for row in e.value.rows] == [1]   # the CLI prints these before the error
     assert run_state(second)[0] == "done"
     assert list(pd.read_csv(tmp_path / "results.csv")["seed"]) == [1]
 
@@ -104,6 +105,23 @@ def test_keep_going_with_worker_processes(tmp_path):
         run_sweep(spec, progress=False, devices=["cpu", "cpu"], keep_going=True)
     assert run_state(runs / "kvasir" / "segdino__test__smoke__s0")[0] == "done"
     assert list(pd.read_csv(runs / "results.csv")["dataset"]) == ["kvasir"]
+
+
+@pytest.mark.slow
+def test_a_failed_submitit_job_is_reported_with_the_cause_its_run_recorded(tmp_path):
+    """submitit's own error text ends with its log paths; the summary quotes the run's FAILED record instead."""
+    import benchmark.sweep as sweep
+    from benchmark.data.synthetic import write_kvasir
+
+    data = tmp_path / "data"
+    write_kvasir(data / "Kvasir-SEG", n_train=24, n_test=8, seed=0)
+    bad = sorted((data / "Kvasir-SEG" / "images").glob("*.jpg"))[0]
+    bad.write_bytes(bad.read_bytes()[:100])
+    spec = SweepSpec(("kvasir",), ("segdino",), (0,), "smoke", None,
+                     {"data.root": str(data), "run.runs_dir": str(tmp_path / "runs"), "train.epochs": 1,
+                      "data.size": 64, "train.device": "cpu"})
+    with pytest.raises(sweep.SweepError, match=rf"\(job \d+: DataError: cannot read image .*{bad.stem}.*; log "):
+        run_sweep(spec, executor="submitit-local", progress=False)
 
 
 def test_submitit_local_executor_runs_the_same_path(tmp_path, kvasir_root):

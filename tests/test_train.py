@@ -447,3 +447,18 @@ def test_a_failed_attempt_is_recorded_and_cleared_by_the_next(tmp_path, smoke_ov
     monkeypatch.undo()
     assert (train_run(cfg, progress=False) / "DONE").is_file()
     assert not (run_dir / "FAILED").exists() and run_state(run_dir)[0] == "done"
+
+
+def test_skip_bad_only_conflicts_with_a_run_that_skipped_something(tmp_path, smoke_overrides):
+    """Adding --skip-bad to a sweep after one dataset's unreadable image must not refuse the finished runs of the
+    others: they met no unreadable sample, so the setting changes nothing for them."""
+    from benchmark.train import RunConflict, check_same_config
+
+    cfg = load_config("smoke", overrides={**smoke_overrides, "train.epochs": 1, "run.runs_dir": str(tmp_path)})
+    run_dir = train_run(cfg, progress=False)
+    again = load_config("smoke", overrides={**smoke_overrides, "train.epochs": 1, "run.runs_dir": str(tmp_path),
+                                            "data.skip_bad": True})
+    check_same_config(again, run_dir)
+    (run_dir / "skipped.json").write_text("{}")   # had it skipped samples, the settings would differ in effect
+    with pytest.raises(RunConflict, match="data.skip_bad"):
+        check_same_config(again, run_dir)
