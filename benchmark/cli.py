@@ -189,7 +189,9 @@ def evaluate(
 ):
     """Re-score a run's selected model on its test split (any scoring profile); updates metrics.json."""
     from benchmark.evaluate import evaluate_run
+    from benchmark.train import resolve_device
 
+    resolve_device(device)   # a missing GPU is one line with the fix
     evaluate_run(run_dir, data_root, tuple(profile) if profile else None, dataset, device)
     _print_metrics(run_dir)
 
@@ -204,7 +206,9 @@ def predict(
 ):
     """Write a probability map per image at its native size."""
     from benchmark.predict import predict_folder
+    from benchmark.train import resolve_device
 
+    resolve_device(device)
     written = predict_folder(run_dir, images, out, device)
     console.print(f"wrote {len(written)} probability map{'s' * (len(written) != 1)} to {out}")
 
@@ -275,6 +279,9 @@ def profile(
     from benchmark.registry import DECODERS, check_config
     from segdino.backbone import build_backbone
 
+    from benchmark.train import resolve_device
+
+    resolve_device(device)
     methods = _split(methods) or list(DECODERS)
     for method in methods:
         check_config(load_config("paper", overrides={"decoder.name": method, "backbone.name": backbone,

@@ -148,7 +148,15 @@ def load_config(preset: str = "paper", yaml_file: str | Path | None = None,
         raise ConfigError(f"unknown preset '{preset}'; valid: {', '.join(PRESETS)}")
     cfg = apply_overrides(Config(), {**PRESETS[preset], "run.preset": preset})
     if yaml_file is not None:
-        data = yaml.safe_load(Path(yaml_file).read_text()) or {}
+        path = Path(yaml_file)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            where = getattr(exc, "problem_mark", None)
+            raise ConfigError(f"{path} is not valid YAML" + (f" (line {where.line + 1}, column {where.column + 1}: "
+                              f"{exc.problem})" if where is not None else f" ({exc})")) from None
         if not isinstance(data, dict):
             raise ConfigError(f"{yaml_file}: expected a mapping of sections")
         cfg = apply_overrides(cfg, flatten(data))
@@ -178,7 +186,8 @@ AMP_DTYPES = (None, "", "none", "bfloat16", "float32")
 
 
 def validate(cfg: Config) -> None:
-    for key, value in (("train.epochs", cfg.train.epochs), ("train.batch_size", cfg.train.batch_size)):
+    for key, value in (("train.epochs", cfg.train.epochs), ("train.batch_size", cfg.train.batch_size),
+                       ("data.subset", 1 if cfg.data.subset is None else cfg.data.subset)):
         if value < 1:
             raise ConfigError(f"{key} must be at least 1, not {value}")
     if cfg.train.amp_dtype not in AMP_DTYPES:

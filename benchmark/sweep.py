@@ -240,11 +240,15 @@ def local_devices(requested: list[str] | None, train_device: str, runs_per_gpu: 
     when the run asks for auto/cuda, else the CPU; each device `runs_per_gpu` times (interleaved, so workers spread
     over GPUs). [] when that makes a single worker: the sweep then runs sequentially in this process."""
     if requested:
-        for name in requested:   # a typo fails here, before any work
+        from benchmark.train import resolve_device
+
+        for name in requested:   # a typo or a missing GPU fails here, before any work
             try:
-                torch.device(name)
+                resolve_device(name)
             except RuntimeError:
                 raise ValueError(f"--devices: '{name}' is not a device; use e.g. cuda:0,cuda:1 or cpu") from None
+            except ValueError as exc:
+                raise ValueError(f"--devices: {exc}") from None
         base = list(requested)
     else:
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0

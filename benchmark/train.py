@@ -47,7 +47,12 @@ class RunConflict(RuntimeError):
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name}: this machine has no usable CUDA GPU; use --device cpu (or auto)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {name}: only {torch.cuda.device_count()} CUDA GPU(s) here (cuda:0 ...)")
+    return device
 
 
 def compile_decoder(model: Segmenter, cfg: Config) -> Segmenter:

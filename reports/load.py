@@ -275,8 +275,15 @@ def summarise(tidy: pd.DataFrame) -> pd.DataFrame:
 
 def read_speed(path: str | os.PathLike) -> pd.DataFrame:
     """A speed table written by `segbench profile` (CSV, or JSON with "rows"): one row per method x variant with
-    at least method, backbone and batch1_ms; rows with an `error` are dropped. Raises ValueError otherwise."""
+    at least method, backbone and batch1_ms; rows with an `error` are dropped. A folder (`segbench profile --out`)
+    gives the rows of every profile*.csv in it. Raises ValueError otherwise."""
     path = Path(path)
+    if path.is_dir():
+        tables = sorted(path.glob("profile*.csv"))
+        if not tables:
+            raise ValueError(f"{path}: a folder without profile*.csv speed tables (written by `segbench profile "
+                             "--out`)")
+        return pd.concat([read_speed(t) for t in tables], ignore_index=True)
     try:
         if path.suffix == ".json":
             data = json.loads(path.read_text(encoding="utf-8"))

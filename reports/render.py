@@ -102,8 +102,9 @@ def render_report(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ba
         prefix = "" if i == 0 else tbl.file_safe(f"{bb}__{pr}")
         groups.append(_render_group(runs, bb, pr, prefix, out, figures, speed_rows))
 
-    warnings = [f"--speed {speed}: no latency for backbone {g.backbone} and its methods; the efficiency table of "
-                f"{g.backbone} / {g.preset} keeps the runs' own timings" for g in groups
+    warnings = [f"--speed {speed} has no latency for backbone {g.backbone} and methods "
+                f"{', '.join(sorted(g.ctx.wide['method'].unique()))} (it holds {tbl.speed_contents(speed_rows)}); "
+                f"the efficiency table of {g.backbone} / {g.preset} shows only what the runs recorded" for g in groups
                 if speed_rows is not None and tbl.timed_rows(speed_rows, g.backbone, g.ctx.wide["method"]).empty]
     write_csv_atomic(wide, out / "results.csv")
     write_csv_atomic(tidy, out / "results_tidy.csv")

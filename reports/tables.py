@@ -377,6 +377,13 @@ def efficiency_table(ctx: Context) -> Table | None:
     return t
 
 
+def speed_contents(speed: pd.DataFrame) -> str:
+    """What a speed table times, for messages: its backbones and methods."""
+    def names(column: str) -> str:
+        return ", ".join(sorted(speed[column].dropna().astype(str).unique())) or "none"
+    return f"backbones {names('backbone')}; methods {names('method')}"
+
+
 def timed_rows(speed: pd.DataFrame, backbone: str, methods) -> pd.DataFrame:
     """The rows of a speed table that time one of `methods` on `backbone`."""
     s = speed[(speed["backbone"] == backbone) & speed["method"].isin(list(methods))].copy()
@@ -388,10 +395,11 @@ def _with_speed(w: pd.DataFrame, speed: pd.DataFrame, backbone: str) -> tuple[pd
     measured for the most of our methods (ties: the fastest), so every method is timed the same way."""
     s = timed_rows(speed, backbone, w["method"])
     if s.empty:
-        held = ", ".join(sorted(speed["backbone"].dropna().astype(str).unique())) or "none"
-        return w, (f"The speed table given has no latency for backbone {backbone} and these methods (its backbones: "
-                   f"{held}); latency here comes from the runs' own profile.json, where measured.")
+        return w, (f"The speed table given has no latency for backbone {backbone} and these methods (it holds "
+                   f"{speed_contents(speed)}); latency here comes from the runs' own profile.json, where measured.")
     keys = [k for k in ("device_name", "device", "dtype", "compile", "size") if k in s.columns]
+    if not keys:   # a hand-made table without variant columns: one variant
+        s["device"], keys = "?", ["device"]
     s[keys] = s[keys].fillna("?").astype(str)
     ranked = s.groupby(keys).agg(n=("method", "nunique"), ms=("batch1_ms", "mean")).reset_index()
     best = ranked.sort_values(["n", "ms"], ascending=[False, True]).iloc[0]

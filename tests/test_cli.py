@@ -274,3 +274,21 @@ def test_seeds_must_be_whole_numbers(tmp_path, kvasir_root):
     code, out = invoke("run", "--datasets", "kvasir", "--methods", "segdino", "--seeds", "0,a", "--data-root",
                        kvasir_root, "--runs-dir", tmp_path, "--dry-run")
     assert code == 2 and "--seeds takes whole numbers" in out and "invalid literal" not in out
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without a GPU")
+def test_cuda_without_a_gpu_and_bad_config_files_are_one_line(tmp_path, kvasir_root):
+    for args in (["train", "--preset", "smoke", "--data-root", kvasir_root, "--device", "cuda",
+                  "--runs-dir", tmp_path],
+                 ["profile", "--method", "segdino", "--backbone", "test", "--device", "cuda"]):
+        code, out = invoke(*args)
+        assert code == 2 and "no usable CUDA GPU; use --device cpu" in " ".join(out.split()), out
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("train:\n  epochs: [1\n")
+    base = ["train", "--preset", "smoke", "--data-root", kvasir_root, "--runs-dir", tmp_path]
+    code, out = invoke(*base, "--config", broken)
+    assert code == 2 and "broken.yaml is not valid YAML (line" in " ".join(out.split()), out
+    code, out = invoke(*base, "--config", tmp_path / "nope.yaml")
+    assert code == 2 and "config file not found" in out, out
+    code, out = invoke(*base, "--subset", -2)
+    assert code == 2 and "data.subset must be at least 1" in out, out

@@ -95,7 +95,12 @@ def test_a_speed_table_for_another_backbone_is_said_not_silently_ignored(tmp_pat
     result = render_report(fake.root, tmp_path / "out", figures=False, speed=speed)
     assert len(result["warnings"]) == 1 and "no latency for backbone dinov3_vits16" in result["warnings"][0]
     caption = (tmp_path / "out" / "tables" / "efficiency.md").read_text()
-    assert "has no latency for backbone dinov3_vits16" in caption and "its backbones: dinov3_vitb16" in caption
+    assert "has no latency for backbone dinov3_vits16" in caption and "backbones dinov3_vitb16" in caption
+    assert "(it holds backbones dinov3_vitb16; methods upernet)" in result["warnings"][0]
+    folder = tmp_path / "profiles"   # the folder `segbench profile --out` writes is accepted as it is
+    folder.mkdir()
+    (folder / "profile_cpu.csv").write_text("method,backbone,batch1_ms\nupernet,dinov3_vits16,9.5\n")
+    assert render_report(fake.root, tmp_path / "out2", figures=False, speed=folder)["warnings"] == []
 
 
 def test_each_recipe_gets_its_own_tables(tmp_path):

@@ -296,6 +296,12 @@ def test_network_profiles_score_on_the_network_grid(tmp_path):
     assert net["metrics"]["hd95"] == pytest.approx(20, abs=1.5)
     assert native["metrics"]["hd95"] == pytest.approx(40, abs=1.5)
     assert net["metrics"]["dice"] == pytest.approx(native["metrics"]["dice"], abs=0.01)
+    # the public code saves its predictions at 256 x 256: `segdino` takes them as they are, native profiles do not
+    Image.fromarray(shifted[::2, ::2]).save(pred / "a.png")
+    small, _ = score_directories(pred, gt, "segdino")
+    assert small["metrics"] == pytest.approx(net["metrics"], abs=0.02)
+    with pytest.raises(ValueError, match="masks' native size"):
+        score_directories(pred, gt, "medical-native")
 
 
 def test_score_leaves_out_the_samples_the_loaders_leave_out(tmp_path):

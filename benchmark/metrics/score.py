@@ -440,13 +440,16 @@ def score_directories(pred_dir, gt_dir, profile_name: str | ScoringProfile, out_
     excluded = [{"key": key, "reason": KNOWN_BAD_SAMPLES[key.rsplit("/", 1)[-1]]} for key in sorted(dropped)]
     for key, pred_path, gt_path in pairs:
         prob, gt = read_prediction(pred_path), read_mask(gt_path)
-        if prob.shape != gt.shape:
+        network = scorer.profile.resolution == "network"
+        on_grid = network and prob.shape == (network_size, network_size)   # saved at the network size already
+        if prob.shape != gt.shape and not on_grid:
             raise ValueError(
                 f"prediction {pred_path} is {prob.shape[1]}x{prob.shape[0]} (WxH) but its ground truth {gt_path} "
-                f"is {gt.shape[1]}x{gt.shape[0]}; resize the prediction to the ground truth's size "
-                f"(profile '{scorer.profile.name}' scores at {scorer.profile.resolution} resolution)"
-            )
-        if scorer.profile.resolution == "network":
+                f"is {gt.shape[1]}x{gt.shape[0]}; resize the prediction to the ground truth's size"
+                + (f" (or save it at the {network_size}x{network_size} network size: profile "
+                   f"'{scorer.profile.name}' scores there)" if network else
+                   f" (profile '{scorer.profile.name}' scores at the masks' native size)"))
+        if network:
             prob, gt = to_network_grid(prob, gt, network_size)
         scorer.add(key, prob, gt)
     rows = scorer.rows()
