@@ -428,9 +428,11 @@ def report(
 
     found = load_runs(runs_dir)
     if found.wide.empty:   # an empty report is never what was meant: usually the wrong folder
-        why = f"; {len(found.skipped)} skipped, e.g. {found.skipped[0].run}: {found.skipped[0].reason}" \
-            if found.skipped else ""
-        raise ValueError(f"no finished runs under {runs_dir}{why} (give the --runs-dir of `segbench run` or "
+        if found.skipped:   # the right folder, nothing usable yet: say why for each
+            reasons = "; ".join(f"{s.run}: {s.reason}" for s in found.skipped[:3])
+            raise ValueError(f"no finished runs under {runs_dir}; {len(found.skipped)} skipped ({reasons}"
+                             f"{'; ...' if len(found.skipped) > 3 else ''})")
+        raise ValueError(f"no finished runs under {runs_dir} (give the --runs-dir of `segbench run` or "
                          "`segbench train`, e.g. runs)")
     wide = found.wide
     chosen = [(b, p) for b, p in zip(wide.backbone, wide.preset) if backbone in (None, b) and preset in (None, p)]

@@ -112,7 +112,7 @@ def read_run(run_dir: Path, dataset: str) -> tuple[dict, list[dict], list[dict],
     if not (run_dir / "DONE").exists():
         failed = (run_dir / "FAILED").read_text(errors="replace").splitlines()[:1] if (run_dir / "FAILED").is_file() \
             else []
-        raise RunError(f"failed at {failed[0]} (traceback in FAILED; rerun to resume)" if failed else
+        raise RunError(f"failed at {failed[0]} (traceback in FAILED; fix, then run it again)" if failed else
                        "no DONE file (run incomplete, failed or still running)")
     if not (run_dir / "metrics.json").exists():
         raise RunError("DONE present but metrics.json missing")
