@@ -292,3 +292,20 @@ def test_cuda_without_a_gpu_and_bad_config_files_are_one_line(tmp_path, kvasir_r
     assert code == 2 and "config file not found" in out, out
     code, out = invoke(*base, "--subset", -2)
     assert code == 2 and "data.subset must be at least 1" in out, out
+
+
+def test_predict_keeps_sub_folders_so_score_pairs_video_frames(trained_run, tmp_path):
+    """A video test set holds its frames in one folder per video: predict writes them in the same tree, and
+    `segbench score` pairs them with the masks by relative path."""
+    frames, masks = tmp_path / "images", tmp_path / "labels"
+    for video in ("v1", "v2"):
+        for folder in (frames / video, masks / video):
+            folder.mkdir(parents=True)
+        Image.fromarray(np.zeros((40, 56, 3), np.uint8)).save(frames / video / "00001.jpg")
+        Image.fromarray(np.zeros((40, 56), np.uint8)).save(masks / video / "00001.png")
+    code, out = invoke("predict", trained_run, frames, "--out", tmp_path / "pred")
+    assert code == 0 and "wrote 2 probability maps" in out, out
+    assert sorted(p.relative_to(tmp_path / "pred").as_posix() for p in (tmp_path / "pred").rglob("*.png")) == [
+        "v1/00001.png", "v2/00001.png"]
+    code, out = invoke("score", tmp_path / "pred", masks, "--profile", "shadow")
+    assert code == 0 and "2 images scored" in out, out
