@@ -210,7 +210,9 @@ def predict(
 
     resolve_device(device)
     written = predict_folder(run_dir, images, out, device)
-    console.print(f"wrote {len(written)} probability map{'s' * (len(written) != 1)} to {out}")
+    kind = "map" if len(written) == 1 else "maps"
+    console.print(f"wrote {len(written)} {kind} to {out} (foreground probability x 255; class indices for a "
+                  "multi-class model)")
 
 
 @app.command()

@@ -200,8 +200,8 @@ def _empty_split_message(cfg: Config, name: str, rule: str) -> str:
     fix = {"val": "use a larger --subset (video datasets: the first N frames are often one video), "
                   "data.val_fraction > 0, or --set train.selection_split=test to select on the test split knowingly",
            "train": "check --data-root and --subset", "test": "check --data-root and --subset"}[name]
-    return (f"{cfg.data.dataset}: the {name} split is empty (validation rule: {rule}; subset {cfg.data.subset}); "
-            f"{fix}")
+    why = f"validation rule: {rule}; subset {cfg.data.subset}" if name == "val" else f"subset {cfg.data.subset}"
+    return f"{cfg.data.dataset}: the {name} split is empty ({why}); {fix}"
 
 
 def train_run(cfg: Config, run_dir: Path | None = None, progress: bool = True) -> Path:

@@ -304,7 +304,7 @@ def test_predict_keeps_sub_folders_so_score_pairs_video_frames(trained_run, tmp_
         Image.fromarray(np.zeros((40, 56, 3), np.uint8)).save(frames / video / "00001.jpg")
         Image.fromarray(np.zeros((40, 56), np.uint8)).save(masks / video / "00001.png")
     code, out = invoke("predict", trained_run, frames, "--out", tmp_path / "pred")
-    assert code == 0 and "wrote 2 probability maps" in out, out
+    assert code == 0 and "wrote 2 maps" in out, out
     assert sorted(p.relative_to(tmp_path / "pred").as_posix() for p in (tmp_path / "pred").rglob("*.png")) == [
         "v1/00001.png", "v2/00001.png"]
     code, out = invoke("score", tmp_path / "pred", masks, "--profile", "shadow")
