@@ -200,16 +200,26 @@ def evaluate(
 @user_errors
 def predict(
     run_dir: Path = typer.Argument(..., help="a run directory (trained or imported)"),
-    images: Path = typer.Argument(..., help="an image file or a folder of images"),
+    images: Optional[Path] = typer.Argument(None, help="an image file or a folder of images; default: a split of "
+                                            "the run's dataset (--split)"),
     out: Path = typer.Option(..., help="folder for the probability PNGs (native size, probability x 255)"),
+    split: Optional[str] = typer.Option(None, help="predict this split of the run's dataset (train, test), "
+                                        "one `<key>.png` per sample"),
+    data_root: Optional[str] = typer.Option(None, help="with --split: override the recorded data root"),
+    dataset: Optional[str] = typer.Option(None, help="with --split: another dataset than the run's"),
     device: str = typer.Option("cpu"),
 ):
     """Write a probability map per image at its native size."""
-    from benchmark.predict import predict_folder
+    from benchmark.predict import predict_folder, predict_split
     from benchmark.train import resolve_device
 
+    if images is not None and (split or data_root or dataset):
+        raise ValueError("predict takes either IMAGES or --split (with --data-root/--dataset), not both")
     resolve_device(device)
-    written = predict_folder(run_dir, images, out, device)
+    if images is None:
+        written = predict_split(run_dir, out, split or "test", data_root, dataset, device)
+    else:
+        written = predict_folder(run_dir, images, out, device)
     kind = "map" if len(written) == 1 else "maps"
     console.print(f"wrote {len(written)} {kind} to {out} (foreground probability x 255; class indices for a "
                   "multi-class model)")
@@ -219,24 +229,36 @@ def predict(
 @user_errors
 def score(
     pred_dir: Path = typer.Argument(..., help="predicted masks: 8-bit probability maps or binary PNGs"),
-    gt_dir: Path = typer.Argument(..., help="ground-truth masks, paired with predictions by file stem"),
+    gt_dir: Path = typer.Argument(..., help="ground-truth masks, paired with predictions by relative path and "
+                                  "stem; with --dataset, the dataset's folder (or a folder holding several)"),
+    dataset: Optional[str] = typer.Option(None, help="read GT_DIR as this dataset's native layout and score "
+                                          "its --split (tn3k, kvasir, isic2017, msd, vmd, visha, folder)"),
+    split: str = typer.Option("test", help="with --dataset: the split to score"),
     profile: str = typer.Option("segdino", help="segdino, medical-native, mirror, shadow or shadow-per-frame"),
     out: Optional[Path] = typer.Option(None, help="CSV file for the per-image rows"),
     size: int = typer.Option(256, help="network grid for network-resolution profiles (segdino)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ):
     """Score any model's predicted masks against ground truth under a named scoring profile."""
-    from benchmark.metrics import score_directories
+    from benchmark.metrics import score_directories, score_split
 
-    summary, rows = score_directories(pred_dir, gt_dir, profile, out, size)
+    if dataset is not None:
+        from benchmark.registry import open_dataset
+
+        summary, rows = score_split(pred_dir, open_dataset(dataset, gt_dir), split, profile, out, size)
+    else:
+        summary, rows = score_directories(pred_dir, gt_dir, profile, out, size)
     if as_json:
         print(json.dumps(summary, indent=2))
         return
+    where = f" ({summary['dataset']} {summary['split']} split)" if dataset is not None else ""
     print_table([{"profile": profile, **summary["metrics"], **summary["counts"]}],
-                title=f"{len(rows)} images scored under '{profile}' at "
+                title=f"{len(rows)} images{where} scored under '{profile}' at "
                       + ("each mask's native size" if summary["scored_size"] == "native" else summary["scored_size"]))
     for item in summary["excluded"]:
         console.print(f"left out {item['key']} ({item['reason']}), as segbench's loader does")
+    if summary.get("ignored"):
+        console.print(f"not scored: {summary['ignored']} predictions of images outside the {split} split")
     if out:
         console.print(f"per-image rows: {out}")
 

@@ -26,10 +26,39 @@ def predict_folder(run_dir: str | Path, images: str | Path, out: str | Path, dev
     if not files:
         raise DataError(f"no images (.jpg, .png, ...) in {images} or its sub-folders")
     cfg, model = load_run_model(run_dir, device)
-    size = cfg.data.size
-    out.mkdir(parents=True, exist_ok=True)
+    targets = [out / (path.relative_to(images).with_suffix(".png") if path != images else f"{path.stem}.png")
+               for path in files]
+    return _write_maps(model, cfg.data.size, list(zip(files, targets)), device, progress)
+
+
+def predict_split(run_dir: str | Path, out: str | Path, split: str = "test", data_root: str | None = None,
+                  dataset: str | None = None, device: str = "cpu", progress: bool = True) -> list[Path]:
+    """Writes `<out>/<key>.png` for every sample of a dataset split, read by its loader from the layout users
+    download (the run's recorded dataset and data root unless given): e.g. `<video>/<frame>.png` for VMD-D and
+    ViSha, the official test split only for Kvasir-SEG. `segbench score OUT DATA --dataset NAME` pairs them."""
+    from benchmark.registry import open_dataset
+
+    cfg, model = load_run_model(run_dir, device)
+    name, root = dataset or cfg.data.dataset, data_root or cfg.data.root
+    if root is None or not Path(root).expanduser().is_dir():
+        raise DataError(f"data root {root} is not there" + ("" if data_root else
+                        f" (recorded in {Path(run_dir) / 'config.yaml'})") + "; pass --data-root")
+    source = open_dataset(name, root)
+    if split not in source.splits:
+        raise DataError(f"{source.name} has no '{split}' split (it has {', '.join(source.splits)})")
+    refs = source.splits[split]
+    if not refs:
+        raise DataError(f"{source.name}'s {split} split under {source.root} is empty")
+    out = Path(out)
+    return _write_maps(model, cfg.data.size, [(ref.image, out / f"{ref.key}.png") for ref in refs], device,
+                       progress)
+
+
+def _write_maps(model, size: int, jobs: list[tuple[Path, Path]], device: str, progress: bool) -> list[Path]:
+    """For each (image, target): the foreground probability x 255 (binary) or the class index map (multi-class)
+    at the image's native size, saved as 8-bit PNG."""
     written = []
-    for path in tqdm(files, desc="predict", disable=bars_off(progress)):
+    for path, target in tqdm(jobs, desc="predict", disable=bars_off(progress)):
         image = read_image(path)
         resized = np.array(Image.fromarray(image).resize((size, size), Image.BICUBIC))
         with torch.no_grad():
@@ -37,7 +66,6 @@ def predict_folder(run_dir: str | Path, images: str | Path, out: str | Path, dev
                 model(to_input(torch.from_numpy(resized[None]), torch.device(device))))[0].cpu().numpy()
         native = native_probability(prob, image.shape[:2])
         pixels = np.round(native * 255) if native.ndim == 2 else native.argmax(0)
-        target = out / (path.relative_to(images).with_suffix(".png") if path != images else f"{path.stem}.png")
         target.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(pixels.astype(np.uint8)).save(target)
         written.append(target)

@@ -309,3 +309,26 @@ def test_predict_keeps_sub_folders_so_score_pairs_video_frames(trained_run, tmp_
         "v1/00001.png", "v2/00001.png"]
     code, out = invoke("score", tmp_path / "pred", masks, "--profile", "shadow")
     assert code == 0 and "2 images scored" in out, out
+
+
+def test_predict_a_split_and_score_it_against_the_native_layout(trained_run, kvasir_root, tmp_path):
+    """`predict RUN --split test` writes one `<key>.png` per test sample of the run's dataset; `score PRED ROOT
+    --dataset kvasir` pairs them with the official test split's masks (val.txt; the masks folder holds every image's
+    mask, so scoring against it alone is unpaired) and reproduces what `evaluate` recorded for the run."""
+    code, out = invoke("predict", trained_run, "--split", "test", "--out", tmp_path / "pred")
+    assert code == 0 and "wrote 8 maps" in out, out
+    code, out = invoke("score", tmp_path / "pred", kvasir_root, "--dataset", "kvasir", "--profile", "medical-native",
+                       "--json")
+    assert code == 0, out
+    summary = json.loads(out)
+    recorded = json.loads((trained_run / "metrics.json").read_text())["profiles"]["medical-native"]["metrics"]
+    assert summary["counts"]["n_images"] == 8 and summary["ignored"] == 0
+    assert set(summary["metrics"]) == set(recorded) and "hd95" in recorded
+    for name in recorded:   # probabilities saved as 8-bit: the same masks at p > 0.5
+        assert summary["metrics"][name] == pytest.approx(recorded[name], abs=1e-6), name
+    code, out = invoke("score", tmp_path / "pred", kvasir_root / "Kvasir-SEG" / "masks", "--profile", "medical-native")
+    assert code == 2 and "ground-truth mask(s) without prediction" in " ".join(out.split()), out
+    code, out = invoke("predict", trained_run, kvasir_root, "--split", "test", "--out", tmp_path / "p2")
+    assert code == 2 and "either IMAGES or --split" in out, out
+    code, out = invoke("predict", trained_run, "--split", "validation", "--out", tmp_path / "p2")
+    assert code == 2 and "kvasir has no 'validation' split (it has train, test)" in out, out

@@ -323,3 +323,74 @@ def test_score_leaves_out_the_samples_the_loaders_leave_out(tmp_path):
     (root / "test" / "mask" / "1751_512x640.png").unlink()     # and named, even when only the prediction has it
     summary, again = score_directories(pred, root / "test" / "mask", "mirror")
     assert again == rows and [e["key"] for e in summary["excluded"]] == ["1751_512x640"]
+
+
+def _perfect_predictions(refs, pred_dir, name=lambda ref: ref.key, read=None):
+    """Each sample's own mask saved as a 0/255 prediction under `name(ref)`."""
+    for ref in refs:
+        _save(pred_dir / f"{name(ref)}.png", read(ref).astype(np.uint8) * 255)
+
+
+@pytest.mark.parametrize("dataset", ["vmd", "isic2017", "msd", "kvasir", "visha"])
+def test_score_split_reads_the_native_layout(tmp_path, dataset):
+    """`score PRED ROOT --dataset NAME`: the loader's official split, keys and mask rule. VMD-D (palette masks
+    beside JPEGImages/ in each video), ISIC (masks named `_segmentation`), MSD (known-bad sample), Kvasir (test =
+    val.txt, masks for all 1000 images in one folder), ViSha (one folder per video)."""
+    from benchmark.data import synthetic
+    from benchmark.metrics import score_split
+    from benchmark.registry import open_dataset
+
+    root = getattr(synthetic, f"write_{dataset}")(tmp_path / dataset, n_train=4, n_test=3)
+    source = open_dataset(dataset, root)
+    test = source.splits["test"]
+    mask_stem = dataset == "isic2017"   # published ISIC predictions are often named after the mask file
+    _perfect_predictions(test, tmp_path / "pred",
+                         (lambda ref: ref.mask.stem) if mask_stem else (lambda ref: ref.key),
+                         lambda ref: source.read_mask(ref) > 0)
+    _perfect_predictions(source.splits["train"][:2], tmp_path / "pred", read=lambda ref: source.read_mask(ref) > 0)
+    summary, rows = score_split(tmp_path / "pred", source, "test", "mirror")
+    assert [r["key"] for r in rows] == [ref.key for ref in test]
+    assert summary["metrics"]["iou"] == 1.0 and summary["counts"]["n_images"] == len(test)
+    assert summary["ignored"] == 2 and summary["dataset"] == dataset and summary["split"] == "test"
+    assert [e["key"] for e in summary["excluded"]] == (["1751_512x640"] if dataset == "msd" else [])
+    if dataset == "vmd":   # the folder scorer would index the JPEGImages frames as masks: unpaired files
+        with pytest.raises(ValueError, match="unpaired"):
+            score_directories(tmp_path / "pred", root / "test", "mirror")
+    missing = tmp_path / "pred" / f"{(test[0].mask.stem if mask_stem else test[0].key)}.png"
+    missing.unlink()
+    with pytest.raises(ValueError, match=f"1 of the {len(test)} {dataset} test samples have no prediction"):
+        score_split(tmp_path / "pred", source, "test", "mirror")
+
+
+def test_score_split_refuses_two_predictions_for_one_sample_and_unknown_splits(tmp_path):
+    from benchmark.data import synthetic
+    from benchmark.metrics import score_split
+    from benchmark.registry import open_dataset
+
+    source = open_dataset("isic2017", synthetic.write_isic2017(tmp_path / "isic", n_train=2, n_test=2))
+    ref = source.splits["test"][0]
+    _perfect_predictions(source.splits["test"], tmp_path / "pred", read=lambda r: source.read_mask(r) > 0)
+    _save(tmp_path / "pred" / f"{ref.mask.stem}.png", np.zeros(source.read_mask(ref).shape))
+    with pytest.raises(ValueError, match=f"two predictions for isic2017 sample {ref.key}"):
+        score_split(tmp_path / "pred", source, "test", "medical-native")
+    with pytest.raises(ValueError, match="isic2017 has no 'dev' split \\(it has train, val, test\\)"):
+        score_split(tmp_path / "pred", source, "dev", "medical-native")
+
+
+def test_score_split_scores_class_index_maps_of_a_multiclass_folder_dataset(tmp_path):
+    """A multi-class `folder` dataset: predictions are class index maps (what `segbench predict` writes); a perfect
+    one scores IoU 1, one with a class out of range is an error naming the file."""
+    from benchmark.data import synthetic
+    from benchmark.metrics import score_split
+    from benchmark.registry import open_dataset
+
+    source = open_dataset("folder", synthetic.write_folder(tmp_path / "mine", 4, 3, num_classes=3))
+    assert source.num_classes == 3
+    for ref in source.splits["test"]:
+        _save(tmp_path / "pred" / f"{ref.key}.png", source.read_mask(ref))
+    summary, rows = score_split(tmp_path / "pred", source, "test", "medical-native")
+    assert summary["metrics"]["iou"] == 1.0 and len(rows) == 3
+    bad = source.splits["test"][1]
+    _save(tmp_path / "pred" / f"{bad.key}.png", np.full(source.read_mask(bad).shape, 7))
+    with pytest.raises(ValueError, match=f"{bad.key}.png holds class 7; the dataset has 3 classes"):
+        score_split(tmp_path / "pred", source, "test", "medical-native")

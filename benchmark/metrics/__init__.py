@@ -39,6 +39,7 @@ from benchmark.metrics.score import (
     read_mask,
     read_prediction,
     score_directories,
+    score_split,
 )
 from benchmark.metrics.surface import (
     boundary,
@@ -81,5 +82,6 @@ __all__ = [
     "recall",
     "safe_ratio",
     "score_directories",
+    "score_split",
     "surface_distances",
 ]

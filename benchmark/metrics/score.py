@@ -439,23 +439,104 @@ def score_directories(pred_dir, gt_dir, profile_name: str | ScoringProfile, out_
     pairs = pair_files(pred_dir, gt_dir, exclude=KNOWN_BAD_SAMPLES, dropped=dropped)
     excluded = [{"key": key, "reason": KNOWN_BAD_SAMPLES[key.rsplit("/", 1)[-1]]} for key in sorted(dropped)]
     for key, pred_path, gt_path in pairs:
-        prob, gt = read_prediction(pred_path), read_mask(gt_path)
-        network = scorer.profile.resolution == "network"
-        on_grid = network and prob.shape == (network_size, network_size)   # saved at the network size already
-        if prob.shape != gt.shape and not on_grid:
-            raise ValueError(
-                f"prediction {pred_path} is {prob.shape[1]}x{prob.shape[0]} (WxH) but its ground truth {gt_path} "
-                f"is {gt.shape[1]}x{gt.shape[0]}; resize the prediction to the ground truth's size"
-                + (f" (or save it at the {network_size}x{network_size} network size: profile "
-                   f"'{scorer.profile.name}' scores there)" if network else
-                   f" (profile '{scorer.profile.name}' scores at the masks' native size)"))
+        _add_pair(scorer, key, read_prediction(pred_path), read_mask(gt_path), pred_path, gt_path, network_size)
+    return _finish(scorer, out_csv, network_size, excluded=excluded)
+
+
+def _add_pair(scorer: Scorer, key: str, prob: np.ndarray, gt: np.ndarray, pred_path, gt_path,
+              network_size: int) -> None:
+    """One prediction and its mask into `scorer`, on the profile's grid: a prediction must have its mask's size, or
+    (network-resolution profiles) the network size. Binary: `prob` in [0, 1], `gt` bool; multi-class: both are
+    HxW class index maps (what `segbench predict` writes for a multi-class model)."""
+    network = scorer.profile.resolution == "network"
+    on_grid = network and prob.shape == (network_size, network_size)   # saved at the network size already
+    if prob.shape != gt.shape and not on_grid:
+        raise ValueError(
+            f"prediction {pred_path} is {prob.shape[1]}x{prob.shape[0]} (WxH) but its ground truth {gt_path} "
+            f"is {gt.shape[1]}x{gt.shape[0]}; resize the prediction to the ground truth's size"
+            + (f" (or save it at the {network_size}x{network_size} network size: profile "
+               f"'{scorer.profile.name}' scores there)" if network else
+               f" (profile '{scorer.profile.name}' scores at the masks' native size)"))
+    if scorer.num_classes > 2:
         if network:
-            prob, gt = to_network_grid(prob, gt, network_size)
-        scorer.add(key, prob, gt)
+            prob, gt = (_nearest(a, network_size) for a in (prob, gt))
+        if int(prob.max()) >= scorer.num_classes:
+            raise ValueError(f"prediction {pred_path} holds class {int(prob.max())}; the dataset has "
+                             f"{scorer.num_classes} classes (0-{scorer.num_classes - 1})")
+        scorer.add(key, np.eye(scorer.num_classes, dtype=np.float32)[prob].transpose(2, 0, 1), gt)
+        return
+    if network:
+        prob, gt = to_network_grid(prob, gt, network_size)
+    scorer.add(key, prob, gt)
+
+
+def _nearest(index_map: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(index_map.astype(np.uint8)).resize((size, size), Image.NEAREST))
+
+
+def _finish(scorer: Scorer, out_csv, network_size: int, **extra) -> tuple[dict, list[dict]]:
     rows = scorer.rows()
     if out_csv is not None:
         write_rows_csv(rows, out_csv, scorer.profile.name)
     summary = scorer.summary()
     summary["scored_size"] = f"{network_size}x{network_size}" if scorer.profile.resolution == "network" else "native"
-    summary["excluded"] = excluded
+    summary.update(extra)
     return summary, rows
+
+
+def score_split(pred_dir, source, split: str, profile_name: str | ScoringProfile, out_csv=None,
+                network_size: int = 256) -> tuple[dict, list[dict]]:
+    """Score a folder of predicted maps against one split of a dataset as its loader reads it
+    (`benchmark.registry.open_dataset`): the official split's samples and masks, in the layout users download
+    (Kvasir-SEG's val.txt, ISIC's `_segmentation` masks, VMD-D's JPEGImages/SegmentationClassPNG videos), masks
+    read by the dataset's own rule, samples the loader leaves out left out and listed.
+
+    A prediction pairs with a sample by the sample's key, as a relative path without suffix (`<stem>`, or
+    `<video>/<frame stem>` for video datasets: what `segbench predict RUN --out DIR` writes), or by its mask's
+    file stem in the same place (`ISIC_0000000_segmentation`). Every sample needs a prediction; predictions of
+    other samples (another split's images) are not scored and are counted in the summary's `ignored`.
+    """
+    if split not in source.splits:
+        raise ValueError(f"{source.name} has no '{split}' split (it has {', '.join(source.splits)})")
+    refs = source.splits[split]
+    if not refs:
+        raise ValueError(f"{source.name}'s {split} split under {source.root} is empty")
+    preds = _index_folder(pred_dir, "prediction")
+    pairs, missing, no_mask, used = [], [], [], set()
+    for ref in refs:
+        names = [ref.key]
+        if ref.mask is not None:
+            names.append(f"{ref.key.rsplit('/', 1)[0]}/{ref.mask.stem}" if "/" in ref.key else ref.mask.stem)
+        found = [name for name in dict.fromkeys(names) if name in preds]
+        if len(found) > 1:
+            raise ValueError(f"two predictions for {source.name} sample {ref.key}: {preds[found[0]]} and "
+                             f"{preds[found[1]]}; keep one")
+        if not found:
+            missing.append(ref.key)
+        elif ref.mask is None:
+            no_mask.append(str(ref.image))
+        else:
+            used.add(found[0])
+            pairs.append((ref, preds[found[0]]))
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise ValueError(f"{len(missing)} of the {len(refs)} {source.name} {split} samples have no prediction in "
+                         f"{pred_dir}: {shown}. Name each prediction `<key>.png` (`segbench predict RUN --split "
+                         f"{split} --out DIR` does), or after its mask file")
+    if no_mask:
+        raise ValueError(f"{len(no_mask)} {source.name} {split} images have no mask, e.g. {no_mask[0]}; restore "
+                         "the dataset's masks")
+    scorer = Scorer(get_profile(profile_name), source.num_classes)
+    for ref, pred_path in pairs:
+        gt = source.read_mask(ref)
+        prob = (_read_dataset_mask(pred_path, "index", skip_hint=False) if scorer.num_classes > 2
+                else read_prediction(pred_path))
+        _add_pair(scorer, ref.key, prob, gt if scorer.num_classes > 2 else gt.astype(bool), pred_path, ref.mask,
+                  network_size)
+    excluded = [{"key": e["key"], "reason": KNOWN_BAD_SAMPLES.get(e["key"], f"{source.name}: {e['reason']}")}
+                for e in source.excluded if e.get("split", split) == split]
+    ignored = set(preds) - used - {e["key"] for e in excluded}
+    return _finish(scorer, out_csv, network_size, excluded=excluded, ignored=len(ignored),
+                   dataset=source.name, split=split)
