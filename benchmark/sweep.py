@@ -99,7 +99,7 @@ def plan_status(spec: SweepSpec) -> list[dict]:
                          "run_dir": str(records.run_dir_for(cfg))})
             continue
         state, why = run_state(records.run_dir_for(cfg))
-        if state in ("done", "partial") and (clash := config_clash(cfg)):
+        if state in ("done", "partial", "failed") and (clash := config_clash(cfg)):
             state, why = "conflict", clash
         rows.append({"dataset": cfg.data.dataset, "method": cfg.decoder.name, "seed": cfg.train.seed,
                      "state": state, "why": why, "run_dir": str(records.run_dir_for(cfg))})
@@ -120,7 +120,8 @@ def config_clash(cfg: Config) -> str:
 
 
 def run_state(run_dir: Path) -> tuple[str, str]:
-    """("new" | "done" | "partial" | "corrupt", why) for a run directory."""
+    """("new" | "done" | "partial" | "failed" | "corrupt", why) for a run directory: "failed" is a partial run
+    whose last attempt left a FAILED record (the next attempt resumes it all the same)."""
     run_dir = Path(run_dir)
     if not run_dir.exists():
         return "new", ""
@@ -134,11 +135,11 @@ def run_state(run_dir: Path) -> tuple[str, str]:
                 raise ValueError("model.pt missing")
             return "done", ""
         failed = records.last_failure(run_dir)
-        failed = f"; the last attempt failed at {failed}" if failed else ""
+        state, failed = ("failed", f"; the last attempt failed at {failed}") if failed else ("partial", "")
         if (run_dir / "checkpoint.pt").exists():
             torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
-            return "partial", "resumes from checkpoint.pt" + failed
-        return "partial", "no checkpoint yet: starts over" + failed
+            return state, "resumes from checkpoint.pt" + failed
+        return state, "no checkpoint yet: starts over" + failed
     except Exception as exc:  # any unreadable record makes the directory corrupt
         return "corrupt", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 

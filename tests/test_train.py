@@ -441,7 +441,7 @@ def test_a_failed_attempt_is_recorded_and_cleared_by_the_next(tmp_path, smoke_ov
     record = (run_dir / "FAILED").read_text()
     assert "RuntimeError: CUDA out of memory" in record.splitlines()[0] and "Traceback" in record
     state, why = run_state(run_dir)
-    assert state == "partial" and "the last attempt failed at" in why and "CUDA out of memory" in why
+    assert state == "failed" and "the last attempt failed at" in why and "CUDA out of memory" in why
     (skipped,) = load_runs(tmp_path).skipped
     assert skipped.reason.startswith("failed at ") and "CUDA out of memory" in skipped.reason
     monkeypatch.undo()
