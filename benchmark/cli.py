@@ -78,11 +78,15 @@ def print_table(rows: list[dict], title: str | None = None, columns: list[str] |
         return
     columns = columns or list(dict.fromkeys(k for r in rows for k in r))
     columns = [c for c in columns if any(r.get(c) is not None for r in rows)]   # no column that is empty throughout
-    table = Table(title=title)
+    table = Table()
     for c in columns:
         table.add_column(c, overflow="fold")
     for r in rows:
         table.add_row(*[_fmt(r.get(c)) for c in columns])
+    if title and len(title) > console.measure(table).maximum:
+        console.print(title)   # a narrow table (one row per metric) would fold a long title over several lines
+    else:
+        table.title = title
     console.print(table)
 
 
@@ -171,11 +175,15 @@ def train(
 
 
 def _print_metrics(run_dir: Path) -> None:
+    """One row per metric, one column per scoring profile: narrow enough for a terminal with several profiles."""
     metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
-    rows = [{"profile": name, **p["metrics"], **{k: v for k, v in p["counts"].items() if k in ("n_images", "hd95_inf")}}
-            for name, p in metrics["profiles"].items()]
+    by_profile = {name: {**p["metrics"], **{k: v for k, v in p["counts"].items() if k in ("n_images", "hd95_inf")}}
+                  for name, p in metrics["profiles"].items()}
+    names = list(dict.fromkeys(k for values in by_profile.values() for k in values))
+    rows = [{"metric": k, **{name: values.get(k) for name, values in by_profile.items()}} for k in names]
     epoch = metrics.get("selected_epoch", -1)
-    print_table(rows, title=f"{run_dir} ({f'selected epoch {epoch}' if epoch >= 0 else 'imported, not trained here'})")
+    print_table(rows, title=f"{run_dir} ({f'selected epoch {epoch}' if epoch >= 0 else 'imported, not trained here'})",
+                columns=["metric", *by_profile])
 
 
 @app.command()
@@ -252,7 +260,7 @@ def score(
         print(json.dumps(summary, indent=2))
         return
     where = f" ({summary['dataset']} {summary['split']} split)" if dataset is not None else ""
-    print_table([{"profile": profile, **summary["metrics"], **summary["counts"]}],
+    print_table([{"metric": k, profile: v} for k, v in {**summary["metrics"], **summary["counts"]}.items()],
                 title=f"{len(rows)} images{where} scored under '{profile}' at "
                       + ("each mask's native size" if summary["scored_size"] == "native" else summary["scored_size"]))
     for item in summary["excluded"]:
