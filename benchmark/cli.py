@@ -224,13 +224,15 @@ def predict(
     if images is not None and (split or data_root or dataset):
         raise ValueError("predict takes either IMAGES or --split (with --data-root/--dataset), not both")
     resolve_device(device)
+    source = ""
     if images is None:
-        written = predict_split(run_dir, out, split or "test", data_root, dataset, device)
+        written, source = predict_split(run_dir, out, split or "test", data_root, dataset, device)
+        source = f" for the {source}"
     else:
         written = predict_folder(run_dir, images, out, device)
     kind = "map" if len(written) == 1 else "maps"
-    console.print(f"wrote {len(written)} {kind} to {out} (foreground probability x 255; class indices for a "
-                  "multi-class model)")
+    console.print(f"wrote {len(written)} {kind}{source} to {out} (foreground probability x 255; class indices "
+                  "for a multi-class model)")
 
 
 @app.command()
@@ -259,7 +261,7 @@ def score(
     if as_json:
         print(json.dumps(summary, indent=2))
         return
-    where = f" ({summary['dataset']} {summary['split']} split)" if dataset is not None else ""
+    where = f" ({summary['dataset']} {summary['split']} split in {summary['root']})" if dataset is not None else ""
     print_table([{"metric": k, profile: v} for k, v in {**summary["metrics"], **summary["counts"]}.items()],
                 title=f"{len(rows)} images{where} scored under '{profile}' at "
                       + ("each mask's native size" if summary["scored_size"] == "native" else summary["scored_size"]))

@@ -32,10 +32,11 @@ def predict_folder(run_dir: str | Path, images: str | Path, out: str | Path, dev
 
 
 def predict_split(run_dir: str | Path, out: str | Path, split: str = "test", data_root: str | None = None,
-                  dataset: str | None = None, device: str = "cpu", progress: bool = True) -> list[Path]:
+                  dataset: str | None = None, device: str = "cpu", progress: bool = True) -> tuple[list[Path], str]:
     """Writes `<out>/<key>.png` for every sample of a dataset split, read by its loader from the layout users
     download (the run's recorded dataset and data root unless given): e.g. `<video>/<frame>.png` for VMD-D and
-    ViSha, the official test split only for Kvasir-SEG. `segbench score OUT DATA --dataset NAME` pairs them."""
+    ViSha, the official test split only for Kvasir-SEG. `segbench score OUT DATA --dataset NAME` pairs them.
+    Returns the files written and which split of which folder they are."""
     from benchmark.registry import open_dataset
 
     cfg, model = load_run_model(run_dir, device)
@@ -50,8 +51,9 @@ def predict_split(run_dir: str | Path, out: str | Path, split: str = "test", dat
     if not refs:
         raise DataError(f"{source.name}'s {split} split under {source.root} is empty")
     out = Path(out)
-    return _write_maps(model, cfg.data.size, [(ref.image, out / f"{ref.key}.png") for ref in refs], device,
-                       progress)
+    written = _write_maps(model, cfg.data.size, [(ref.image, out / f"{ref.key}.png") for ref in refs], device,
+                          progress)
+    return written, f"{source.name} {split} split in {source.root}"
 
 
 def _write_maps(model, size: int, jobs: list[tuple[Path, Path]], device: str, progress: bool) -> list[Path]:

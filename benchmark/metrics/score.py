@@ -539,4 +539,4 @@ def score_split(pred_dir, source, split: str, profile_name: str | ScoringProfile
                 for e in source.excluded if e.get("split", split) == split]
     ignored = set(preds) - used - {e["key"] for e in excluded}
     return _finish(scorer, out_csv, network_size, excluded=excluded, ignored=len(ignored),
-                   dataset=source.name, split=split)
+                   dataset=source.name, split=split, root=str(source.root))
