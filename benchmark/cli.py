@@ -124,12 +124,14 @@ def data_check(
 @app.command()
 @user_errors
 def train(
-    dataset: str = typer.Option("kvasir", help="dataset key (tn3k, kvasir, isic2017, msd, vmd, visha, folder)"),
-    method: str = typer.Option("segdino", help="decoder key (segdino, unet, upernet, dpt, ...-small)"),
+    dataset: Optional[str] = typer.Option(
+        None, help="dataset key (tn3k, kvasir, isic2017, msd, vmd, visha, folder); default: kvasir"),
+    method: Optional[str] = typer.Option(
+        None, help="decoder key (segdino, unet, upernet, dpt, ...-small); default: segdino"),
     backbone: Optional[str] = typer.Option(None, help="dinov3_vits16, dinov3_vitb16, dinov3_vitl16, ..., test"),
     weights: Optional[str] = typer.Option(
         None, help="backbone weights: a file or folder (Meta .pth, timm, HF transformers), hub:NAME, or none"),
-    seed: int = typer.Option(0),
+    seed: Optional[int] = typer.Option(None, help="default: 0"),
     preset: str = typer.Option("paper", help="paper, public-code or smoke"),
     size: Optional[int] = typer.Option(None, help="input side, a multiple of 16 (paper: 256)"),
     data_root: Optional[str] = typer.Option(None, help="the dataset's folder, or a folder holding several"),
@@ -147,8 +149,9 @@ def train(
     from benchmark.registry import check_config
     from benchmark.train import train_run
 
-    overrides = {"data.dataset": dataset, "decoder.name": method, "train.seed": seed}
-    for key, value in (("backbone.name", backbone), ("backbone.weights", weights), ("data.size", size),
+    overrides = {}   # only what was given: a --config file's settings win over the defaults
+    for key, value in (("data.dataset", dataset), ("decoder.name", method), ("train.seed", seed),
+                       ("backbone.name", backbone), ("backbone.weights", weights), ("data.size", size),
                        ("data.root", data_root), ("run.runs_dir", runs_dir), ("train.epochs", epochs),
                        ("train.batch_size", batch_size), ("data.subset", subset), ("train.device", device)):
         if value is not None:
@@ -356,7 +359,7 @@ def run(
     weights: Optional[str] = typer.Option(
         None, help="backbone weights: a file or folder (Meta .pth, timm, HF transformers), hub:NAME, or none"),
     data_root: Optional[str] = typer.Option(None, help="a folder holding the datasets under their usual names"),
-    runs_dir: str = typer.Option("runs", help="where run directories and results.csv go"),
+    runs_dir: Optional[str] = typer.Option(None, help="where run directories and results.csv go (default: runs)"),
     size: Optional[int] = typer.Option(None, help="input side, a multiple of 16 (paper: 256)"),
     epochs: Optional[int] = typer.Option(None, help="training epochs (paper: 50)"),
     subset: Optional[int] = typer.Option(None, help="first N samples per split (smoke runs on real data)"),
@@ -377,7 +380,8 @@ def run(
     keep_going: bool = typer.Option(False, help="a failed run does not stop the others (Slurm jobs always run on; "
                                     "this also covers the runs inside one job); the failures are listed at the end "
                                     "(exit code 2)"),
-    config: Optional[Path] = typer.Option(None),
+    config: Optional[Path] = typer.Option(None, help="a YAML file of settings, nested like the config; the matrix "
+                                          "(--datasets, --methods, --seeds) sets each run's dataset, method and seed"),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="section.key=value override (repeatable)"),
     dry_run: bool = typer.Option(False, help="list the planned runs and their state; train nothing"),
 ):
@@ -395,8 +399,9 @@ def run(
                          "(e.g. --datasets kvasir --methods segdino)")
     if data_root is None:
         raise ValueError("no data: pass --data-root (a folder holding the datasets under their usual names)")
-    overrides = {"run.runs_dir": runs_dir, "data.root": data_root}
-    for key, value in (("backbone.name", backbone), ("backbone.weights", weights), ("data.size", size),
+    overrides = {"data.root": data_root}
+    for key, value in (("run.runs_dir", runs_dir), ("backbone.name", backbone), ("backbone.weights", weights),
+                       ("data.size", size),
                        ("train.epochs", epochs), ("data.subset", subset), ("train.device", device)):
         if value is not None:
             overrides[key] = value
@@ -438,7 +443,7 @@ def run(
         raise
     print_table(rows, title=f"sweep: {runs_text(len(rows))} ({sum(r['was'] == 'done' for r in rows)} already done)",
                 columns=columns)
-    console.print(f"results table: {Path(runs_dir) / 'results.csv'}")
+    console.print(f"results table: {Path(first.run.runs_dir) / 'results.csv'}")
 
 
 @app.command()

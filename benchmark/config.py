@@ -56,7 +56,7 @@ class TrainConfig:
     features_on_device: str = "auto"     # hold cached features in accelerator memory: auto (when they fit), yes, no
     checkpoint_every_s: float = 60.0     # checkpoint after the first and last epoch and at most this often between
     num_workers: int = 0
-    compile: str = "none"                # torch.compile the decoder: none, default, reduce-overhead, max-autotune
+    compile: str | None = "none"         # torch.compile the decoder: none, default, reduce-overhead, max-autotune
 
 
 @dataclass(frozen=True)
@@ -100,45 +100,105 @@ class ConfigError(ValueError):
     pass
 
 
-def _coerce(value: Any, current: Any, key: str) -> Any:
-    if not isinstance(value, str):
-        return value
-    if isinstance(current, bool):
-        if value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if value.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"{key}: expected true/false, got '{value}'")
-    if value.lower() in ("none", "null"):
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _field_types(section) -> dict[str, set]:
+    """{key: the set of plain types its annotation allows (NoneType for `| None`)} for one config section."""
+    import types
+    import typing
+
+    allowed = {}
+    for name, hint in typing.get_type_hints(type(section)).items():
+        args = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union \
+            else (hint,)
+        allowed[name] = {typing.get_origin(a) or a for a in args}
+    return allowed
+
+
+def _coerce(value: Any, allowed: set, key: str) -> Any:
+    """`value` (a CLI string, or what YAML parsed) as the type the key declares, or a ConfigError naming the key:
+    a YAML `epochs: 1.5` or `--set eval.profiles=mirror` must not reach the training loop half-converted."""
+    if value is None:
+        if type(None) in allowed:
+            return None
+        raise ConfigError(f"{key} cannot be empty (null)")
+    if isinstance(value, str) and value.lower() in ("none", "null") and type(None) in allowed:
         return None
-    if isinstance(current, (int, float)):
-        kind = "an integer" if isinstance(current, int) else "a number"
-        try:
-            return type(current)(value)
-        except ValueError:
-            raise ConfigError(f"{key}: expected {kind}, got '{value}'") from None
-    if isinstance(current, tuple):
-        return tuple(v for v in value.split(",") if v)
+    if bool in allowed:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+            return value.lower() in _TRUE
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    for kind, name in ((int, "an integer"), (float, "a number")):
+        if kind not in allowed:
+            continue
+        if isinstance(value, str):
+            try:
+                return kind(value)
+            except ValueError:
+                raise ConfigError(f"{key}: expected {name}, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
+            raise ConfigError(f"{key}: expected {name}, got {value!r}")
+        return kind(value)
+    if tuple in allowed:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
+            raise ConfigError(f"{key}: expected a comma-separated list or a YAML list of names, got {value!r}")
+        return tuple(v.strip() for v in items if v.strip())
+    if dict in allowed:
+        if isinstance(value, str):
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError:
+                pass
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, e.g. {key}={{width: 128}} or a nested YAML block, "
+                              f"got {value!r}")
+        return dict(value)
+    if isinstance(value, bool):   # YAML 1.1 reads a bare yes / no as a boolean (train.features_on_device: yes)
+        return "yes" if value else "no"
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: expected a name or path, got {value!r}")
     return value
 
 
 def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
-    """Apply `section.key: value` overrides, checking that every key exists."""
+    """Apply `section.key: value` overrides, checking that every key exists and converting each value to its
+    declared type."""
     sections = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
     for dotted, value in overrides.items():
         section, _, key = dotted.partition(".")
         if section not in sections:
             raise ConfigError(f"unknown config key '{dotted}'; sections: {', '.join(sections)}")
-        keys = [f.name for f in dataclasses.fields(sections[section])]
-        if key not in keys:
-            raise ConfigError(f"unknown config key '{dotted}'; {section}.* keys: {', '.join(keys)}")
-        current = getattr(sections[section], key)
-        sections[section] = dataclasses.replace(sections[section], **{key: _coerce(value, current, dotted)})
+        allowed = _field_types(sections[section])
+        if key not in allowed:
+            raise ConfigError(f"unknown config key '{dotted}'; {section}.* keys: {', '.join(allowed)}")
+        sections[section] = dataclasses.replace(sections[section], **{key: _coerce(value, allowed[key], dotted)})
     return Config(**sections)
 
 
-def flatten(nested: dict) -> dict[str, Any]:
-    return {f"{s}.{k}": v for s, values in nested.items() for k, v in (values or {}).items()}
+def flatten(nested: dict, where: str = "config") -> dict[str, Any]:
+    """{"section.key": value} from a mapping of sections (a YAML file, a config.yaml)."""
+    flat = {}
+    for section, values in nested.items():
+        if values is not None and not isinstance(values, dict):
+            raise ConfigError(f"{where}: section '{section}' must be a mapping of keys (e.g. {section}: "
+                              f"{{key: value}}), got {values!r}")
+        flat.update({f"{section}.{k}": v for k, v in (values or {}).items()})
+    return flat
+
+
+# set by --preset only: a preset is a set of overrides, so naming one in a file or --set would relabel the run
+# without applying its recipe
+NOT_OVERRIDABLE = {"run.preset": "choose the preset with --preset"}
+
+
+def _refuse_fixed_keys(overrides: dict[str, Any], where: str) -> None:
+    for key, fix in NOT_OVERRIDABLE.items():
+        if key in overrides:
+            raise ConfigError(f"{where} sets {key}, which is not a setting: {fix}")
 
 
 def load_config(preset: str = "paper", yaml_file: str | Path | None = None,
@@ -159,7 +219,9 @@ def load_config(preset: str = "paper", yaml_file: str | Path | None = None,
                               f"{exc.problem})" if where is not None else f" ({exc})")) from None
         if not isinstance(data, dict):
             raise ConfigError(f"{yaml_file}: expected a mapping of sections")
-        cfg = apply_overrides(cfg, flatten(data))
+        _refuse_fixed_keys(flatten(data, str(path)), str(path))
+        cfg = apply_overrides(cfg, flatten(data, str(path)))
+    _refuse_fixed_keys(overrides or {}, "--set")
     cfg = apply_overrides(cfg, overrides or {})
     validate(cfg)
     return absolute_paths(cfg)
@@ -197,9 +259,19 @@ def validate(cfg: Config) -> None:
     if cfg.data.size <= 0 or cfg.data.size % 16:
         raise ConfigError(f"input size {cfg.data.size} is not a positive multiple of 16 (the ViT patch size); "
                           f"try {max(16, round(cfg.data.size / 16) * 16)}")
+    if not 0 <= cfg.data.val_fraction < 1:
+        raise ConfigError(f"data.val_fraction is the share of the training split held out for validation, between "
+                          f"0 and 1 (paper recipe: 0.1), not {cfg.data.val_fraction}")
+    if cfg.eval.profiles is not None:
+        from benchmark.metrics.profiles import PROFILES
+
+        unknown = [p for p in cfg.eval.profiles if p not in PROFILES]
+        if unknown or not cfg.eval.profiles:
+            raise ConfigError(f"eval.profiles: unknown scoring profile {', '.join(map(repr, unknown)) or '(none)'}; "
+                              f"valid: {', '.join(PROFILES)} (comma-separated)")
     if cfg.train.selection_split not in ("val", "test"):
         raise ConfigError("train.selection_split must be 'val' or 'test'")
-    if cfg.train.compile not in COMPILE_MODES and cfg.train.compile is not None:   # `none` reads as None
+    if cfg.train.compile not in COMPILE_MODES and cfg.train.compile is not None:   # `--set ...=none` reads as None
         raise ConfigError(f"train.compile must be one of {', '.join(COMPILE_MODES)}, not {cfg.train.compile!r}")
 
 

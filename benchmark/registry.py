@@ -50,12 +50,23 @@ def check_key(kind: str, key: str, registry: dict) -> str:
 
 
 def check_config(cfg) -> None:
-    """Fail early, with the valid keys, on an unknown method, dataset or backbone."""
-    from segdino.backbone import get_spec
+    """Fail early, with the valid keys, on an unknown method, dataset or backbone, and on decoder options the method
+    does not take (built on the meta device: no memory, no time)."""
+    import torch
+
+    from benchmark.config import ConfigError
+    from segdino.backbone import embed_dim, get_spec
 
     check_key("method", cfg.decoder.name, DECODERS)
     check_key("dataset", cfg.data.dataset, DATASETS)
     get_spec(cfg.backbone.name)
+    if cfg.decoder.options:
+        try:
+            with torch.device("meta"):
+                build_decoder(cfg.decoder.name, embed_dim(cfg.backbone.name), 1, **cfg.decoder.options)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"decoder.options {cfg.decoder.options} do not fit method '{cfg.decoder.name}': "
+                              f"{exc}") from None
 
 
 def build_decoder(name: str, in_channels: int, num_classes: int, **options):

@@ -150,11 +150,16 @@ def cache_dir(cfg: Config) -> Path:
 
 def _comparable(cfg: dict) -> dict:
     """A config without the settings that may change between the attempts of one run: where it runs and where
-    its files are (moving the data or the runs folder must not block resuming)."""
+    its files are (moving the data or the runs folder must not block resuming). A `folder` dataset is the user's
+    folder, so its name stays: two folders of one user must not share a run (or resume each other's checkpoint)."""
     drop = {"train": ("device", "num_workers", "features_on_device", "compile"), "data": ("root", "cache_dir"),
             "run": ("runs_dir",)}
-    return {section: {k: v for k, v in values.items() if k not in drop.get(section, ())}
-            if isinstance(values, dict) else values for section, values in cfg.items()}
+    out = {section: {k: v for k, v in values.items() if k not in drop.get(section, ())}
+           if isinstance(values, dict) else values for section, values in cfg.items()}
+    data = cfg.get("data") or {}
+    if data.get("dataset") == "folder" and data.get("root"):
+        out["data"]["folder"] = Path(data["root"]).name
+    return out
 
 
 def load_data(cfg: Config, run_dir: Path, source=None) -> tuple[object, dict[str, ResizedSplit]]:

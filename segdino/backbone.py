@@ -63,6 +63,13 @@ def get_spec(name: str) -> BackboneSpec:
     return BACKBONES[name]
 
 
+@functools.lru_cache(maxsize=None)
+def embed_dim(name: str) -> int:
+    """The channel width of backbone `name`'s tokens, read from its timm model built on the meta device."""
+    spec = get_spec(name)
+    return timm.create_model(spec.timm_name, pretrained=False, device="meta", **dict(spec.kwargs)).embed_dim
+
+
 @dataclass
 class Features:
     """What a decoder sees: four taps as B x C x H/16 x W/16, and each tap's prefix tokens (class, then the

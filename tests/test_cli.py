@@ -332,3 +332,18 @@ def test_predict_a_split_and_score_it_against_the_native_layout(trained_run, kva
     assert code == 2 and "either IMAGES or --split" in out, out
     code, out = invoke("predict", trained_run, "--split", "validation", "--out", tmp_path / "p2")
     assert code == 2 and "kvasir has no 'validation' split (it has train, test)" in out, out
+
+
+def test_a_config_file_wins_over_train_defaults_it_was_not_told_to_override(tmp_path, kvasir_root):
+    """`train --config exp.yaml` with the method and seed in the file: the run is that method and seed (the CLI's
+    own defaults used to overwrite them); a flag given on the command line still wins over the file."""
+    exp = tmp_path / "exp.yaml"
+    exp.write_text("decoder:\n  name: unet-small\ntrain:\n  seed: 3\n  epochs: 1\ndata:\n  size: 64\n")
+    base = ["train", "--preset", "smoke", "--data-root", kvasir_root, "--runs-dir", tmp_path / "runs", "--config", exp]
+    code, out = invoke(*base)
+    assert code == 0, out
+    assert (tmp_path / "runs" / "kvasir" / "unet-small__test__smoke__s3" / "DONE").is_file()
+    code, out = invoke(*base, "--seed", 4)
+    assert code == 0 and (tmp_path / "runs" / "kvasir" / "unet-small__test__smoke__s4" / "DONE").is_file(), out
+    code, out = invoke(*base, "--set", "eval.profiles=mirrr")
+    assert code == 2 and "unknown scoring profile 'mirrr'" in out, out

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -98,6 +99,60 @@ def test_public_code_preset_selects_on_test_and_trains_backbone(tmp_path, smoke_
 def test_size_must_be_a_multiple_of_16():
     with pytest.raises(ConfigError, match="multiple of 16"):
         load_config("paper", overrides={"data.size": 250})
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ({"data.subset": "3"}, ("data", "subset", 3)),                       # default None: still converted
+    ({"eval.profiles": "mirror"}, ("eval", "profiles", ("mirror",))),    # not ('m', 'i', 'r', ...)
+    ({"eval.profiles": "mirror, segdino"}, ("eval", "profiles", ("mirror", "segdino"))),
+    ({"eval.profiles": ["shadow"]}, ("eval", "profiles", ("shadow",))),  # a YAML list
+    ({"decoder.options": "{width: 128}"}, ("decoder", "options", {"width": 128})),
+    ({"data.size": 256.0}, ("data", "size", 256)),
+    ({"train.checkpoint_every_s": 30}, ("train", "checkpoint_every_s", 30.0)),
+    ({"train.amp_dtype": "none"}, ("train", "amp_dtype", None)),
+    ({"train.compile": "none"}, ("train", "compile", None)),
+])
+def test_overrides_take_the_type_each_key_declares(overrides, expected):
+    section, key, value = expected
+    got = getattr(getattr(load_config("paper", overrides=overrides), section), key)
+    assert got == value and type(got) is type(value)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"train.epochs": 1.5}, "train.epochs: expected an integer, got 1.5"),
+    ({"train.epochs": True}, "train.epochs: expected an integer, got True"),
+    ({"train.freeze_backbone": "maybe"}, "train.freeze_backbone: expected true/false"),
+    ({"decoder.options": "foo"}, "decoder.options: expected a mapping"),
+    ({"eval.profiles": "mirrr"}, "eval.profiles: unknown scoring profile 'mirrr'; valid: segdino"),
+    ({"data.val_fraction": 2}, "data.val_fraction is the share of the training split"),
+    ({"backbone.name": 7}, "backbone.name: expected a name or path, got 7"),
+    ({"train.seed": None}, "train.seed cannot be empty"),
+    ({"run.preset": "public-code"}, "--set sets run.preset, which is not a setting: choose the preset with --preset"),
+])
+def test_overrides_of_the_wrong_type_are_refused_before_any_work(overrides, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config("paper", overrides=overrides)
+
+
+def test_a_config_file_is_checked_section_by_section_and_cannot_relabel_the_preset(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("train: 5\n")
+    with pytest.raises(ConfigError, match="section 'train' must be a mapping of keys"):
+        load_config("paper", path)
+    path.write_text("run:\n  preset: public-code\n")   # would be labelled public-code with the paper's recipe
+    with pytest.raises(ConfigError, match="sets run.preset, which is not a setting"):
+        load_config("paper", path)
+    path.write_text("decoder:\n  name: unet-small\n  options: {width: 64}\ntrain:\n  seed: 3\n")
+    cfg = load_config("paper", path)
+    assert (cfg.decoder.name, cfg.decoder.options, cfg.train.seed) == ("unet-small", {"width": 64}, 3)
+
+
+def test_decoder_options_the_method_does_not_take_are_refused_up_front():
+    from benchmark.registry import check_config
+
+    with pytest.raises(ConfigError, match="decoder.options {'foo': 1} do not fit method 'segdino'.*'foo'"):
+        check_config(load_config("smoke", overrides={"decoder.options": {"foo": 1}}))
+    check_config(load_config("smoke", overrides={"decoder.name": "unet-small", "decoder.options": {"width": 64}}))
 
 
 def test_a_single_sample_last_batch_joins_the_previous_one():
@@ -462,3 +517,25 @@ def test_skip_bad_only_conflicts_with_a_run_that_skipped_something(tmp_path, smo
     (run_dir / "skipped.json").write_text("{}")   # had it skipped samples, the settings would differ in effect
     with pytest.raises(RunConflict, match="data.skip_bad"):
         check_same_config(again, run_dir)
+
+
+def test_two_folder_datasets_never_share_a_run_but_a_moved_folder_resumes(tmp_path):
+    """A `folder` dataset is the user's folder: another folder in the same runs directory is a conflict naming both
+    (it used to report the first folder's result for the second); the same folder moved elsewhere is the same run."""
+    import shutil
+
+    from benchmark.data.synthetic import write_folder
+
+    write_folder(tmp_path / "a" / "polyps", 6, 3)
+    write_folder(tmp_path / "b" / "lesions", 6, 3, seed=1)
+
+    def cfg(root):
+        return load_config("smoke", overrides={"data.dataset": "folder", "data.root": str(root), "train.epochs": 1,
+                                               "data.size": 64, "train.device": "cpu",
+                                               "run.runs_dir": str(tmp_path / "runs")})
+
+    run_dir = train_run(cfg(tmp_path / "a" / "polyps"), progress=False)
+    with pytest.raises(RunConflict, match="data.folder: 'polyps' there, 'lesions' now"):
+        train_run(cfg(tmp_path / "b" / "lesions"), progress=False)
+    shutil.move(tmp_path / "a" / "polyps", tmp_path / "polyps")
+    assert train_run(cfg(tmp_path / "polyps"), progress=False) == run_dir
