@@ -103,6 +103,20 @@ def test_multiclass_hand_computed():
     assert math.isfinite(row["hd95"])
 
 
+def test_multiclass_mean_leaves_out_classes_absent_from_mask_and_prediction():
+    # 4 classes; the image holds only class 1 (2 pixels) and the model predicts background everywhere.
+    # class 1: TP=0, FN=2 -> dice ~0; classes 2, 3: absent from both -> dice 1 under eps, left out of the mean.
+    # row dice = 0 (not (0 + 1 + 1) / 3 = 2/3, which would reward the empty prediction); per-class values kept.
+    gt = np.array([[0, 1, 1], [0, 0, 0]])
+    prob = np.eye(4)[np.zeros_like(gt)].transpose(2, 0, 1)
+    row = Scorer("medical-native", num_classes=4).add("empty", prob, gt)
+    assert row["dice"] == pytest.approx(0.0, abs=1e-5) and row["precision"] == pytest.approx(1.0)
+    assert row["dice_c2"] == pytest.approx(1.0) and row["dice_c3"] == pytest.approx(1.0)
+    # an image where no foreground class appears on either side keeps the rule's value (1 under eps)
+    row = Scorer("medical-native", num_classes=4).add("bg", prob, np.zeros_like(gt))
+    assert row["dice"] == pytest.approx(1.0) and row["iou"] == pytest.approx(1.0)
+
+
 # ---- folders ----
 
 def _save(path, array, mode="L", **kwargs):

@@ -126,9 +126,11 @@ def binary_row(prob: np.ndarray, gt: np.ndarray, profile: ScoringProfile,
 
 def multiclass_row(prob: np.ndarray, gt: np.ndarray, profile: ScoringProfile, num_classes: int):
     """Counts and metrics of an index-map image: argmax prediction, each foreground class scored as a binary
-    mask under the profile's rules, `<metric>_c<k>` per class and `<metric>` their mean (classes 1..C-1).
-    tp/fp/fn/tn are summed over the foreground classes; acc is the plain pixel accuracy (argmax == gt).
-    Returns (row, aux) like binary_row; `hd95_inf` is true when any class's HD95 is inf.
+    mask under the profile's rules, `<metric>_c<k>` per class and `<metric>` their mean over the foreground classes
+    the image or the prediction holds (a class absent from both is left out of the mean: under the `eps` rule it
+    would count as Dice 1 and reward predicting nothing; an image where every class is absent from both keeps the
+    rule's value). tp/fp/fn/tn are summed over the foreground classes; acc is the plain pixel accuracy
+    (argmax == gt). Returns (row, aux) like binary_row; `hd95_inf` is true when any class's HD95 is inf.
     """
     pred = prob.argmax(axis=0)
     per_class = C.class_counts(pred, gt, num_classes)
@@ -149,11 +151,13 @@ def multiclass_row(prob: np.ndarray, gt: np.ndarray, profile: ScoringProfile, nu
         values["hd95_monai"] = np.array([b["monai"] for b in both])
         values["hd95_penalised"] = np.array([surface.penalise_inf(v, gt.shape) for v in values["hd95"]])
         aux["hd95_inf"] = bool(np.isinf(values["hd95"]).any())
+    present = (fg[:, 0] + fg[:, 1] + fg[:, 2]) > 0   # in the mask or in the prediction
+    present = present if present.any() else np.ones_like(present)
     for name in profile.metrics:
         if name == "acc":
             row["acc"] = float(per_class[:, 0].sum() / max(gt.size, 1))
             continue
-        row[name] = float(np.mean(values[name]))
+        row[name] = float(np.mean(np.asarray(values[name])[present]))
         for k, v in enumerate(values[name], start=1):
             row[f"{name}_c{k}"] = float(v)
     return row, aux
