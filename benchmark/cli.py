@@ -247,14 +247,18 @@ def score(
     dataset: Optional[str] = typer.Option(None, help="read GT_DIR as this dataset's native layout and score "
                                           "its --split (tn3k, kvasir, isic2017, msd, vmd, visha, folder)"),
     split: str = typer.Option("test", help="with --dataset: the split to score"),
-    profile: str = typer.Option("segdino", help="segdino, medical-native, mirror, shadow or shadow-per-frame"),
+    profile: Optional[str] = typer.Option(
+        None, help="segdino, medical-native, mirror, shadow or shadow-per-frame; default: the dataset's first "
+        "(segdino for medical data, mirror, shadow), segdino without --dataset"),
     out: Optional[Path] = typer.Option(None, help="CSV file for the per-image rows"),
     size: int = typer.Option(256, help="network grid for network-resolution profiles (segdino)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ):
     """Score any model's predicted masks against ground truth under a named scoring profile."""
+    from benchmark.evaluate import profiles_for
     from benchmark.metrics import score_directories, score_split
 
+    profile = profile or (profiles_for(dataset)[0] if dataset is not None else "segdino")
     if dataset is not None:
         from benchmark.registry import open_dataset
 

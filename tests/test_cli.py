@@ -347,3 +347,19 @@ def test_a_config_file_wins_over_train_defaults_it_was_not_told_to_override(tmp_
     assert code == 0 and (tmp_path / "runs" / "kvasir" / "unet-small__test__smoke__s4" / "DONE").is_file(), out
     code, out = invoke(*base, "--set", "eval.profiles=mirrr")
     assert code == 2 and "unknown scoring profile 'mirrr'" in out, out
+
+
+def test_score_against_a_dataset_defaults_to_its_profile(tmp_path):
+    """Mirror predictions scored with `--dataset vmd` and no --profile are scored as mirrors (not by the medical
+    `segdino` profile, the default only without --dataset)."""
+    from benchmark.data.synthetic import write_vmd
+    from benchmark.registry import open_dataset
+
+    source = open_dataset("vmd", write_vmd(tmp_path / "VMD", n_train=2, n_test=3))
+    for ref in source.splits["test"]:
+        (tmp_path / "pred" / ref.key).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((source.read_mask(ref) > 0).astype(np.uint8) * 255).save(tmp_path / "pred" / f"{ref.key}.png")
+    code, out = invoke("score", tmp_path / "pred", tmp_path, "--dataset", "vmd")
+    assert code == 0 and "scored under 'mirror'" in " ".join(out.split()), out
+    code, out = invoke("score", tmp_path / "pred", tmp_path / "VMD" / "test")
+    assert code == 2 and "--dataset vmd" in " ".join(out.split()), out

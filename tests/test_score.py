@@ -3,6 +3,7 @@
 import csv
 import dataclasses
 import math
+import re
 
 import numpy as np
 import pytest
@@ -357,9 +358,10 @@ def test_score_split_reads_the_native_layout(tmp_path, dataset):
     root = getattr(synthetic, f"write_{dataset}")(tmp_path / dataset, n_train=4, n_test=3)
     source = open_dataset(dataset, root)
     test = source.splits["test"]
-    mask_stem = dataset == "isic2017"   # published ISIC predictions are often named after the mask file
+    mask_stem = dataset == "isic2017"   # published ISIC predictions are often named after the mask file,
+    # whose suffix varies in case (_Segmentation / _segmentation): matched case-insensitively
     _perfect_predictions(test, tmp_path / "pred",
-                         (lambda ref: ref.mask.stem) if mask_stem else (lambda ref: ref.key),
+                         (lambda ref: ref.mask.stem.lower()) if mask_stem else (lambda ref: ref.key),
                          lambda ref: source.read_mask(ref) > 0)
     _perfect_predictions(source.splits["train"][:2], tmp_path / "pred", read=lambda ref: source.read_mask(ref) > 0)
     summary, rows = score_split(tmp_path / "pred", source, "test", "mirror")
@@ -368,9 +370,12 @@ def test_score_split_reads_the_native_layout(tmp_path, dataset):
     assert summary["ignored"] == 2 and summary["dataset"] == dataset and summary["split"] == "test"
     assert [e["key"] for e in summary["excluded"]] == (["1751_512x640"] if dataset == "msd" else [])
     if dataset == "vmd":   # the folder scorer would index the JPEGImages frames as masks: unpaired files
-        with pytest.raises(ValueError, match="unpaired"):
+        with pytest.raises(ValueError, match=re.escape("unpaired files") + ".*" + re.escape(
+                f"holds the vmd dataset in its downloaded layout: score against it with `segbench score PRED {root} "
+                "--dataset vmd`")):
             score_directories(tmp_path / "pred", root / "test", "mirror")
-    missing = tmp_path / "pred" / f"{(test[0].mask.stem if mask_stem else test[0].key)}.png"
+    assert any(ref.mask.stem != ref.mask.stem.lower() for ref in test) or not mask_stem
+    missing = tmp_path / "pred" / f"{(test[0].mask.stem.lower() if mask_stem else test[0].key)}.png"
     missing.unlink()
     with pytest.raises(ValueError, match=f"1 of the {len(test)} {dataset} test samples have no prediction"):
         score_split(tmp_path / "pred", source, "test", "mirror")

@@ -341,6 +341,7 @@ def pair_files(pred_dir, gt_dir, exclude=(), dropped: set | None = None) -> list
     scored as if it were complete.
     """
     preds, gts = _index_folder(pred_dir, "prediction"), _index_folder(gt_dir, "ground-truth")
+    image_keys = [k for k in gts if f"/{k}".lower().split("/")[-2:-1] in (["jpegimages"], ["images"], ["image"])]
     for files in (preds, gts):
         for key in [k for k in files if k.rsplit("/", 1)[-1] in exclude]:
             del files[key]
@@ -357,8 +358,26 @@ def pair_files(pred_dir, gt_dir, exclude=(), dropped: set | None = None) -> list
             parts.append(f"{len(missing_pred)} ground-truth mask(s) without prediction in {pred_dir}: "
                          + _some_files(gts, missing_pred))
         raise ValueError("unpaired files: " + "; ".join(parts) + ". Name each prediction like its mask "
-                         "(same relative path and stem; .png/.jpg may differ).")
+                         "(same relative path and stem; .png/.jpg may differ)" + _layout_hint(Path(gt_dir), image_keys))
     return [(k, preds[k], gts[k]) for k in sorted(preds)]
+
+
+def _layout_hint(gt_dir: Path, image_keys: list[str]) -> str:
+    """When the ground-truth folder is (part of) a dataset in its downloaded layout, say how to score against it."""
+    from benchmark.data.check import detect_datasets
+
+    for folder in (gt_dir, gt_dir.parent):
+        try:
+            found = detect_datasets(folder)
+        except OSError:
+            continue
+        if found:
+            key, root = found[0]
+            return (f". {root} holds the {key} dataset in its downloaded layout: score against it with "
+                    f"`segbench score PRED {root} --dataset {key}` (its official split, keys and mask rule)")
+    if image_keys:
+        return f". {gt_dir} also holds images ({image_keys[0]}): point at a folder of masks only"
+    return "."
 
 
 def _open_image(path):
@@ -508,12 +527,13 @@ def score_split(pred_dir, source, split: str, profile_name: str | ScoringProfile
     if not refs:
         raise ValueError(f"{source.name}'s {split} split under {source.root} is empty")
     preds = _index_folder(pred_dir, "prediction")
+    folded = {k.lower(): k for k in preds}   # mask names vary in case (ISIC's _Segmentation / _segmentation)
     pairs, missing, no_mask, used = [], [], [], set()
     for ref in refs:
         names = [ref.key]
         if ref.mask is not None:
             names.append(f"{ref.key.rsplit('/', 1)[0]}/{ref.mask.stem}" if "/" in ref.key else ref.mask.stem)
-        found = [name for name in dict.fromkeys(names) if name in preds]
+        found = list(dict.fromkeys(n if n in preds else folded[n.lower()] for n in names if n.lower() in folded))
         if len(found) > 1:
             raise ValueError(f"two predictions for {source.name} sample {ref.key}: {preds[found[0]]} and "
                              f"{preds[found[1]]}; keep one")
