@@ -258,8 +258,6 @@ def mark_done(run_dir: Path) -> None:
 def import_public_run(checkpoint: Path, backbone: str, out: Path, dataset: str = "kvasir",
                       data_root: str | None = None, size: int = 256) -> Path:
     """A run directory (config.yaml, model.pt, env.json) around a public-code checkpoint, for evaluate/predict."""
-    import dataclasses
-
     from segdino.public_checkpoint import load_public_checkpoint
     from segdino.weights import sha256_file
 
@@ -268,11 +266,16 @@ def import_public_run(checkpoint: Path, backbone: str, out: Path, dataset: str =
     out = Path(out)
     if (out / "model.pt").exists():
         raise FileExistsError(f"{out} already holds a model; choose another --out")
+    from benchmark.registry import DATASETS, check_key
+
+    check_key("dataset", dataset, DATASETS)   # evaluate reads it back: a typo must fail here, not there
+    if data_root and not Path(data_root).expanduser().is_dir():
+        raise FileNotFoundError(f"data root not found: {data_root}")
     model = load_public_checkpoint(checkpoint, backbone)
+    # through load_config, so the data root is recorded as an absolute path like every run's
     cfg = load_config("public-code", overrides={"backbone.name": backbone, "data.dataset": dataset,
-                                                 "data.size": size, "run.runs_dir": str(out.parent)})
-    if data_root:
-        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=data_root))
+                                                 "data.size": size, "run.runs_dir": str(out.parent),
+                                                 "data.root": data_root})
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", dump_yaml(cfg))
     out_channels = model.decoder.scratch.output_conv.out_channels

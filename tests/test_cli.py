@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -84,9 +85,16 @@ def test_public_checkpoint_round_trips_through_import_and_predict(tmp_path, kvas
     ckpt = tmp_path / "best_model.pth"
     torch.save(to_public_state(model), ckpt)
     run_dir = tmp_path / "imported"
+    code, out = invoke("import-checkpoint", ckpt, "--backbone", "test", "--out", run_dir, "--dataset", "kvasirr")
+    assert code == 2 and "unknown dataset 'kvasirr'" in out and not run_dir.exists(), out
+    code, out = invoke("import-checkpoint", ckpt, "--backbone", "test", "--out", run_dir, "--data-root",
+                       tmp_path / "nowhere")
+    assert code == 2 and "data root not found" in out and not run_dir.exists(), out
     code, out = invoke("import-checkpoint", ckpt, "--backbone", "test", "--out", run_dir, "--data-root", kvasir_root,
                        "--size", 64)
     assert code == 0, out
+    recorded = yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["root"]
+    assert recorded == str(kvasir_root.absolute())   # evaluate works from any folder
     image = sorted((kvasir_root / "Kvasir-SEG" / "images").iterdir())[0]
     code, out = invoke("predict", run_dir, image, "--out", tmp_path / "pred")
     assert code == 0, out
