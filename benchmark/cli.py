@@ -55,6 +55,10 @@ def user_errors(fn):
         except KeyError as exc:
             err.print(f"[bold red]error:[/] {exc.args[0] if exc.args else exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2)
+        except KeyboardInterrupt:
+            err.print("interrupted: nothing finished is lost; the same command continues (a run resumes from its "
+                      "last checkpoint)", highlight=False, soft_wrap=True)
+            raise typer.Exit(130) from None
     return wrapper
 
 
@@ -323,6 +327,8 @@ def profile(
     from benchmark.train import resolve_device
 
     resolve_device(device)
+    if batch < 1:
+        raise ValueError(f"--batch must be at least 1, not {batch}")
     methods = _split(methods) or list(DECODERS)
     for method in methods:
         check_config(load_config("paper", overrides={"decoder.name": method, "backbone.name": backbone,
@@ -348,6 +354,11 @@ def profile(
         if not timing:
             print_table(rows, columns=["method", "backbone", "size", "trainable_params", "frozen_params",
                                        "backbone_gflops", "decoder_gflops", "total_gflops", "total_gmacs"])
+    failed = [r for r in rows if r.get("error")]
+    if failed:   # the other rows are printed and saved; the exit code tells a script that some are missing
+        err.print(f"[bold red]error:[/] {len(failed)} of {len(rows)} variants failed (their rows have no timings)",
+                  highlight=False)
+        raise typer.Exit(1)
 
 
 @app.command()

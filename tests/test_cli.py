@@ -371,3 +371,28 @@ def test_score_against_a_dataset_defaults_to_its_profile(tmp_path):
     assert code == 0 and "scored under 'mirror'" in " ".join(out.split()), out
     code, out = invoke("score", tmp_path / "pred", tmp_path / "VMD" / "test")
     assert code == 2 and "--dataset vmd" in " ".join(out.split()), out
+
+
+def test_profile_exit_codes_say_when_rows_are_missing(monkeypatch):
+    code, out = invoke("profile", "--method", "segdino", "--backbone", "test", "--size", 64, "--batch", 0)
+    assert code == 2 and "--batch must be at least 1, not 0" in out, out
+    import benchmark.profiling as profiling
+
+    def one_variant_fails(methods, backbone, size, *args):
+        return [{"method": methods[0], "backbone": backbone, "dtype": "bfloat16", "compile": "max-autotune",
+                 "error": "RuntimeError: no compiler"}]
+
+    monkeypatch.setattr(profiling, "profile_methods", one_variant_fails)
+    code, out = invoke("profile", "--method", "segdino", "--backbone", "test", "--size", 64)
+    assert code == 1 and "1 of 1 variants failed" in out and "no compiler" in out, out
+
+
+def test_ctrl_c_says_the_same_command_resumes(monkeypatch, kvasir_root, tmp_path):
+    import benchmark.train
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(benchmark.train, "train_run", interrupted)
+    code, out = invoke("train", "--preset", "smoke", "--data-root", kvasir_root, "--runs-dir", tmp_path)
+    assert code == 130 and "interrupted" in out and "resumes from its last checkpoint" in " ".join(out.split()), out

@@ -131,7 +131,8 @@ def _decode(source: DatasetSource, refs: list[SampleRef], size: int, skip_bad: b
             image, mask = source.read_image(ref), source.read_mask(ref)
             if image.shape[:2] != mask.shape:
                 raise DataError(f"mask {ref.mask} is {mask.shape[1]}x{mask.shape[0]} but its image {ref.image} is "
-                                f"{image.shape[1]}x{image.shape[0]}; fix or remove this pair")
+                                f"{image.shape[1]}x{image.shape[0]}; fix or remove this pair, or skip such samples "
+                                "with --skip-bad")
         except DataError as exc:
             if not skip_bad:
                 raise

@@ -185,7 +185,8 @@ class Scorer:
             raise ValueError(f"num_classes must be >= 2 (2 = binary), got {num_classes}")
         binary_only = sorted(SALIENCY_METRICS & set(self.profile.metrics))
         if num_classes > 2 and binary_only:
-            raise ValueError(f"profile '{self.profile.name}' has binary-only metrics {binary_only}")
+            raise ValueError(f"profile '{self.profile.name}' has binary-only metrics {binary_only}; score a "
+                             f"{num_classes}-class model with 'segdino' or 'medical-native'")
         self.num_classes = num_classes
         self._rows: list[dict] = []
         self._keys: set[str] = set()
