@@ -114,8 +114,10 @@ def test_multiclass_mean_leaves_out_classes_absent_from_mask_and_prediction():
     assert row["dice"] == pytest.approx(0.0, abs=1e-5) and row["precision"] == pytest.approx(1.0)
     assert row["dice_c2"] == pytest.approx(1.0) and row["dice_c3"] == pytest.approx(1.0)
     # an image where no foreground class appears on either side keeps the rule's value (1 under eps)
-    row = Scorer("medical-native", num_classes=4).add("bg", prob, np.zeros_like(gt))
+    scorer = Scorer("medical-native", num_classes=4)
+    row = scorer.add("bg", prob, np.zeros_like(gt))
     assert row["dice"] == pytest.approx(1.0) and row["iou"] == pytest.approx(1.0)
+    assert scorer.summary()["convention"]["threshold"] == "argmax over 4 classes"   # not the binary 0.5
 
 
 # ---- folders ----

@@ -249,9 +249,13 @@ class Scorer:
         if not self._rows:
             raise ValueError("no images were scored; add at least one image before summarising")
         metrics = {name: self._reduce(name) for name in self.profile.metrics}
+        convention = self.profile.as_dict()
+        if self.num_classes > 2:   # what the profile's binary fields mean for an index map (multiclass_row)
+            convention.update(threshold=f"argmax over {self.num_classes} classes",
+                              class_mean="foreground classes in the mask or the prediction, per image")
         return {
             "profile": self.profile.name,
-            "convention": self.profile.as_dict(),
+            "convention": convention,
             "metrics": metrics,
             "counts": self._counts(),
         }
