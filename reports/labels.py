@@ -82,5 +82,10 @@ def reported_decimals(metric: str, table: paper.ReportedTable) -> int:
     return 4 if table.key == "table1" else 3
 
 
+def plural(n: int, noun: str) -> str:
+    """"1 run", "2 runs": counts in captions and documents read as English."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def file_safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)

@@ -4,6 +4,10 @@ Reads the layout of `docs/run_records.md` (schema 1). A run is used only when it
 every JSON file it holds parses and agrees with its directory name; anything else is listed in `Runs.skipped`
 with the reason, never silently used or silently dropped. Numbers stay raw: rounding happens in `labels.py`
 (decimals) and `table_render.py` (formatting).
+
+A run directory's name holds no size, epochs or `--set` values, so one runs directory can hold seeds trained with
+different settings. Each run's `recipe` names the settings of its config.yaml that set it apart from the other
+runs of its backbone and preset ("" when they all agree); runs are averaged and compared only within a recipe.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 SCHEMA = 1
 RUN_NAME = re.compile(r"^(?P<method>.+?)__(?P<backbone>.+?)__(?P<preset>.+?)__s(?P<seed>\d+)$")
@@ -27,8 +32,29 @@ RESULT_COLUMNS = ID_COLUMNS + [
 EXTRA_COLUMNS = [
     "decoder_gflops", "backbone_gflops", "total_gmacs", "flops_tool", "input_size",
     "latency_device", "latency_dtype", "batch1_ms", "throughput_img_s", "throughput_batch", "weights",
-    "weights_sha256", "run",
+    "weights_sha256", "run", "recipe",
 ]
+# Config keys (benchmark/config.py, flattened) in which runs averaged or compared in one table may differ; a
+# difference in any other setting puts runs into separate recipes.
+SHARED_SETTINGS = (
+    "train.seed",                # the seed: what a mean over seeds averages over
+    "decoder.name",              # the method: the rows of a table
+    "decoder.options",           # the method's own options (e.g. a decoder's widths), part of the method
+    "data.dataset",              # the dataset: the columns of a table, never averaged over
+    "train.device",              # where it ran (auto, cpu, cuda:1), not what was trained (as benchmark.train)
+    "train.num_workers",         # data-loading processes: the same batches in the same order
+    "train.features_on_device",  # where cached features are held: the same numbers (docs/design_notes.md)
+    "train.compile",             # torch.compile of the decoder: an execution setting (docs/design_notes.md)
+    "train.checkpoint_every_s",  # how often it checkpoints: a resumed run ends with the same numbers
+    "eval.profiles",             # which profiles were scored: each number is recorded with its profile
+    "eval.n_samples",            # test images saved for the qualitative figure, not scored
+    "data.root",                 # where the data is (an absolute path, one per machine)
+    "data.cache_dir",            # where the caches are (keyed by content, so a location changes no number)
+    "run.runs_dir",              # where the run directory is
+    "backbone.weights",          # a path; the weights themselves are told apart by env.json's weights_sha256
+)
+IMPORTED = ("an imported checkpoint (`segbench import-checkpoint`): imported runs are not reported, since the tables "
+            "hold runs segbench trained; `segbench evaluate` prints its scores")
 # Canonical row order for methods; unknown methods follow alphabetically.
 METHOD_ORDER = ["segdino", "unet", "upernet", "dpt", "unet-small", "upernet-small", "dpt-small"]
 DATASET_ORDER = ["tn3k", "kvasir", "isic2017", "msd", "vmd", "visha"]
@@ -60,6 +86,8 @@ class Runs:
     conventions: pd.DataFrame
     skipped: list[Skipped] = field(default_factory=list)
     notes: list[Skipped] = field(default_factory=list)  # used runs with a remark (e.g. no profile.json)
+    # per used run: its config.yaml settings without SHARED_SETTINGS (None: no config.yaml), as `run_settings`
+    settings: dict[str, dict | None] = field(default_factory=dict)
 
     @property
     def run_dirs(self) -> list[Path]:
@@ -93,19 +121,68 @@ def _number(value, what: str) -> float:
 
 
 def _looks_like_run(path: Path) -> bool:
-    return bool(RUN_NAME.match(path.name)) or (path / "metrics.json").exists() or (path / "DONE").exists()
+    # model.pt: an imported checkpoint has no metrics.json until `segbench evaluate` scores it
+    return bool(RUN_NAME.match(path.name)) or any((path / f).exists() for f in ("metrics.json", "DONE", "model.pt"))
 
 
-def read_run(run_dir: Path, dataset: str) -> tuple[dict, list[dict], list[dict], list[dict], list[str]]:
+def _imported(path: Path) -> bool:
+    return (path / "env.json").exists() and "imported_from" in _read_json(path / "env.json")
+
+
+def _misplaced(path: Path, where: str) -> Skipped:
+    """A run directory where a runs directory or a dataset folder should be (`segbench report` reads
+    RUNS_DIR/<dataset>/<run>/): what it is, so the user learns why nothing of it is reported."""
+    try:
+        reason = IMPORTED if _imported(path) else (f"a run directory {where}; `segbench report` reads "
+                                                   "RUNS_DIR/<dataset>/<run>/")
+    except RunError as exc:
+        reason = str(exc)
+    return Skipped(path.name or str(path), reason)
+
+
+def setting_text(value) -> str:
+    """A config value as `--set` takes it: none, true/false, 256 (not 256.0), 0.0001, compact JSON for the rest."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return str(value)
+
+
+def run_settings(run_dir: Path) -> dict | None:
+    """The settings of a run's config.yaml, flattened (`data.size`), without SHARED_SETTINGS; None without one.
+
+    `data.skip_bad` counts only where it skipped a sample (skipped.json), as `benchmark.train.check_same_config`
+    reads it: otherwise the same samples trained as without it.
+    """
+    path = run_dir / "config.yaml"
+    if not path.exists():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise RunError(f"config.yaml is unreadable ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise RunError("config.yaml does not hold a mapping of sections")
+    flat = {f"{s}.{k}": v for s, values in data.items() if isinstance(values, dict) for k, v in values.items()}
+    if not (run_dir / "skipped.json").exists():
+        flat["data.skip_bad"] = False
+    return {k: v for k, v in flat.items() if k not in SHARED_SETTINGS}
+
+
+def read_run(run_dir: Path, dataset: str) -> tuple[dict, list[dict], list[dict], list[dict], list[str], dict | None]:
     """Read one run directory; raise RunError with the reason when it cannot be used.
 
-    Returns (wide row, tidy rows, count rows, convention rows, notes).
+    Returns (wide row, tidy rows, count rows, convention rows, notes, settings as `run_settings`).
     """
     if ".corrupt-" in run_dir.name:
         raise RunError("a corrupt run directory that `segbench run` moved aside and redid (kept for inspection)")
-    if (run_dir / "env.json").exists() and "imported_from" in _read_json(run_dir / "env.json"):
-        raise RunError("an imported checkpoint (`segbench import-checkpoint`), scored by `segbench evaluate`; the "
-                       "tables hold training runs only")
+    if _imported(run_dir):
+        raise RunError(IMPORTED)
     name = RUN_NAME.match(run_dir.name)
     if not name:
         raise RunError("directory name is not <method>__<backbone>__<preset>__s<seed>")
@@ -129,6 +206,9 @@ def read_run(run_dir: Path, dataset: str) -> tuple[dict, list[dict], list[dict],
         raise RunError("metrics.json has no profiles")
 
     notes = []
+    settings = run_settings(run_dir)
+    if settings is None:
+        notes.append("no config.yaml: its settings are unknown, so it shares tables only with runs without one")
     profile_json = run_dir / "profile.json"
     prof = _read_json(profile_json) if profile_json.exists() else None
     if prof is None:
@@ -142,6 +222,9 @@ def read_run(run_dir: Path, dataset: str) -> tuple[dict, list[dict], list[dict],
     wide.update(_profile_columns(prof))
     if env is not None:   # None: random initialisation; a path, or hub:NAME
         wide.update(weights=env.get("weights") or "random", weights_sha256=env.get("weights_sha256"))
+        if settings is not None:   # the weights by content: one file reached by two paths is one set of weights
+            sha = env.get("weights_sha256")
+            settings["backbone.weights"] = f"sha256:{sha[:12]}" if isinstance(sha, str) and sha else wide["weights"]
     wide["run"] = rel
     tidy, counts, conventions = [], [], []
     for profile, block in profiles.items():
@@ -157,7 +240,7 @@ def read_run(run_dir: Path, dataset: str) -> tuple[dict, list[dict], list[dict],
             wide[f"{profile}/count.{count}"] = value
         convention = json.dumps(block.get("convention") or {"name": profile}, sort_keys=True)
         conventions.append({**ident, "profile": profile, "convention": convention, "run": rel})
-    return wide, tidy, counts, conventions, notes
+    return wide, tidy, counts, conventions, notes, settings
 
 
 def _profile_columns(prof: dict | None) -> dict:
@@ -188,31 +271,76 @@ def load_runs(runs_dir: str | os.PathLike) -> Runs:
     root = Path(runs_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"runs directory {root} does not exist; pass the folder given to `segbench run`")
-    wide, tidy, counts, conventions, skipped, notes = [], [], [], [], [], []
-    for dataset_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    wide, tidy, counts, conventions, skipped, notes, settings = [], [], [], [], [], [], {}
+    if _looks_like_run(root):   # one run's own folder, e.g. an imported checkpoint's
+        skipped.append(_misplaced(root, "given as the runs directory"))
+    dataset_dirs = [] if skipped else sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for dataset_dir in dataset_dirs:
+        if _looks_like_run(dataset_dir):
+            skipped.append(_misplaced(dataset_dir, "directly in the runs directory, not in a dataset folder"))
+            continue
         for run_dir in sorted(p for p in dataset_dir.iterdir() if p.is_dir()):
             if not _looks_like_run(run_dir):
                 continue
             rel = f"{dataset_dir.name}/{run_dir.name}"
             try:
-                row, t, c, v, n = read_run(run_dir, dataset_dir.name)
+                row, t, c, v, n, s = read_run(run_dir, dataset_dir.name)
             except RunError as exc:
                 skipped.append(Skipped(rel, str(exc)))
                 continue
+            settings[rel] = s
             wide.append(row)
             tidy += t
             counts += c
             conventions += v
             notes += [Skipped(rel, note) for note in n]
+    recipes = recipe_labels(wide, settings)
+    for row in wide:
+        row["recipe"] = recipes[row["run"]]
     return Runs(
         root=root,
         wide=_sorted(pd.DataFrame(wide), _wide_columns(wide)),
-        tidy=_sorted(pd.DataFrame(tidy, columns=ID_COLUMNS + ["profile", "metric", "value", "run"])),
-        counts=_sorted(pd.DataFrame(counts, columns=ID_COLUMNS + ["profile", "count", "value", "run"])),
-        conventions=_sorted(pd.DataFrame(conventions, columns=ID_COLUMNS + ["profile", "convention", "run"])),
+        tidy=_with_recipe(tidy, ID_COLUMNS + ["profile", "metric", "value", "run"], recipes),
+        counts=_with_recipe(counts, ID_COLUMNS + ["profile", "count", "value", "run"], recipes),
+        conventions=_with_recipe(conventions, ID_COLUMNS + ["profile", "convention", "run"], recipes),
         skipped=skipped,
         notes=notes,
+        settings=settings,
     )
+
+
+def _with_recipe(rows: list[dict], columns: list[str], recipes: dict[str, str]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=columns)
+    return _sorted(frame.assign(recipe=frame["run"].map(recipes).astype(object)))
+
+
+def _comparable(value):
+    """A hashable form of a setting's value in which 256 and 256.0 are equal and a dict is its sorted JSON."""
+    if isinstance(value, (dict, list, tuple)):
+        return setting_text(value)
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def recipe_labels(wide: list[dict], settings: dict[str, dict | None]) -> dict[str, str]:
+    """Per run, the settings that set it apart from the other runs of its backbone and preset, as
+    "data.size=96, train.epochs=4"; "" when they all agree, so the usual report is unchanged.
+
+    A setting one config.yaml lacks (written before segbench had it) reads as none, the default of every optional
+    setting. Runs without a config.yaml are "settings not recorded" beside runs with one.
+    """
+    labels: dict[str, str] = {}
+    groups: dict[tuple[str, str], list[str]] = {}
+    for row in wide:
+        groups.setdefault((row["backbone"], row["preset"]), []).append(row["run"])
+    for runs in groups.values():
+        recorded = [settings[r] for r in runs if settings[r] is not None]
+        keys = {k for s in recorded for k in s}
+        varying = sorted(k for k in keys if len({_comparable(s.get(k)) for s in recorded}) > 1)
+        for run in runs:
+            s = settings[run]
+            labels[run] = (", ".join(f"{k}={setting_text(s.get(k))}" for k in varying) if s is not None
+                           else "settings not recorded" if recorded else "")
+    return labels
 
 
 def _wide_columns(rows: list[dict]) -> list[str]:
@@ -251,14 +379,16 @@ def summarise(tidy: pd.DataFrame) -> pd.DataFrame:
     """Mean, sample std (ddof=1; NaN for one seed or an infinite value), n seeds and the seeds, per dataset x
     method x metric.
 
-    Groups by backbone and preset too, so different recipes are never averaged together. NaN values (a metric a
-    run did not produce) are left out of that cell's n.
+    Groups by backbone, preset and recipe too, so runs trained with different settings are never averaged
+    together. NaN values (a metric a run did not produce) are left out of that cell's n.
     """
-    keys = ["dataset", "method", "backbone", "preset", "profile", "metric"]
+    keys = ["dataset", "method", "backbone", "preset", "recipe", "profile", "metric"]
+    if "recipe" not in tidy:   # a frame built by hand, without load_runs: one recipe
+        tidy = tidy.assign(recipe="")
     if tidy.empty:
         return pd.DataFrame(columns=keys + ["mean", "std", "n", "seeds"])
     rows = []
-    for key, group in tidy.groupby(keys, sort=False):
+    for key, group in tidy.groupby(keys, sort=False, dropna=False):
         values = group.dropna(subset=["value"])
         finite = all(math.isfinite(v) for v in values["value"])
         rows.append(

@@ -136,6 +136,33 @@ EFFICIENCY = {
 }
 
 
+# The paper's recipe as segbench's `paper` preset resolves it (benchmark/config.py, REFERENCE.md §2), flattened,
+# without the settings runs may differ in (reports.load.SHARED_SETTINGS): a run that differs in one of these is
+# no reproduction. A copy, as reports imports no benchmark code; tests/test_reports_tables.py compares the two.
+RECIPE = {
+    "backbone.name": "dinov3_vits16",
+    "data.size": 256,
+    "data.subset": None,
+    "data.val_fraction": 0.1,
+    "data.skip_bad": False,
+    "optim.lr": 1e-4,
+    "optim.weight_decay": 1e-4,
+    "train.epochs": 50,
+    "train.batch_size": 4,
+    "train.freeze_backbone": True,
+    "train.selection_split": "val",
+    "train.drop_last": False,
+    "train.amp_dtype": None,
+    "run.preset": "paper",
+}
+# Settings of the `paper` preset that are segbench's means, not the paper's recipe: a run may change them and still
+# reproduce it (they still separate recipes within a report, as they can move a number slightly).
+NOT_RECIPE = {
+    "train.feature_cache": "frozen features cached in half precision, or computed every step as the paper's code "
+                           "does: the paper's recipe either way (docs/conventions.md)",
+}
+
+
 def table_for(dataset: str) -> ReportedTable | None:
     """The paper table that reports `dataset`, or None for datasets the paper does not cover."""
     for table in TABLES.values():

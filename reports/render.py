@@ -1,6 +1,7 @@
 """`render_report(runs_dir, out_dir)`: run records -> tables, figures, report.tex and summary.md.
 
-Output layout (for the main backbone/preset group; any other group gets the same under `<backbone>__<preset>/`):
+Output layout (for the main group; any other group gets the same under `<backbone>__<preset>/`, or
+`<backbone>__<preset>__<recipe>/` where the runs of a backbone and preset were trained with different settings):
 
 ```
 OUT/report.tex          standalone LaTeX document (\\input's the tables, includes the PDF figures)
@@ -28,6 +29,7 @@ import pandas as pd
 
 from reports import figures as figs
 from reports import tables as tbl
+from reports.labels import plural
 from reports.load import (
     Runs,
     load_runs,
@@ -43,7 +45,8 @@ MAIN_GROUP = ("dinov3_vits16", "paper")
 class Group:
     backbone: str
     preset: str
-    prefix: str  # "" for the main group, else "<backbone>__<preset>"
+    recipe: str  # the settings that set its runs apart from the others of this backbone/preset (load.py), or ""
+    prefix: str  # "" for the main group, else "<backbone>__<preset>" (and "__<recipe>")
     ctx: tbl.Context
     tables: list[tbl.Table]
     table_paths: list[Path]
@@ -67,13 +70,14 @@ def _clear_previous(out: Path) -> None:
                         path.unlink()
 
 
-def groups_of(wide: pd.DataFrame) -> list[tuple[str, str]]:
-    """(backbone, preset) pairs present; the paper's recipe first if present, else the one with most runs."""
+def groups_of(wide: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(backbone, preset, recipe) groups present: runs are averaged and compared only within one. The paper's
+    backbone and preset first if present, then the group with most runs."""
     if wide.empty:
         return []
-    sizes = wide.groupby(["backbone", "preset"]).size()
-    pairs = sorted(sizes.index, key=lambda bp: (bp != MAIN_GROUP, -int(sizes[bp]), bp))
-    return [tuple(p) for p in pairs]
+    sizes = wide.groupby(["backbone", "preset", "recipe"]).size()
+    groups = sorted(sizes.index, key=lambda g: (g[:2] != MAIN_GROUP, -int(sizes[g]), g))
+    return [tuple(g) for g in groups]
 
 
 def render_report(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, *, backbone: str | None = None,
@@ -81,12 +85,13 @@ def render_report(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ba
                   speed: str | os.PathLike | None = None) -> dict:
     """Render everything for the runs under `runs_dir` into `out_dir`; returns a JSON-friendly summary.
 
-    backbone/preset: restrict to one recipe (default: every group present, the paper's recipe first).
+    backbone/preset: restrict to one backbone or preset (default: every group present, the paper's recipe first;
+    runs of one backbone and preset trained with different settings form one group per recipe).
     figures: False skips matplotlib (tables and documents only). update_results_csv: also regenerate
     RUNS_DIR/results.csv. speed: a `segbench profile` CSV/JSON whose latency and throughput fill the efficiency
     table (training records no latency). Returned keys: out_dir, report_tex, summary_md, runs_used_txt, results_csv,
     results_tidy_csv, tables, figures (lists of paths), warnings, n_runs_used, n_runs_skipped, skipped (run, reason),
-    groups (each with the backbone weights its runs used).
+    groups (each with its recipe and the backbone weights its runs used).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -96,15 +101,15 @@ def render_report(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ba
     if update_results_csv:
         write_results_csv(runs_dir, runs)
     wide, tidy = runs.wide, runs.tidy
-    pairs = [p for p in groups_of(wide) if (backbone in (None, p[0])) and (preset in (None, p[1]))]
+    chosen = [g for g in groups_of(wide) if (backbone in (None, g[0])) and (preset in (None, g[1]))]
     groups = []
-    for i, (bb, pr) in enumerate(pairs):
-        prefix = "" if i == 0 else tbl.file_safe(f"{bb}__{pr}")
-        groups.append(_render_group(runs, bb, pr, prefix, out, figures, speed_rows))
+    for i, (bb, pr, recipe) in enumerate(chosen):
+        prefix = "" if i == 0 else tbl.file_safe("__".join([bb, pr] + ([recipe] if recipe else [])))
+        groups.append(_render_group(runs, bb, pr, recipe, prefix, out, figures, speed_rows))
 
     warnings = [f"--speed {speed} has no latency for backbone {g.backbone} and methods "
                 f"{', '.join(sorted(g.ctx.wide['method'].unique()))} (it holds {tbl.speed_contents(speed_rows)}); "
-                f"the efficiency table of {g.backbone} / {g.preset} shows only what the runs recorded" for g in groups
+                f"the efficiency table of {g.ctx.title} shows only what the runs recorded" for g in groups
                 if speed_rows is not None and tbl.timed_rows(speed_rows, g.backbone, g.ctx.wide["method"]).empty]
     write_csv_atomic(wide, out / "results.csv")
     write_csv_atomic(tidy, out / "results_tidy.csv")
@@ -124,27 +129,36 @@ def render_report(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ba
         "n_runs_used": len(wide),
         "n_runs_skipped": len(runs.skipped),
         "skipped": [{"run": s.run, "reason": s.reason} for s in runs.skipped],
-        "groups": [{"backbone": g.backbone, "preset": g.preset, "folder": g.prefix or ".",
-                    "n_runs": int(((wide.backbone == g.backbone) & (wide.preset == g.preset)).sum()),
-                    "weights": weights_used(g.ctx.wide)}
+        "groups": [{"backbone": g.backbone, "preset": g.preset, "recipe": g.recipe, "folder": g.prefix or ".",
+                    "n_runs": len(g.ctx.wide), "weights": weights_used(g.ctx.wide)}
                    for g in groups],
     }
 
 
-def _render_group(runs: Runs, backbone: str, preset: str, prefix: str, out: Path, figures: bool,
+def _render_group(runs: Runs, backbone: str, preset: str, recipe: str, prefix: str, out: Path, figures: bool,
                   speed: pd.DataFrame | None) -> Group:
-    ctx = tbl.Context.from_runs(runs, backbone, preset, speed)
+    ctx = tbl.Context.from_runs(runs, backbone, preset, speed, recipe)
     wide = ctx.wide
-    tidy = runs.tidy[(runs.tidy.backbone == backbone) & (runs.tidy.preset == preset)]
-    tables = tbl.build_tables(ctx) + [tbl.coverage_table(wide, runs.skipped, backbone, preset)]
+    tidy = runs.tidy[runs.tidy["run"].isin(wide["run"])]
+    tables = tbl.build_tables(ctx) + [tbl.coverage_table(wide, runs.skipped, backbone, preset, recipe)]
     table_dir = out / "tables" / prefix if prefix else out / "tables"
     table_paths = [p for t in tables for p in tbl.write_table(t, table_dir)]
     figure_paths = []
     if figures:
         figure_dir = out / "figures" / prefix if prefix else out / "figures"
-        title = f"Accuracy vs trainable parameters, backbone {backbone}, preset {preset} (marker area ∝ total GFLOPs)"
+        title = f"Accuracy vs trainable parameters, {ctx.title} (marker area ∝ total GFLOPs)"
         figure_paths = figs.make_figures(runs.root, ctx.summary, tidy, wide, figure_dir, title)
-    return Group(backbone, preset, prefix, ctx, tables, table_paths, figure_paths)
+    return Group(backbone, preset, recipe, prefix, ctx, tables, table_paths, figure_paths)
+
+
+def recipe_lines(group: Group) -> list[str]:
+    """Why a group's heading names settings: its backbone and preset hold runs trained with other settings, which
+    never share its means, standard deviations or bold."""
+    if not group.recipe:
+        return []
+    return [f"Settings: {group.recipe}. The runs of backbone {group.backbone}, preset {group.preset} were trained "
+            "with different settings (their config.yaml), so each set of settings has its own section; no mean, "
+            "standard deviation or best value mixes them."]
 
 
 def weights_used(wide: pd.DataFrame) -> list[dict]:
@@ -230,15 +244,15 @@ def _figure_items(group: Group, out: Path) -> list[tuple[Path, str]]:
 
 def _summary_md(runs: Runs, groups: list[Group], out: Path) -> str:
     md = ["# segbench report", "",
-          (f"Runs directory `{runs.root}`: {len(runs.wide)} runs used, {len(runs.skipped)} skipped "
+          (f"Runs directory `{runs.root}`: {plural(len(runs.wide), 'run')} used, {len(runs.skipped)} skipped "
            "(listed below with the reason). Numbers are read from the run records (schema 1) and rounded only "
            "here."),
           ""]
     if not groups:
         md += ["No complete runs were found, so there are no tables or figures.", ""]
     for g in groups:
-        md += [f"## Frozen {g.backbone}, preset {g.preset}", ""]
-        md += [" ".join(weights_lines(g.ctx.wide)), ""]
+        md += [f"## Frozen {g.ctx.title.removeprefix('backbone ')}", ""]
+        md += [" ".join(recipe_lines(g) + weights_lines(g.ctx.wide)), ""]
         for t in g.tables:
             md += [f"### {t.title}", "", tbl.to_markdown(t), ""]
         items = _figure_items(g, out)
@@ -262,7 +276,7 @@ def _summary_md(runs: Runs, groups: list[Group], out: Path) -> str:
         texts = conv[conv.profile == profile]["convention"].unique()
         for text in texts:
             n = int((conv[(conv.profile == profile) & (conv.convention == text)]).shape[0])
-            md += [f"- `{profile}` ({n} runs): `{json.dumps(json.loads(text), sort_keys=True)}`"]
+            md += [f"- `{profile}` ({plural(n, 'run')}): `{json.dumps(json.loads(text), sort_keys=True)}`"]
     return "\n".join(md) + "\n"
 
 
@@ -295,8 +309,8 @@ PREAMBLE = r"""\documentclass[10pt]{article}
 def _report_tex(runs: Runs, groups: list[Group], out: Path) -> str:
     tex = tbl.tex
     lines = [PREAMBLE, r"\begin{document}", r"\maketitle", "",
-             (f"Runs directory \\texttt{{{tex(runs.root.name or str(runs.root))}}}: {len(runs.wide)} runs used, "
-              f"{len(runs.skipped)} skipped (Section~\\ref{{sec:runs}}). "
+             (f"Runs directory \\texttt{{{tex(runs.root.name or str(runs.root))}}}: "
+              f"{plural(len(runs.wide), 'run')} used, {len(runs.skipped)} skipped (Section~\\ref{{sec:runs}}). "
               "Our rows are means over seeds with the sample standard deviation (ddof = 1); reported rows are "
               "copied from the SegDINO paper (arXiv 2509.00833 v1) and come from its own models and protocols."), ""]
     if not groups:
@@ -304,8 +318,8 @@ def _report_tex(runs: Runs, groups: list[Group], out: Path) -> str:
     for g in groups:
         folder = f"tables/{g.prefix}/" if g.prefix else "tables/"
         main = [t for t in g.tables if not t.key.startswith("dataset_") and t.key != "coverage"]
-        lines += [f"\\section{{Results: backbone {tex(g.backbone)}, preset {tex(g.preset)}}}", ""]
-        lines += [" ".join(tex(line) for line in weights_lines(g.ctx.wide)), ""]
+        lines += [f"\\section{{Results: {tex(g.ctx.title)}}}", ""]
+        lines += [" ".join(tex(line) for line in recipe_lines(g) + weights_lines(g.ctx.wide)), ""]
         lines += [f"\\input{{{folder}{t.key}}}" for t in main] + [r"\clearpage", ""]
         items = _figure_items(g, out)
         if items:  # float pages only (no heading: it would sit alone on a page before them)
@@ -335,7 +349,8 @@ def _report_tex(runs: Runs, groups: list[Group], out: Path) -> str:
     if runs.notes:
         lines += ["", "Used with a remark:", r"\begin{itemize}\small\raggedright"]
         for reason, rs in _by_reason(runs.notes):
-            lines.append(f"\\item {tex(reason)} ({len(rs)} runs): " + ", ".join(f"\\texttt{{{tex(r)}}}" for r in rs))
+            lines.append(f"\\item {tex(reason)} ({plural(len(rs), 'run')}): "
+                         + ", ".join(f"\\texttt{{{tex(r)}}}" for r in rs))
         lines += [r"\end{itemize}"]
     lines += ["", "The full list of runs used is in \\texttt{runs\\_used.txt}.", ""]
     appendix = [(g, t) for g in groups for t in g.tables if t.key.startswith("dataset_")]

@@ -29,9 +29,10 @@ from reports.labels import (
     file_safe,
     metric_info,
     metric_order,
+    plural,
     reported_decimals,
 )
-from reports.load import Runs, dataset_sort_key, method_sort_key, summarise
+from reports.load import Runs, dataset_sort_key, method_sort_key, setting_text, summarise
 from reports.table_render import (
     Cell,
     Column,
@@ -72,23 +73,42 @@ class Context:
 
     backbone: str
     preset: str
-    summary: pd.DataFrame  # summarise() output for this backbone/preset
-    conventions: pd.DataFrame  # load.Runs.conventions for this backbone/preset
-    counts: pd.DataFrame  # load.Runs.counts for this backbone/preset
-    wide: pd.DataFrame  # load.Runs.wide for this backbone/preset
+    summary: pd.DataFrame  # summarise() output for this backbone/preset/recipe
+    conventions: pd.DataFrame  # load.Runs.conventions for this backbone/preset/recipe
+    counts: pd.DataFrame  # load.Runs.counts for this backbone/preset/recipe
+    wide: pd.DataFrame  # load.Runs.wide for this backbone/preset/recipe
     speed: pd.DataFrame | None = None  # rows of a `segbench profile` speed table (load.read_speed), optional
+    recipe: str = ""  # the settings that set these runs apart from the others of this backbone/preset (load.py)
+    settings: dict | None = None  # the settings these runs share (load.run_settings); None: not recorded
 
     @classmethod
-    def from_runs(cls, runs: Runs, backbone: str, preset: str, speed: pd.DataFrame | None = None) -> Context:
-        """The context for one backbone/preset group of a loaded runs directory."""
+    def from_runs(cls, runs: Runs, backbone: str, preset: str, speed: pd.DataFrame | None = None,
+                  recipe: str | None = None) -> Context:
+        """The context for one backbone/preset/recipe group of a loaded runs directory. recipe None: the only
+        recipe of this backbone and preset (ValueError when its runs were trained with different settings)."""
+        if recipe is None:
+            w = runs.wide
+            recipes = sorted(set(w[(w.backbone == backbone) & (w.preset == preset)]["recipe"])) if len(w) else []
+            if len(recipes) > 1:
+                raise ValueError(f"the runs of backbone {backbone}, preset {preset} differ in their settings; "
+                                 f"pass one recipe of {recipes}")
+            recipe = recipes[0] if recipes else ""
+
         def pick(frame: pd.DataFrame) -> pd.DataFrame:
             if frame.empty:
                 return frame
-            return frame[(frame.backbone == backbone) & (frame.preset == preset)].reset_index(drop=True)
+            keep = (frame.backbone == backbone) & (frame.preset == preset) & (frame.recipe == recipe)
+            return frame[keep].reset_index(drop=True)
 
-        tidy = pick(runs.tidy)
-        return cls(backbone, preset, summarise(tidy), pick(runs.conventions), pick(runs.counts), pick(runs.wide),
-                   speed)
+        wide = pick(runs.wide)
+        settings = runs.settings.get(wide["run"].iloc[0]) if len(wide) else None  # the same for all (load.py)
+        return cls(backbone, preset, summarise(pick(runs.tidy)), pick(runs.conventions), pick(runs.counts), wide,
+                   speed, recipe, settings)
+
+    @property
+    def title(self) -> str:
+        """"backbone B, preset P", and the recipe's settings when the runs of B and P differ in theirs."""
+        return f"backbone {self.backbone}, preset {self.preset}" + (f", {self.recipe}" if self.recipe else "")
 
     @property
     def datasets(self) -> list[str]:
@@ -184,7 +204,7 @@ def paper_table(ctx: Context, table: paper.ReportedTable) -> Table | None:
     if not datasets:
         return None
     columns = [_metric_column(d, table.profile, m) for d in datasets for m in table.metrics]
-    ours = Section(f"Ours: backbone {ctx.backbone}, preset {ctx.preset}", kind="ours")
+    ours = Section(f"Ours: {ctx.title}", kind="ours")
     for method in ctx.methods(datasets):
         ours.rows.append((display_method(method), [
             ctx.stat(c.dataset, method, c.profile, c.metric, decimals(c.metric, c.profile)) for c in columns]))
@@ -226,21 +246,56 @@ def paper_table(ctx: Context, table: paper.ReportedTable) -> Table | None:
          f"{ctx.convention_note(datasets, table.profile)}."),
         _stat_caption(seeds),
         _units_caption(list(table.metrics), grid),
+        *_metric_notes(ctx, datasets, table.profile, list(table.metrics)),
         "Bold: best of our rows per column.",
         "Reported rows are copied from the paper: its own models and protocols (e.g. its U-Net is a CNN trained from "
         "scratch, not a decoder on our frozen backbone)." if table.key == "table1" else
         "Reported rows are copied from the paper (their own models and protocols).",
         "Δ row: our SegDINO mean minus the paper's SegDINO (negative is better for ↓ columns).",
+        _reproduction_note(ctx),
     ]
-    if (ctx.backbone, ctx.preset) != (paper.EFFICIENCY["backbone"], "paper"):
-        sentences.append(f"Note: our rows use backbone {_code(ctx.backbone)} and preset {_code(ctx.preset)}, not the "
-                         "paper's recipe (dinov3_vits16, preset paper), so the Δ row is no reproduction check.")
     if table.note:
         sentences.append(table.note if table.verified else "‡ " + table.note)
     if table.key == "table1":
         sentences.append(_hd95_inf_note(ctx, datasets, table.profile))
     t.caption = " ".join(s for s in sentences if s)
     return t
+
+
+def _reproduction_note(ctx: Context) -> str:
+    """"" when our rows follow the paper's recipe (every setting of segbench's `paper` preset, paper.RECIPE, as the
+    runs' config.yaml records it, apart from those runs may differ in), else why the Δ row is no reproduction
+    check, naming each setting that differs: a `paper` run at another size or for fewer epochs is no reproduction."""
+    named = {"backbone.name": ctx.backbone, "run.preset": ctx.preset}   # the run directory's name says these
+    known = {**(ctx.settings or {}), **named}
+    checked = paper.RECIPE if ctx.settings is not None else {k: paper.RECIPE[k] for k in named}
+    differ = [f"{key}={setting_text(known.get(key))} (paper: {setting_text(value)})"
+              for key, value in checked.items() if setting_text(known.get(key)) != setting_text(value)]
+    if "weights" in ctx.wide and (ctx.wide["weights"] == "random").any():
+        differ.append("random backbone weights")
+    if ctx.settings is None:
+        differ.append("the other settings not recorded (no config.yaml)")
+    if not differ:
+        return ""
+    return (f"Note: our rows do not follow the paper's recipe (preset {_code('paper')}): {'; '.join(differ)}; so the "
+            "Δ row is no reproduction check.")
+
+
+def _metric_notes(ctx: Context, datasets: list[str], profile: str, metrics: list[str]) -> list[str]:
+    """What a column's name does not say: which accuracy Acc is, and why Precision can be best for a model that
+    predicts nothing (an empty prediction has precision 1 under the eps and one rules, docs/conventions.md)."""
+    notes = []
+    if "acc" in metrics:
+        notes.append("Acc is pixel accuracy, (TP + TN) / all pixels, not MirrorNet's TP / Np accuracy, which the "
+                     f"{_code('mirror')} profile records as {_code('acc_mirror')}"
+                     + (" (Acc (TP/Np) here)." if "acc_mirror" in metrics else "."))
+    c = ctx.conventions
+    rules = {json.loads(text).get("empty_rule", "eps")
+             for text in c[c.dataset.isin(datasets) & (c.profile == profile)]["convention"]}
+    if "precision" in metrics and rules - {"zero"}:
+        notes.append("Precision: an empty prediction scores 1 (the profile's rule for 0/0, its empty_rule), so a "
+                     "model that predicts almost nothing can be best in it; read it with Recall.")
+    return notes
 
 
 def _hd95_inf_note(ctx: Context, datasets: list[str], profile: str) -> str:
@@ -257,8 +312,8 @@ def _hd95_inf_note(ctx: Context, datasets: list[str], profile: str) -> str:
             "keep": "keeps them, so a mean with one is infinite"}
     how = what.get(rules.pop(), "treats them as recorded") if len(rules) == 1 else "mixes rules across runs"
     return (f"Images with an empty prediction or ground truth have an infinite HD95; this column {how}: "
-            f"{int(hit['value'].sum())} such images over {hit['run'].nunique()} runs (per run in the per-dataset "
-            "tables, with HD95 (pen.) scoring them at a penalty).")
+            f"{plural(int(hit['value'].sum()), 'such image')} over {plural(hit['run'].nunique(), 'run')} (per run "
+            "in the per-dataset tables, with HD95 (pen.) scoring them at a penalty).")
 
 
 def dataset_tables(ctx: Context, dataset: str) -> list[Table]:
@@ -295,9 +350,10 @@ def dataset_table(ctx: Context, dataset: str, profile: str) -> Table:
     seeds = mark_seed_counts(t)
     t.caption = " ".join([
         (f"{display_dataset(dataset)}: every metric recorded under {ctx.convention_note([dataset], profile)}; "
-         f"backbone {ctx.backbone}, preset {ctx.preset}."),
+         f"{ctx.title}."),
         _stat_caption(seeds),
         _units_caption(metrics, ""),
+        *_metric_notes(ctx, [dataset], profile, metrics),
         "Bold: best per column." + (f" {' and '.join(c.label for c in columns[len(metrics):])}: mean per run."
                                     if len(columns) > len(metrics) else ""),
     ])
@@ -332,7 +388,7 @@ def efficiency_table(ctx: Context) -> Table | None:
         w, speed_note = _with_speed(w, ctx.speed, ctx.backbone)
     w = w.assign(fps=1000.0 / w["batch1_ms"].astype(float))
     columns = [Column(label, tex(label), metric=key, lower_better=lb) for key, label, _, _, lb in spec]
-    ours = Section(f"Ours: backbone {ctx.backbone}, preset {ctx.preset}", kind="ours")
+    ours = Section(f"Ours: {ctx.title}", kind="ours")
     notes = []
     for method in sorted(w["method"].unique(), key=method_sort_key):
         rows = w[w.method == method]
@@ -416,8 +472,10 @@ def _with_speed(w: pd.DataFrame, speed: pd.DataFrame, backbone: str) -> tuple[pd
                f"(`segbench profile`), {where}; FPS = 1000 / latency at batch 1.")
 
 
-def coverage_table(runs_wide: pd.DataFrame, skipped: list, backbone: str, preset: str) -> Table:
-    """Seeds used per dataset x method (and how many were skipped), so a reader sees what each mean rests on."""
+def coverage_table(runs_wide: pd.DataFrame, skipped: list, backbone: str, preset: str, recipe: str = "") -> Table:
+    """Seeds used per dataset x method (and how many were skipped), so a reader sees what each mean rests on.
+
+    A skipped run has no settings read, so it counts in every recipe of its backbone and preset."""
     datasets = sorted(runs_wide["dataset"].unique(), key=dataset_sort_key)
     methods = sorted(runs_wide["method"].unique(), key=method_sort_key)
     skipped_count = Counter()
@@ -438,8 +496,8 @@ def coverage_table(runs_wide: pd.DataFrame, skipped: list, backbone: str, preset
             cells.append(Cell("text", text=text))
         section.rows.append((display_method(m), cells))
     return Table(key="coverage", title="Runs used", columns=columns, sections=[section], caption=(
-        f"Seeds used per dataset and method (backbone {backbone}, preset {preset}); skipped runs are listed with "
-        "their reasons in summary.md and runs_used.txt."))
+        f"Seeds used per dataset and method (backbone {backbone}, preset {preset}{', ' + recipe if recipe else ''}); "
+        "skipped runs are listed with their reasons in summary.md and runs_used.txt."))
 
 
 def build_tables(ctx: Context) -> list[Table]:

@@ -3,7 +3,8 @@
 `write_fake_runs(root)` writes a small sweep with plausible numbers and the awkward cases a real sweep has:
 a method missing on one dataset (dpt on visha), a failed seed (kvasir/unet s2: no DONE), a dataset with a single
 seed (msd), a run whose metrics.json is truncated (isic2017/upernet s1), a parameter-matched baseline on one
-dataset (unet-small on tn3k), and a user dataset (`folder`) whose runs have no profile.json.
+dataset (unet-small on tn3k), and a user dataset (`folder`) whose runs have no profile.json. Every run's
+config.yaml is the one `segbench train` resolves (benchmark.config), so tests can vary one setting as `--set` does.
 Deterministic: the same call writes the same bytes, so golden files can be compared.
 """
 
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from benchmark.config import dump_yaml, load_config
 
 BACKBONE = "dinov3_vits16"
 PRESET = "paper"
@@ -51,6 +54,14 @@ class FakeRuns:
 
 def run_name(method: str, seed: int, backbone: str = BACKBONE, preset: str = PRESET) -> str:
     return f"{method}__{backbone}__{preset}__s{seed}"
+
+
+def config_yaml(root: Path, dataset: str, method: str, seed: int, backbone: str = BACKBONE, preset: str = PRESET,
+                settings: dict | None = None) -> str:
+    """The config.yaml `segbench train` writes for this run, with `settings` (`{"data.size": 96}`) as `--set`."""
+    overrides = {"backbone.name": backbone, "decoder.name": method, "data.dataset": dataset, "train.seed": seed,
+                 "data.root": "/data", "run.runs_dir": str(root), **(settings or {})}
+    return dump_yaml(load_config(preset, overrides=overrides))
 
 
 def plan() -> list[tuple[str, str, int]]:
@@ -179,8 +190,7 @@ def write_run(root: Path, dataset: str, method: str, seed: int, *, done: bool = 
     run = root / dataset / run_name(method, seed)
     run.mkdir(parents=True, exist_ok=True)
     profiles = _metrics(dataset, method, seed, rng)
-    (run / "config.yaml").write_text(
-        f"backbone:\n  name: {BACKBONE}\ndecoder:\n  name: {method}\nrun:\n  seed: {seed}\n  preset: {PRESET}\n")
+    (run / "config.yaml").write_text(config_yaml(root, dataset, method, seed))
     env = {"python": "3.11.2", "torch": "2.15.0", "timm": "1.0.31", "smp": "0.6.0", "segbench": "0.1.0",
            "git_sha": "0" * 40, "git_dirty": False, "device": "cuda:0", "weights": "dinov3_vits16.pth",
            "weights_sha256": "a" * 64, "started": "2025-01-01T00:00:00Z", "finished": "2025-01-01T00:14:00Z"}
@@ -223,10 +233,13 @@ def write_fake_runs(root: str | Path) -> FakeRuns:
 
 
 def write_exact_run(root: str | Path, dataset: str, method: str, seed: int, profiles: dict[str, dict[str, float]],
-                    *, counts: dict | None = None, preset: str = PRESET, backbone: str = BACKBONE) -> Path:
-    """A minimal complete run with exactly the given metric values: `{profile: {metric: value}}` (for goldens)."""
+                    *, counts: dict | None = None, preset: str = PRESET, backbone: str = BACKBONE,
+                    settings: dict | None = None) -> Path:
+    """A minimal complete run with exactly the given metric values: `{profile: {metric: value}}` (for goldens),
+    trained with the preset's settings changed by `settings` (`{"data.size": 96}`, as `--set`)."""
     run = Path(root) / dataset / run_name(method, seed, backbone, preset)
     run.mkdir(parents=True, exist_ok=True)
+    (run / "config.yaml").write_text(config_yaml(Path(root), dataset, method, seed, backbone, preset, settings))
     blocks = {p: {"convention": {"name": p, "resolution": "native", "threshold": 0.5}, "metrics": m,
                   "counts": counts or {"n_images": 10}} for p, m in profiles.items()}
     metrics = {"schema": 1, "dataset": dataset, "method": method, "backbone": backbone, "preset": preset,

@@ -168,3 +168,66 @@ def test_reports_imports_neither_torch_nor_the_model_packages():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() == "[]"
+
+
+def test_seeds_trained_with_different_settings_are_never_averaged(tmp_path):
+    # a run directory's name holds no size or epochs: seed 2 at 96 px for 4 epochs must not join the 64 px mean
+    small = {"data.size": 64, "train.epochs": 2}
+    write_exact_run(tmp_path, "msd", "segdino", 0, {"mirror": {"iou": 0.80}}, settings=small)
+    write_exact_run(tmp_path, "msd", "segdino", 1, {"mirror": {"iou": 0.82}}, settings=small)
+    write_exact_run(tmp_path, "msd", "segdino", 2, {"mirror": {"iou": 0.95}},
+                    settings={"data.size": 96, "train.epochs": 4})
+    runs = load_runs(tmp_path)
+    assert list(runs.wide["recipe"]) == ["data.size=64, train.epochs=2"] * 2 + ["data.size=96, train.epochs=4"]
+    s = summarise(runs.tidy)
+    assert sorted(zip(s["recipe"], s["n"], s["mean"].round(2))) == [
+        ("data.size=64, train.epochs=2", 2, 0.81), ("data.size=96, train.epochs=4", 1, 0.95)]
+    table = pd.read_csv(write_results_csv(tmp_path))
+    assert list(table.columns[: len(RESULT_COLUMNS)]) == RESULT_COLUMNS
+    assert table["recipe"].nunique() == 2
+
+
+def test_runs_that_differ_only_in_where_and_how_they_ran_share_one_recipe(tmp_path):
+    # seed, device, workers, compile, paths, a weights file reached by another path: one recipe, one mean
+    execution = [{}, {"train.device": "cuda:1", "train.num_workers": 4, "train.compile": "reduce-overhead",
+                      "train.features_on_device": "yes", "train.checkpoint_every_s": 5.0, "eval.n_samples": 8},
+                 {"data.root": "/elsewhere", "data.cache_dir": "/scratch/cache", "data.skip_bad": True,
+                  "eval.profiles": "mirror"}]
+    for seed, settings in enumerate(execution):
+        run = write_exact_run(tmp_path / "runs", "msd", "segdino", seed, {"mirror": {"iou": 0.9 + seed / 100}},
+                              settings={**settings, "backbone.weights": f"/copy{seed}/dinov3_vits16.pth"})
+        (run / "env.json").write_text(json.dumps({"weights": f"/copy{seed}/dinov3_vits16.pth",
+                                                  "weights_sha256": "a" * 64}))
+    runs = load_runs(tmp_path / "runs")
+    assert set(runs.wide["recipe"]) == {""} and not runs.notes
+    assert list(summarise(runs.tidy)["n"]) == [3]
+    (run / "env.json").write_text(json.dumps({"weights": "/w/other.pth", "weights_sha256": "b" * 64}))
+    assert set(load_runs(tmp_path / "runs").wide["recipe"]) == {"backbone.weights=sha256:aaaaaaaaaaaa",
+                                                                "backbone.weights=sha256:bbbbbbbbbbbb"}
+
+
+def test_a_run_without_config_yaml_is_kept_apart_with_a_note(tmp_path):
+    write_exact_run(tmp_path, "msd", "segdino", 0, {"mirror": {"iou": 0.9}})
+    (write_exact_run(tmp_path, "msd", "segdino", 1, {"mirror": {"iou": 0.5}}) / "config.yaml").unlink()
+    runs = load_runs(tmp_path)
+    assert list(runs.wide["recipe"]) == ["", "settings not recorded"]
+    assert [n.run for n in runs.notes if "no config.yaml" in n.reason] == ["msd/segdino__dinov3_vits16__paper__s1"]
+
+
+def _imported_run(folder):
+    """What `segbench import-checkpoint` leaves (before `segbench evaluate` adds metrics.json)."""
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text("run:\n  preset: public-code\n")
+    (folder / "model.pt").write_bytes(b"weights")
+    (folder / "env.json").write_text(json.dumps({"imported_from": "best_model.pth"}))
+    return folder
+
+
+@pytest.mark.parametrize("where", ["imported/public_kvasir", "public_kvasir", "."])
+def test_imported_runs_are_listed_as_not_reported_wherever_they_are(tmp_path, where):
+    run = _imported_run(tmp_path / "runs" / where if where != "." else tmp_path / "runs")
+    for _ in range(2):   # as imported, then after `segbench evaluate`
+        runs = load_runs(run if where == "." else tmp_path / "runs")
+        assert runs.wide.empty and len(runs.skipped) == 1
+        assert "imported runs are not reported" in runs.skipped[0].reason
+        (run / "metrics.json").write_text(json.dumps({"schema": 1, "selected_epoch": -1, "profiles": {}}))

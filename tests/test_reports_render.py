@@ -26,7 +26,7 @@ def test_returns_a_json_friendly_summary(rendered):
     assert result["n_runs_skipped"] == len(fake.skipped)
     assert {s["run"] for s in result["skipped"]} == set(fake.skipped)
     assert [{k: v for k, v in g.items() if k != "weights"} for g in result["groups"]] == [
-        {"backbone": "dinov3_vits16", "preset": "paper", "folder": ".", "n_runs": len(fake.used)}]
+        {"backbone": "dinov3_vits16", "preset": "paper", "recipe": "", "folder": ".", "n_runs": len(fake.used)}]
     for key in ("report_tex", "summary_md", "runs_used_txt", "results_csv", "results_tidy_csv"):
         assert Path(result[key]).is_file(), key
     assert all(Path(p).is_file() for p in result["tables"] + result["figures"])
@@ -68,7 +68,7 @@ def test_tidy_and_wide_results(rendered):
     fake, out, _ = rendered
     tidy = pd.read_csv(out / "results_tidy.csv")
     assert list(tidy.columns) == ["dataset", "method", "backbone", "preset", "seed", "profile", "metric", "value",
-                                  "run"]
+                                  "run", "recipe"]
     assert set(tidy["run"]) == fake.used
     assert len(pd.read_csv(out / "results.csv")) == len(fake.used)
     assert not (fake.root / "results.csv").exists()  # nothing written into the runs directory by default
@@ -191,3 +191,55 @@ def test_coverage_counts_unfinished_seeds_but_not_moved_aside_corrupt_folders(tm
     render_report(runs, tmp_path / "out", figures=False)
     coverage = (tmp_path / "out" / "tables" / "coverage.md").read_text()
     assert "| SegDINO | s0,1 (+1 skipped) |" in coverage
+
+
+def test_runs_trained_with_different_settings_get_separate_sections(tmp_path):
+    # DPT at 96 px is never bolded against UNet at 64 px, and SegDINO's two sizes are never one mean
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        write_exact_run(runs, "msd", "unet", seed, {"mirror": {"iou": 0.80}}, settings={"data.size": 64})
+        write_exact_run(runs, "msd", "dpt", seed, {"mirror": {"iou": 0.95}}, settings={"data.size": 96})
+    write_exact_run(runs, "msd", "segdino", 0, {"mirror": {"iou": 0.85}}, settings={"data.size": 64})
+    write_exact_run(runs, "msd", "segdino", 1, {"mirror": {"iou": 0.97}}, settings={"data.size": 96})
+    result = render_report(runs, tmp_path / "out", figures=False)
+    assert [(g["recipe"], g["folder"], g["n_runs"]) for g in result["groups"]] == [
+        ("data.size=64", ".", 3), ("data.size=96", "dinov3_vits16__paper__data.size-96", 3)]
+    small = (tmp_path / "out" / "tables" / "table2_msd.md").read_text()
+    large = (tmp_path / "out" / "tables" / "dinov3_vits16__paper__data.size-96" / "table2_msd.md").read_text()
+    assert "*Ours: backbone dinov3_vits16, preset paper, data.size=64*" in small
+    assert "| UNet | 0.800 ± 0.000 |" in small and "| SegDINO (n=1) | **0.850** |" in small and "DPT" not in small
+    assert "| DPT | 0.950 ± 0.000 |" in large and "| SegDINO (n=1) | **0.970** |" in large and "UNet" not in large
+    assert "data.size=64 (paper: 256)" in small and "no reproduction check" in small
+    tex = (tmp_path / "out" / "report.tex").read_text()
+    assert "\\section{Results: backbone dinov3\\_vits16, preset paper, data.size=96}" in tex
+    assert "Settings: data.size=96. The runs of backbone dinov3_vits16, preset paper were trained with" in (
+        tmp_path / "out" / "summary.md").read_text()
+    recipes = pd.read_csv(tmp_path / "out" / "results.csv")["recipe"]
+    assert sorted(recipes) == ["data.size=64"] * 3 + ["data.size=96"] * 3
+
+
+def test_one_run_is_one_run_not_one_runs(tmp_path):
+    runs = tmp_path / "runs"
+    write_exact_run(runs, "kvasir", "segdino", 0, {"segdino": {"dice": 0.8, "iou": 0.7, "hd95": 20.0}},
+                    counts={"n_images": 10, "hd95_inf": 1})
+    render_report(runs, tmp_path / "out", figures=False)
+    tex = (tmp_path / "out" / "report.tex").read_text()
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "1 run used" in tex and "1 run used" in summary
+    assert "1 such image over 1 run (" in (tmp_path / "out" / "tables" / "table1_medical.md").read_text()
+    assert not re.search(r"\b1 runs\b", tex + summary)
+
+
+def test_report_of_only_imported_runs_says_they_are_not_reported(tmp_path):
+    from benchmark.cli import app
+    from typer.testing import CliRunner
+
+    run = tmp_path / "runs" / "imported" / "public_kvasir"
+    run.mkdir(parents=True)
+    (run / "model.pt").write_bytes(b"weights")
+    (run / "env.json").write_text(json.dumps({"imported_from": "best_model.pth"}))
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "runs"), "--out", str(tmp_path / "out")])
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2 and "no finished runs under" in message, message
+    assert "imported/public_kvasir: an imported checkpoint" in message
+    assert "imported runs are not reported" in message

@@ -264,3 +264,59 @@ def test_a_profile_that_gained_a_metric_is_not_a_different_convention(tmp_path):
     (new / "metrics.json").write_text(json.dumps(record))
     ctx = T.Context.from_runs(load_runs(tmp_path), "dinov3_vits16", "paper")
     assert "WARNING: runs record 2 different conventions" in ctx.convention_note(["msd"], "mirror")
+
+
+def test_the_paper_recipe_copy_is_the_paper_preset():
+    # reports imports no benchmark code, so it keeps a copy of the `paper` preset's settings: the two must agree
+    from benchmark.config import flatten, load_config
+    from reports.load import SHARED_SETTINGS
+
+    settings = flatten(load_config("paper").to_dict())
+    assert set(SHARED_SETTINGS) <= set(settings)   # every exclusion names a real setting
+    assert set(paper.NOT_RECIPE) <= set(settings)
+    assert paper.RECIPE == {k: v for k, v in settings.items() if k not in SHARED_SETTINGS and k not in paper.NOT_RECIPE}
+
+
+def _msd_caption(tmp_path, settings=None, keep_config=True):
+    run = write_exact_run(tmp_path, "msd", "segdino", 0, {"mirror": {"iou": 0.9}}, settings=settings)
+    if not keep_config:
+        (run / "config.yaml").unlink()
+    return T.paper_table(T.Context.from_runs(load_runs(tmp_path), "dinov3_vits16", "paper"), paper.TABLE2).caption
+
+
+def test_a_paper_preset_run_with_other_settings_is_no_reproduction(tmp_path):
+    caption = _msd_caption(tmp_path / "a", {"train.epochs": 1, "data.size": 64, "train.device": "cpu"})
+    assert "data.size=64 (paper: 256); train.epochs=1 (paper: 50); so the Δ row is no reproduction check" in caption
+    assert "train.device" not in caption
+    assert "reproduction" not in _msd_caption(tmp_path / "b", {"train.device": "cpu", "train.compile": "default",
+                                                               "train.feature_cache": False})
+    assert "not recorded (no config.yaml)" in _msd_caption(tmp_path / "c", keep_config=False)
+
+
+def test_another_preset_names_the_settings_it_changes(tmp_path):
+    write_exact_run(tmp_path, "msd", "segdino", 0, {"mirror": {"iou": 0.9}}, preset="public-code")
+    ctx = T.Context.from_runs(load_runs(tmp_path), "dinov3_vits16", "public-code")
+    caption = T.paper_table(ctx, paper.TABLE2).caption
+    for text in ("run.preset=public-code (paper: paper)", "train.freeze_backbone=false (paper: true)",
+                 "train.selection_split=test (paper: val)", "train.batch_size=8 (paper: 4)"):
+        assert text in caption
+
+
+def test_one_context_never_mixes_recipes(tmp_path):
+    write_exact_run(tmp_path, "msd", "segdino", 0, {"mirror": {"iou": 0.9}})
+    write_exact_run(tmp_path, "msd", "segdino", 1, {"mirror": {"iou": 0.5}}, settings={"optim.lr": 3e-4})
+    runs = load_runs(tmp_path)
+    with pytest.raises(ValueError, match="differ in their settings"):
+        T.Context.from_runs(runs, "dinov3_vits16", "paper")
+    ctx = T.Context.from_runs(runs, "dinov3_vits16", "paper", recipe="optim.lr=0.0003")
+    t = T.paper_table(ctx, paper.TABLE2)
+    assert t.sections[0].title == "Ours: backbone dinov3_vits16, preset paper, optim.lr=0.0003"
+    assert T.cell_plain(t.sections[0].rows[0][1][0]) == "0.500"
+    assert "optim.lr=0.0003 (paper: 0.0001)" in t.caption
+
+
+def test_captions_say_which_accuracy_acc_is_and_why_precision_can_mislead(built):
+    assert "Acc is pixel accuracy" in built["table2_msd"].caption and "`acc_mirror`" in built["table2_msd"].caption
+    assert "Acc is pixel accuracy" in built["dataset_msd__mirror"].caption
+    assert "an empty prediction scores 1" in built["dataset_folder__segdino"].caption
+    assert "Precision" not in built["dataset_msd__mirror"].caption   # not shown there
