@@ -39,7 +39,6 @@ EXTRA_COLUMNS = [
 SHARED_SETTINGS = (
     "train.seed",                # the seed: what a mean over seeds averages over
     "decoder.name",              # the method: the rows of a table
-    "decoder.options",           # the method's own options (e.g. a decoder's widths), part of the method
     "data.dataset",              # the dataset: the columns of a table, never averaged over
     "train.device",              # where it ran (auto, cpu, cuda:1), not what was trained (as benchmark.train)
     "train.num_workers",         # data-loading processes: the same batches in the same order
@@ -53,6 +52,9 @@ SHARED_SETTINGS = (
     "run.runs_dir",              # where the run directory is
     "backbone.weights",          # a path; the weights themselves are told apart by env.json's weights_sha256
 )
+# Settings that belong to the method (a decoder's own options, e.g. its widths): runs of different methods differ in
+# them by design, so they are compared among the runs of one method only.
+METHOD_SETTINGS = ("decoder.options",)
 IMPORTED = ("an imported checkpoint (`segbench import-checkpoint`): imported runs are not reported, since the tables "
             "hold runs segbench trained; `segbench evaluate` prints its scores")
 # Canonical row order for methods; unknown methods follow alphabetically.
@@ -330,16 +332,20 @@ def recipe_labels(wide: list[dict], settings: dict[str, dict | None]) -> dict[st
     """
     labels: dict[str, str] = {}
     groups: dict[tuple[str, str], list[str]] = {}
+    method_of = {row["run"]: row["method"] for row in wide}
     for row in wide:
         groups.setdefault((row["backbone"], row["preset"]), []).append(row["run"])
     for runs in groups.values():
         recorded = [settings[r] for r in runs if settings[r] is not None]
-        keys = {k for s in recorded for k in s}
+        keys = {k for s in recorded for k in s if k not in METHOD_SETTINGS}
         varying = sorted(k for k in keys if len({_comparable(s.get(k)) for s in recorded}) > 1)
-        for run in runs:
-            s = settings[run]
-            labels[run] = (", ".join(f"{k}={setting_text(s.get(k))}" for k in varying) if s is not None
-                           else "settings not recorded" if recorded else "")
+        for method in {method_of[r] for r in runs}:   # a method's own options: among its runs only
+            own = [settings[r] for r in runs if method_of[r] == method and settings[r] is not None]
+            extra = [k for k in METHOD_SETTINGS if len({_comparable(s.get(k)) for s in own}) > 1]
+            for run in (r for r in runs if method_of[r] == method):
+                s = settings[run]
+                labels[run] = (", ".join(f"{k}={setting_text(s.get(k))}" for k in varying + extra) if s is not None
+                               else "settings not recorded" if recorded else "")
     return labels
 
 

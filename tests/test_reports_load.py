@@ -206,6 +206,19 @@ def test_runs_that_differ_only_in_where_and_how_they_ran_share_one_recipe(tmp_pa
                                                                 "backbone.weights=sha256:bbbbbbbbbbbb"}
 
 
+def test_decoder_options_separate_the_runs_of_one_method_only(tmp_path):
+    # methods differ in their options by design (dpt readout); one method's seeds with other widths must not be pooled
+    write_exact_run(tmp_path, "msd", "segdino", 0, {"mirror": {"iou": 0.9}})
+    write_exact_run(tmp_path, "msd", "dpt", 0, {"mirror": {"iou": 0.8}},
+                    settings={"decoder.options": {"readout": "add"}})
+    write_exact_run(tmp_path, "msd", "unet", 0, {"mirror": {"iou": 0.7}}, settings={"decoder.options": {"width": 64}})
+    write_exact_run(tmp_path, "msd", "unet", 1, {"mirror": {"iou": 0.6}}, settings={"decoder.options": {"width": 96}})
+    recipes = dict(zip(load_runs(tmp_path).wide["run"], load_runs(tmp_path).wide["recipe"]))
+    assert recipes["msd/segdino__dinov3_vits16__paper__s0"] == recipes["msd/dpt__dinov3_vits16__paper__s0"] == ""
+    assert {recipes[f"msd/unet__dinov3_vits16__paper__s{s}"] for s in (0, 1)} == {
+        'decoder.options={"width":64}', 'decoder.options={"width":96}'}
+
+
 def test_a_run_without_config_yaml_is_kept_apart_with_a_note(tmp_path):
     write_exact_run(tmp_path, "msd", "segdino", 0, {"mirror": {"iou": 0.9}})
     (write_exact_run(tmp_path, "msd", "segdino", 1, {"mirror": {"iou": 0.5}}) / "config.yaml").unlink()

@@ -269,12 +269,13 @@ def test_a_profile_that_gained_a_metric_is_not_a_different_convention(tmp_path):
 def test_the_paper_recipe_copy_is_the_paper_preset():
     # reports imports no benchmark code, so it keeps a copy of the `paper` preset's settings: the two must agree
     from benchmark.config import flatten, load_config
-    from reports.load import SHARED_SETTINGS
+    from reports.load import METHOD_SETTINGS, SHARED_SETTINGS
 
     settings = flatten(load_config("paper").to_dict())
     assert set(SHARED_SETTINGS) <= set(settings)   # every exclusion names a real setting
     assert set(paper.NOT_RECIPE) <= set(settings)
-    assert paper.RECIPE == {k: v for k, v in settings.items() if k not in SHARED_SETTINGS and k not in paper.NOT_RECIPE}
+    assert paper.RECIPE == {k: v for k, v in settings.items()
+                            if k not in (*SHARED_SETTINGS, *METHOD_SETTINGS) and k not in paper.NOT_RECIPE}
 
 
 def _msd_caption(tmp_path, settings=None, keep_config=True):
