@@ -173,6 +173,8 @@ def run_settings(run_dir: Path) -> dict | None:
     flat = {f"{s}.{k}": v for s, values in data.items() if isinstance(values, dict) for k, v in values.items()}
     if not (run_dir / "skipped.json").exists():
         flat["data.skip_bad"] = False
+    if flat.get("train.amp_dtype") in ("", "none", "float32"):   # no autocast, as benchmark.train reads each
+        flat["train.amp_dtype"] = None
     return {k: v for k, v in flat.items() if k not in SHARED_SETTINGS}
 
 
@@ -327,8 +329,10 @@ def recipe_labels(wide: list[dict], settings: dict[str, dict | None]) -> dict[st
     """Per run, the settings that set it apart from the other runs of its backbone and preset, as
     "data.size=96, train.epochs=4"; "" when they all agree, so the usual report is unchanged.
 
-    A setting one config.yaml lacks (written before segbench had it) reads as none, the default of every optional
-    setting. Runs without a config.yaml are "settings not recorded" beside runs with one.
+    Only settings every config.yaml of the group holds are compared (one written before segbench had a setting ran
+    with that setting's default of the time). A method's own options (METHOD_SETTINGS) are compared among its runs:
+    when they differ, the runs with options are labelled and those at the method's defaults stay with the other
+    methods. Runs without a config.yaml are "settings not recorded" beside runs with one.
     """
     labels: dict[str, str] = {}
     groups: dict[tuple[str, str], list[str]] = {}
@@ -337,15 +341,21 @@ def recipe_labels(wide: list[dict], settings: dict[str, dict | None]) -> dict[st
         groups.setdefault((row["backbone"], row["preset"]), []).append(row["run"])
     for runs in groups.values():
         recorded = [settings[r] for r in runs if settings[r] is not None]
-        keys = {k for s in recorded for k in s if k not in METHOD_SETTINGS}
+        # only keys every config.yaml holds: one written before segbench had a setting ran with its then default,
+        # which reports (importing no benchmark code) cannot know
+        keys = set.intersection(*(set(s) for s in recorded)) - set(METHOD_SETTINGS) if recorded else set()
         varying = sorted(k for k in keys if len({_comparable(s.get(k)) for s in recorded}) > 1)
         for method in {method_of[r] for r in runs}:   # a method's own options: among its runs only
             own = [settings[r] for r in runs if method_of[r] == method and settings[r] is not None]
             extra = [k for k in METHOD_SETTINGS if len({_comparable(s.get(k)) for s in own}) > 1]
             for run in (r for r in runs if method_of[r] == method):
                 s = settings[run]
-                labels[run] = (", ".join(f"{k}={setting_text(s.get(k))}" for k in varying + extra) if s is not None
-                               else "settings not recorded" if recorded else "")
+                if s is None:
+                    labels[run] = "settings not recorded" if recorded else ""
+                    continue
+                # runs at the method's defaults (no options) stay with the other methods; the others are labelled
+                keys = varying + [k for k in extra if s.get(k) not in (None, {}, [])]
+                labels[run] = ", ".join(f"{k}={setting_text(s.get(k))}" for k in keys)
     return labels
 
 

@@ -102,6 +102,10 @@ class Context:
 
         wide = pick(runs.wide)
         settings = runs.settings.get(wide["run"].iloc[0]) if len(wide) else None  # the same for all (load.py)
+        if settings is not None:   # but a method's own options (load.METHOD_SETTINGS): SegDINO's, for the Δ note
+            options = {setting_text((runs.settings.get(r) or {}).get("decoder.options") or {})
+                       for r in wide.loc[wide.method == "segdino", "run"]}
+            settings = {**settings, "decoder.options": " / ".join(sorted(options)) if options else "{}"}
         return cls(backbone, preset, summarise(pick(runs.tidy)), pick(runs.conventions), pick(runs.counts), wide,
                    speed, recipe, settings)
 
@@ -268,7 +272,9 @@ def _reproduction_note(ctx: Context) -> str:
     check, naming each setting that differs: a `paper` run at another size or for fewer epochs is no reproduction."""
     named = {"backbone.name": ctx.backbone, "run.preset": ctx.preset}   # the run directory's name says these
     known = {**(ctx.settings or {}), **named}
-    checked = paper.RECIPE if ctx.settings is not None else {k: paper.RECIPE[k] for k in named}
+    # the SegDINO rows' head options (Context.from_runs): the paper's head has none
+    recipe = {**paper.RECIPE, "decoder.options": {}}
+    checked = recipe if ctx.settings is not None else {k: paper.RECIPE[k] for k in named}
     differ = [f"{key}={setting_text(known.get(key))} (paper: {setting_text(value)})"
               for key, value in checked.items() if setting_text(known.get(key)) != setting_text(value)]
     if "weights" in ctx.wide and (ctx.wide["weights"] == "random").any():

@@ -213,10 +213,28 @@ def test_decoder_options_separate_the_runs_of_one_method_only(tmp_path):
                     settings={"decoder.options": {"readout": "add"}})
     write_exact_run(tmp_path, "msd", "unet", 0, {"mirror": {"iou": 0.7}}, settings={"decoder.options": {"width": 64}})
     write_exact_run(tmp_path, "msd", "unet", 1, {"mirror": {"iou": 0.6}}, settings={"decoder.options": {"width": 96}})
+    write_exact_run(tmp_path, "msd", "segdino", 1, {"mirror": {"iou": 0.9}})
+    write_exact_run(tmp_path, "msd", "segdino", 2, {"mirror": {"iou": 0.5}},
+                    settings={"decoder.options": {"features": 64}})
     recipes = dict(zip(load_runs(tmp_path).wide["run"], load_runs(tmp_path).wide["recipe"]))
-    assert recipes["msd/segdino__dinov3_vits16__paper__s0"] == recipes["msd/dpt__dinov3_vits16__paper__s0"] == ""
+    # SegDINO at its defaults stays with the other methods; only the seed with other options is set apart
+    assert recipes["msd/segdino__dinov3_vits16__paper__s0"] == recipes["msd/segdino__dinov3_vits16__paper__s1"] == ""
+    assert recipes["msd/dpt__dinov3_vits16__paper__s0"] == ""
+    assert recipes["msd/segdino__dinov3_vits16__paper__s2"] == 'decoder.options={"features":64}'
     assert {recipes[f"msd/unet__dinov3_vits16__paper__s{s}"] for s in (0, 1)} == {
         'decoder.options={"width":64}', 'decoder.options={"width":96}'}
+
+
+def test_a_setting_an_older_config_yaml_lacks_does_not_split_runs(tmp_path):
+    import yaml
+
+    write_exact_run(tmp_path, "msd", "segdino", 0, {"mirror": {"iou": 0.9}})
+    old = write_exact_run(tmp_path, "msd", "segdino", 1, {"mirror": {"iou": 0.8}},
+                          settings={"train.amp_dtype": "float32"})
+    config = yaml.safe_load((old / "config.yaml").read_text())
+    del config["train"]["feature_cache"], config["data"]["val_fraction"]   # written before segbench had them
+    (old / "config.yaml").write_text(yaml.safe_dump(config))
+    assert set(load_runs(tmp_path).wide["recipe"]) == {""}   # and amp_dtype float32 is no autocast, like none
 
 
 def test_a_run_without_config_yaml_is_kept_apart_with_a_note(tmp_path):

@@ -292,6 +292,9 @@ def test_a_paper_preset_run_with_other_settings_is_no_reproduction(tmp_path):
     assert "reproduction" not in _msd_caption(tmp_path / "b", {"train.device": "cpu", "train.compile": "default",
                                                                "train.feature_cache": False})
     assert "not recorded (no config.yaml)" in _msd_caption(tmp_path / "c", keep_config=False)
+    # the SegDINO head with other options is not the paper's head
+    assert 'decoder.options={"features":64} (paper: {})' in _msd_caption(tmp_path / "d",
+                                                                         {"decoder.options": {"features": 64}})
 
 
 def test_another_preset_names_the_settings_it_changes(tmp_path):
