@@ -114,6 +114,15 @@ def test_multiclass_mean_leaves_out_classes_absent_from_mask_and_prediction():
     assert row["dice"] == pytest.approx(0.0, abs=1e-5) and row["precision"] == pytest.approx(1.0)
     assert row["dice_c2"] == pytest.approx(1.0) and row["dice_c3"] == pytest.approx(1.0)
     # an image where no foreground class appears on either side keeps the rule's value (1 under eps)
+    # recall is over the classes the mask holds, precision over the predicted ones: one stray class-2 pixel
+    # (mask: class 1 only; half of it found) lowers precision and Dice and leaves recall at 0.5 (not (0.5 + 1) / 2)
+    half = np.array([[0, 1, 0], [0, 0, 0]])
+    stray = np.array([[0, 1, 0], [0, 0, 2]])
+    rows = [Scorer("medical-native", num_classes=4).add("p", np.eye(4)[p].transpose(2, 0, 1), gt)
+            for p in (half, stray)]
+    assert [r["recall"] for r in rows] == pytest.approx([0.5, 0.5])
+    assert [r["precision"] for r in rows] == pytest.approx([1.0, 0.5])
+    assert [r["dice"] for r in rows] == pytest.approx([2 / 3, 1 / 3], abs=1e-5)
     scorer = Scorer("medical-native", num_classes=4)
     row = scorer.add("bg", prob, np.zeros_like(gt))
     assert row["dice"] == pytest.approx(1.0) and row["iou"] == pytest.approx(1.0)

@@ -127,10 +127,11 @@ def binary_row(prob: np.ndarray, gt: np.ndarray, profile: ScoringProfile,
 def multiclass_row(prob: np.ndarray, gt: np.ndarray, profile: ScoringProfile, num_classes: int):
     """Counts and metrics of an index-map image: argmax prediction, each foreground class scored as a binary
     mask under the profile's rules, `<metric>_c<k>` per class and `<metric>` their mean over the foreground classes
-    the image or the prediction holds (a class absent from both is left out of the mean: under the `eps` rule it
-    would count as Dice 1 and reward predicting nothing; an image where every class is absent from both keeps the
-    rule's value). tp/fp/fn/tn are summed over the foreground classes; acc is the plain pixel accuracy
-    (argmax == gt). Returns (row, aux) like binary_row; `hd95_inf` is true when any class's HD95 is inf.
+    where the metric is defined: recall over the classes the mask holds, precision over those the prediction holds,
+    the others (Dice, IoU, HD95) over those either holds. Under the `eps` rule an undefined class would score 1 and
+    reward predicting nothing (Dice, precision) or predicting stray classes (recall); a metric defined for no class
+    of the image keeps the rule's value. tp/fp/fn/tn are summed over the foreground classes; acc is the plain pixel
+    accuracy (argmax == gt). Returns (row, aux) like binary_row; `hd95_inf` is true when any class's HD95 is inf.
     """
     pred = prob.argmax(axis=0)
     per_class = C.class_counts(pred, gt, num_classes)
@@ -151,13 +152,15 @@ def multiclass_row(prob: np.ndarray, gt: np.ndarray, profile: ScoringProfile, nu
         values["hd95_monai"] = np.array([b["monai"] for b in both])
         values["hd95_penalised"] = np.array([surface.penalise_inf(v, gt.shape) for v in values["hd95"]])
         aux["hd95_inf"] = bool(np.isinf(values["hd95"]).any())
-    present = (fg[:, 0] + fg[:, 1] + fg[:, 2]) > 0   # in the mask or in the prediction
-    present = present if present.any() else np.ones_like(present)
+    tp_, fp_, fn_ = fg[:, 0], fg[:, 1], fg[:, 2]
+    defined = {"recall": tp_ + fn_ > 0, "precision": tp_ + fp_ > 0}   # in the mask; in the prediction
+    either = tp_ + fp_ + fn_ > 0
     for name in profile.metrics:
         if name == "acc":
             row["acc"] = float(per_class[:, 0].sum() / max(gt.size, 1))
             continue
-        row[name] = float(np.mean(np.asarray(values[name])[present]))
+        keep = defined.get(name, either)
+        row[name] = float(np.mean(np.asarray(values[name])[keep if keep.any() else slice(None)]))
         for k, v in enumerate(values[name], start=1):
             row[f"{name}_c{k}"] = float(v)
     return row, aux
@@ -252,7 +255,8 @@ class Scorer:
         convention = self.profile.as_dict()
         if self.num_classes > 2:   # what the profile's binary fields mean for an index map (multiclass_row)
             convention.update(threshold=f"argmax over {self.num_classes} classes",
-                              class_mean="foreground classes in the mask or the prediction, per image")
+                              class_mean="per image, over the foreground classes where each metric is defined: "
+                                         "recall in the mask, precision in the prediction, the others in either")
         return {
             "profile": self.profile.name,
             "convention": convention,
