@@ -56,8 +56,9 @@ def user_errors(fn):
             err.print(f"[bold red]error:[/] {exc.args[0] if exc.args else exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2)
         except KeyboardInterrupt:
-            err.print("interrupted: nothing finished is lost; the same command continues (a run resumes from its "
-                      "last checkpoint)", highlight=False, soft_wrap=True)
+            resumes = fn.__name__ in ("train", "run", "demo")
+            err.print("interrupted" + (": nothing finished is lost; the same command continues (a run resumes from "
+                                       "its last checkpoint)" if resumes else ""), highlight=False, soft_wrap=True)
             raise typer.Exit(130) from None
     return wrapper
 
@@ -262,6 +263,8 @@ def score(
     from benchmark.evaluate import profiles_for
     from benchmark.metrics import score_directories, score_split
 
+    if dataset is None and split != "test":
+        raise ValueError("--split chooses a split of a dataset: give --dataset too (GT_DIR is then its folder)")
     profile = profile or (profiles_for(dataset)[0] if dataset is not None else "segdino")
     if dataset is not None:
         from benchmark.registry import open_dataset
@@ -356,8 +359,8 @@ def profile(
                                        "backbone_gflops", "decoder_gflops", "total_gflops", "total_gmacs"])
     failed = [r for r in rows if r.get("error")]
     if failed:   # the other rows are printed and saved; the exit code tells a script that some are missing
-        err.print(f"[bold red]error:[/] {len(failed)} of {len(rows)} variants failed (their rows have no timings)",
-                  highlight=False)
+        err.print(f"[bold red]error:[/] {len(failed)} of {len(rows)} measurements failed (their rows have no "
+                  "timings)", highlight=False)
         raise typer.Exit(1)
 
 

@@ -6,6 +6,7 @@ A preset is a complete recipe expressed as overrides of the defaults; the defaul
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,8 @@ def _coerce(value: Any, allowed: set, key: str) -> Any:
         return dict(value)
     if isinstance(value, bool):   # YAML 1.1 reads a bare yes / no as a boolean (train.features_on_device: yes)
         return "yes" if value else "no"
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     if not isinstance(value, str):
         raise ConfigError(f"{key}: expected a name or path, got {value!r}")
     return value
@@ -195,10 +198,13 @@ def flatten(nested: dict, where: str = "config") -> dict[str, Any]:
 NOT_OVERRIDABLE = {"run.preset": "choose the preset with --preset"}
 
 
-def _refuse_fixed_keys(overrides: dict[str, Any], where: str) -> None:
+def _without_fixed_keys(overrides: dict[str, Any], where: str, preset: str) -> dict[str, Any]:
+    """`overrides` less run.preset when it names the preset chosen (a run's own config.yaml given as --config), or
+    a ConfigError when it names another."""
     for key, fix in NOT_OVERRIDABLE.items():
-        if key in overrides:
-            raise ConfigError(f"{where} sets {key}, which is not a setting: {fix}")
+        if key in overrides and overrides[key] != preset:
+            raise ConfigError(f"{where} sets {key}={overrides[key]}, which is not a setting: {fix}")
+    return {k: v for k, v in overrides.items() if k not in NOT_OVERRIDABLE}
 
 
 def load_config(preset: str = "paper", yaml_file: str | Path | None = None,
@@ -219,10 +225,8 @@ def load_config(preset: str = "paper", yaml_file: str | Path | None = None,
                               f"{exc.problem})" if where is not None else f" ({exc})")) from None
         if not isinstance(data, dict):
             raise ConfigError(f"{yaml_file}: expected a mapping of sections")
-        _refuse_fixed_keys(flatten(data, str(path)), str(path))
-        cfg = apply_overrides(cfg, flatten(data, str(path)))
-    _refuse_fixed_keys(overrides or {}, "--set")
-    cfg = apply_overrides(cfg, overrides or {})
+        cfg = apply_overrides(cfg, _without_fixed_keys(flatten(data, str(path)), str(path), preset))
+    cfg = apply_overrides(cfg, _without_fixed_keys(overrides or {}, "--set", preset))
     validate(cfg)
     return absolute_paths(cfg)
 

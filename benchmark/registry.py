@@ -64,7 +64,7 @@ def check_config(cfg) -> None:
         try:
             with torch.device("meta"):
                 build_decoder(cfg.decoder.name, embed_dim(cfg.backbone.name), 1, **cfg.decoder.options)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RuntimeError) as exc:   # RuntimeError: e.g. a negative width
             raise ConfigError(f"decoder.options {cfg.decoder.options} do not fit method '{cfg.decoder.name}': "
                               f"{exc}") from None
 

@@ -371,6 +371,8 @@ def test_score_against_a_dataset_defaults_to_its_profile(tmp_path):
     assert code == 0 and "scored under 'mirror'" in " ".join(out.split()), out
     code, out = invoke("score", tmp_path / "pred", tmp_path / "VMD" / "test")
     assert code == 2 and "--dataset vmd" in " ".join(out.split()), out
+    code, out = invoke("score", tmp_path / "pred", tmp_path / "VMD" / "test", "--split", "train")
+    assert code == 2 and "give --dataset too" in out, out
 
 
 def test_profile_exit_codes_say_when_rows_are_missing(monkeypatch):
@@ -384,7 +386,7 @@ def test_profile_exit_codes_say_when_rows_are_missing(monkeypatch):
 
     monkeypatch.setattr(profiling, "profile_methods", one_variant_fails)
     code, out = invoke("profile", "--method", "segdino", "--backbone", "test", "--size", 64)
-    assert code == 1 and "1 of 1 variants failed" in out and "no compiler" in out, out
+    assert code == 1 and "1 of 1 measurements failed" in out and "no compiler" in out, out
 
 
 def test_ctrl_c_says_the_same_command_resumes(monkeypatch, kvasir_root, tmp_path):
@@ -396,3 +398,8 @@ def test_ctrl_c_says_the_same_command_resumes(monkeypatch, kvasir_root, tmp_path
     monkeypatch.setattr(benchmark.train, "train_run", interrupted)
     code, out = invoke("train", "--preset", "smoke", "--data-root", kvasir_root, "--runs-dir", tmp_path)
     assert code == 130 and "interrupted" in out and "resumes from its last checkpoint" in " ".join(out.split()), out
+    import benchmark.metrics
+
+    monkeypatch.setattr(benchmark.metrics, "score_directories", interrupted)
+    code, out = invoke("score", tmp_path, tmp_path)   # nothing to resume: just "interrupted"
+    assert code == 130 and "interrupted" in out and "resume" not in out, out

@@ -127,7 +127,8 @@ def test_overrides_take_the_type_each_key_declares(overrides, expected):
     ({"data.val_fraction": 2}, "data.val_fraction is the share of the training split"),
     ({"backbone.name": 7}, "backbone.name: expected a name or path, got 7"),
     ({"train.seed": None}, "train.seed cannot be empty"),
-    ({"run.preset": "public-code"}, "--set sets run.preset, which is not a setting: choose the preset with --preset"),
+    ({"run.preset": "public-code"}, "--set sets run.preset=public-code, which is not a setting: choose the preset "
+                                    "with --preset"),
 ])
 def test_overrides_of_the_wrong_type_are_refused_before_any_work(overrides, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -140,11 +141,18 @@ def test_a_config_file_is_checked_section_by_section_and_cannot_relabel_the_pres
     with pytest.raises(ConfigError, match="section 'train' must be a mapping of keys"):
         load_config("paper", path)
     path.write_text("run:\n  preset: public-code\n")   # would be labelled public-code with the paper's recipe
-    with pytest.raises(ConfigError, match="sets run.preset, which is not a setting"):
+    with pytest.raises(ConfigError, match="sets run.preset=public-code, which is not a setting"):
         load_config("paper", path)
     path.write_text("decoder:\n  name: unet-small\n  options: {width: 64}\ntrain:\n  seed: 3\n")
     cfg = load_config("paper", path)
     assert (cfg.decoder.name, cfg.decoder.options, cfg.train.seed) == ("unet-small", {"width": 64}, 3)
+    # a run's own resolved config.yaml trains again with its own preset
+    from benchmark.config import dump_yaml
+
+    path.write_text(dump_yaml(load_config("smoke", overrides={"train.epochs": 3, "data.root": tmp_path})))
+    assert load_config("smoke", path).train.epochs == 3      # data.root given as a Path above is taken too
+    with pytest.raises(ConfigError, match="sets run.preset=smoke"):
+        load_config("paper", path)
 
 
 def test_decoder_options_the_method_does_not_take_are_refused_up_front():
