@@ -332,6 +332,9 @@ def profile(
     resolve_device(device)
     if batch < 1:
         raise ValueError(f"--batch must be at least 1, not {batch}")
+    if variant and not timing:
+        raise ValueError("--variant chooses how latency and throughput are timed; drop --no-timing (parameters and "
+                         "FLOPs do not depend on it)")
     methods = _split(methods) or list(DECODERS)
     for method in methods:
         check_config(load_config("paper", overrides={"decoder.name": method, "backbone.name": backbone,
@@ -437,9 +440,10 @@ def run(
     warn_random_weights(first.backbone.name, first.backbone.weights)
     if dry_run:
         rows = plan_status(spec)
-        print_table(rows, title=f"planned: {runs_text(len(rows))}",
-                    columns=["dataset", "method", "seed", "state", "why"])
         missing = [r for r in rows if r["state"] == "no data"]
+        if len(missing) < len(rows):   # a table of nothing but "no data" would repeat the one error below
+            print_table(rows, title=f"planned: {runs_text(len(rows))}",
+                        columns=["dataset", "method", "seed", "state", "why"])
         if missing:   # the real run refuses these too, before any work
             raise ValueError(f"{runs_text(len(missing))} have no data, so `segbench run` would refuse this sweep; "
                              f"first: {missing[0]['why']}")

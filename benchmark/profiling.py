@@ -213,7 +213,7 @@ def profile_methods(methods: Sequence[str], backbone: str, size: int | tuple[int
     variants = list(variants) if variants is not None else default_variants(device)
     for dtype, compile_mode in variants:  # a typo is the user's error: say so before any work, not per row
         if dtype not in DTYPES or compile_mode not in COMPILE_MODES:
-            raise ValueError(f"unknown variant ({dtype!r}, {compile_mode!r}); dtypes: {', '.join(DTYPES)}; "
+            raise ValueError(f"unknown variant '{dtype}:{compile_mode}'; dtypes: {', '.join(DTYPES)}; "
                              f"compile modes: {', '.join(COMPILE_MODES)}")
     env = environment_fields(device)
     real_backbone = build_backbone(backbone, weights).to(device)

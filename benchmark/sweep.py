@@ -396,7 +396,11 @@ def _run_submitit(dicts: list[dict], executor: str, slurm: SlurmOptions, progres
     jobs = []
     if pending:
         folder = Path(dicts[0]["run"]["runs_dir"]) / ".submitit" / "%j"
-        ex = submitit.AutoExecutor(folder=folder, cluster="local" if executor == "submitit-local" else "slurm")
+        try:
+            ex = submitit.AutoExecutor(folder=folder, cluster="local" if executor == "submitit-local" else "slurm")
+        except RuntimeError as exc:   # submitit: 'Could not detect "srun", are you indeed on a slurm cluster?'
+            raise SweepError(f"{exc} (run this on a Slurm login node, or use --executor local or submitit-local "
+                             "here)") from None
         params = {"timeout_min": slurm.time_min, "name": "segbench"}
         if executor == "slurm":   # submitit drops None values: no partition line, no GPU line for gpus_per_node=0
             params.update(gpus_per_node=slurm.gpus_per_node or None, cpus_per_task=slurm.cpus_per_task,

@@ -378,6 +378,10 @@ def test_score_against_a_dataset_defaults_to_its_profile(tmp_path):
 def test_profile_exit_codes_say_when_rows_are_missing(monkeypatch):
     code, out = invoke("profile", "--method", "segdino", "--backbone", "test", "--size", 64, "--batch", 0)
     assert code == 2 and "--batch must be at least 1, not 0" in out, out
+    code, out = invoke("profile", "--method", "segdino", "--backbone", "test", "--variant", "foo", "--no-timing")
+    assert code == 2 and "drop --no-timing" in out, out
+    code, out = invoke("profile", "--method", "segdino", "--backbone", "test", "--size", 64, "--variant", "float8")
+    assert code == 2 and "unknown variant 'float8:none'" in out, out
     import benchmark.profiling as profiling
 
     def one_variant_fails(methods, backbone, size, *args):

@@ -152,3 +152,13 @@ def test_a_preempted_or_timed_out_job_requeues_the_same_run():
 
     packed = SlurmRuns(runs_per_gpu=2).checkpoint([cfg, cfg])
     assert packed.function.runs_per_gpu == 2 and packed.args == ([cfg, cfg],)
+
+
+def test_slurm_executor_without_slurm_says_what_to_use_instead(tmp_path, kvasir_root, monkeypatch):
+    """Off a Slurm cluster submitit finds no `srun`: the error keeps its words and names the executors that work."""
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    if any((Path(d) / "srun").exists() for d in ("/usr/bin", "/bin")):
+        pytest.skip("this machine has srun")
+    with pytest.raises(SweepError, match=r'Could not detect "srun".*use --executor local or submitit-local'):
+        run_sweep(_spec(kvasir_root, tmp_path, seeds=(0,)), executor="slurm", progress=False)
+    assert not list(tmp_path.glob("kvasir/*"))   # nothing started

@@ -205,6 +205,9 @@ def test_run_all_dry_run_plans_the_paper_matrix(tmp_path, kvasir_root):
     assert result.exit_code == 2 and "no data" in result.output                       # only Kvasir-SEG is there
     assert "60 runs have no data" in " ".join(result.output.split()), result.output
     assert not any(tmp_path.iterdir())                     # nothing trained, nothing written
+    result = CliRunner().invoke(app, ["run", "--all", "--dry-run", "--data-root", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2 and "planned:" not in result.output   # 72 rows of one error: just the error
+    assert "72 runs have no data" in " ".join(result.output.split()), result.output
     run_sweep(_spec(kvasir_root, tmp_path), progress=False)
     result = CliRunner().invoke(app, ["run", "--datasets", "kvasir", "--methods", "segdino", "--seeds", "0,1",
                                       "--preset", "smoke", "--dry-run", "--data-root", str(kvasir_root),
