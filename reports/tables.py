@@ -503,7 +503,9 @@ def coverage_table(runs_wide: pd.DataFrame, skipped: list, backbone: str, preset
         section.rows.append((display_method(m), cells))
     return Table(key="coverage", title="Runs used", columns=columns, sections=[section], caption=(
         f"Seeds used per dataset and method (backbone {backbone}, preset {preset}{', ' + recipe if recipe else ''}); "
-        "skipped runs are listed with their reasons in summary.md and runs_used.txt."))
+        "skipped runs are listed with their reasons in summary.md and runs_used.txt"
+        + ("; a skipped run's settings are not read, so it counts in every section of this backbone and preset."
+           if recipe else ".")))
 
 
 def build_tables(ctx: Context) -> list[Table]:

@@ -216,6 +216,8 @@ def test_runs_trained_with_different_settings_get_separate_sections(tmp_path):
         tmp_path / "out" / "summary.md").read_text()
     recipes = pd.read_csv(tmp_path / "out" / "results.csv")["recipe"]
     assert sorted(recipes) == ["data.size=64"] * 3 + ["data.size=96"] * 3
+    coverage = (tmp_path / "out" / "tables" / "coverage.md").read_text()
+    assert "counts in every section of this backbone and preset" in " ".join(coverage.split())
 
 
 def test_one_run_is_one_run_not_one_runs(tmp_path):
