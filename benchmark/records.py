@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
 import io
 import json
@@ -10,6 +11,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,6 +57,30 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+# flock's answers on a file system without locks (Lustre mounted without -o flock, some NFS setups): go on unlocked
+_NO_LOCKS = {errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL}
+_warned_no_locks: set[str] = set()
+
+
+def _flock(handle, flags: int) -> bool:
+    """flock `handle`; False when the lock is held elsewhere (only with LOCK_NB). A file system without locks gets
+    one warning and counts as locked: runs still work there, only parallel writers are not kept apart."""
+    try:
+        fcntl.flock(handle, flags)
+    except BlockingIOError:
+        return False
+    except OSError as exc:
+        if exc.errno not in _NO_LOCKS:
+            raise
+        folder = str(Path(handle.name).parent)
+        if folder not in _warned_no_locks:
+            _warned_no_locks.add(folder)
+            import warnings
+            warnings.warn(f"file locks are not supported in {folder} ({exc.strerror}): parallel runs are not kept "
+                          "from writing the same files; on Lustre, ask for the `flock` mount option", stacklevel=3)
+    return True
+
+
 @contextmanager
 def file_lock(path: Path):
     """An exclusive advisory lock on `path` (created if missing), held for the block: parallel runs of a sweep
@@ -62,11 +88,90 @@ def file_lock(path: Path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        _flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            _flock(handle, fcntl.LOCK_UN)
+
+
+class RunBusy(RuntimeError):
+    """Another process holds a run's lock: it is training that run now."""
+
+    def __init__(self, run_dir: Path, holder: str):
+        super().__init__(f"{run_dir} is being trained by another process ({holder}); wait for it to finish (the "
+                         "same command then finds the run done), or stop that process to take the run over")
+        self.run_dir, self.holder = Path(run_dir), holder
+
+    def __reduce__(self):   # raised in worker processes and unpickled in the sweep's
+        return RunBusy, (self.run_dir, self.holder)
+
+
+_HELD: set[Path] = set()   # run locks this process holds (a run's lock is taken once, however deep the calls)
+
+
+def run_lock_path(run_dir: Path) -> Path:
+    """The lock file of a run: hidden, beside the run directory (so moving a corrupt directory aside keeps it)."""
+    run_dir = Path(run_dir)
+    return run_dir.with_name(f".{run_dir.name}.lock")
+
+
+def _holder_text(path: Path) -> str:
+    try:
+        info = json.loads(path.read_text())
+        job = f", Slurm job {info['slurm_job']}" if info.get("slurm_job") else ""
+        return f"pid {info['pid']} on {info['host']}{job}, since {info['since']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "a process that has not said who it is yet"
+
+
+@contextmanager
+def run_lock(run_dir: Path, wait: bool = False):
+    """Hold a run's lock for the block, so two processes (two sweeps, a sweep and a `train`, a Slurm job submitted
+    twice) never train one run directory at once. Taken without waiting, it raises RunBusy naming the holder;
+    `wait=True` blocks until the holder is gone. The lock dies with its process, even under SIGKILL."""
+    path = run_lock_path(run_dir)
+    key = path.absolute()
+    if key in _HELD:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        # a few tries: `run --dry-run` probes the lock for a moment (lock_holder)
+        for attempt in range(5):
+            if _flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB):
+                break
+            if attempt == 4:
+                raise RunBusy(Path(run_dir), _holder_text(path))
+            time.sleep(0.1)
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(json.dumps({"pid": os.getpid(), "host": platform.node(), "slurm_job": slurm_job(),
+                                     "since": now()}))
+            handle.flush()
+            _HELD.add(key)
+            yield
+        finally:
+            _HELD.discard(key)
+            _flock(handle, fcntl.LOCK_UN)
+
+
+def lock_holder(run_dir: Path) -> str | None:
+    """Who is training a run now ("pid 12 on node3, since ..."), None when no process holds its lock."""
+    path = run_lock_path(run_dir)
+    if path.absolute() in _HELD:
+        return f"this process (pid {os.getpid()})"
+    if not path.is_file():
+        return None
+    try:
+        with open(path) as handle:
+            if not _flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB):
+                return _holder_text(path)
+            _flock(handle, fcntl.LOCK_UN)
+    except OSError:
+        return None
+    return None
 
 
 def ensure_free_space(folder: Path, nbytes: int, what: str, fix: str) -> None:

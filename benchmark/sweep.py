@@ -4,9 +4,12 @@ Each run is independent and idempotent (`train_run` skips a finished run directo
 a sweep is a list of configs handed to an executor; rerunning the same command after any interruption completes
 what is missing and nothing else. A corrupt run directory (unreadable records, or a checkpoint that cannot be
 loaded) is moved aside, never deleted, and redone. `RUNS_DIR/results.csv` is regenerated from the run directories.
+A run is trained by one process at a time (records.run_lock): a sweep started twice, or a Slurm job submitted twice,
+finds the runs the other is training busy, does the rest, then waits for those.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -101,6 +104,8 @@ def plan_status(spec: SweepSpec) -> list[dict]:
         state, why = run_state(records.run_dir_for(cfg))
         if state in ("done", "partial", "failed") and (clash := config_clash(cfg)):
             state, why = "conflict", clash
+        elif state != "done" and (holder := records.lock_holder(records.run_dir_for(cfg))):
+            state, why = "running", f"being trained by {holder}"
         rows.append({"dataset": cfg.data.dataset, "method": cfg.decoder.name, "seed": cfg.train.seed,
                      "state": state, "why": why, "run_dir": str(records.run_dir_for(cfg))})
     return rows
@@ -151,8 +156,10 @@ def quarantine(run_dir: Path) -> Path:
     return target
 
 
-def execute(cfg_dict: dict, device: str | None = None, progress: bool = True) -> dict:
-    """Run one config (in this process or a submitit job) and return its summary row. Picklable entry point."""
+def execute(cfg_dict: dict, device: str | None = None, progress: bool = True, wait: bool = False) -> dict:
+    """Run one config (in this process or a submitit job) and return its summary row. Picklable entry point.
+    A run another process is training raises records.RunBusy, or with `wait` is waited for: then it is found done,
+    or (its trainer stopped early) resumed here."""
     from benchmark.config import config_from_dict
     from benchmark.train import train_run
 
@@ -161,12 +168,17 @@ def execute(cfg_dict: dict, device: str | None = None, progress: bool = True) ->
         import dataclasses
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, device=device))
     run_dir = records.run_dir_for(cfg)
-    state, why = run_state(run_dir)
-    if state == "corrupt":
-        moved = quarantine(run_dir)
-        tqdm.write(f"corrupt run directory {run_dir} ({why}); moved to {moved.name} and redoing")
-    start = time.perf_counter()
-    train_run(cfg, run_dir, progress=progress)
+    with contextlib.ExitStack() as stack:
+        if wait or run_dir.exists():   # a new run takes its lock in train_run, once its inputs check out
+            if wait and (holder := records.lock_holder(run_dir)):
+                tqdm.write(f"waiting for {_label(cfg_dict)}: being trained by {holder}")
+            stack.enter_context(records.run_lock(run_dir, wait=wait))   # never move a directory being written
+        state, why = run_state(run_dir)
+        if state == "corrupt":
+            moved = quarantine(run_dir)
+            tqdm.write(f"corrupt run directory {run_dir} ({why}); moved to {moved.name} and redoing")
+        start = time.perf_counter()
+        train_run(cfg, run_dir, progress=progress)
     return summary_row(run_dir, state, time.perf_counter() - start)
 
 
@@ -175,7 +187,10 @@ class SlurmRun(submitit.helpers.Checkpointable):
     `signal_delay_s` before the kill); the requeued job resumes the run from its last checkpoint."""
 
     def __call__(self, cfg_dict: dict) -> dict:
-        return execute(cfg_dict, None, False)
+        try:
+            return execute(cfg_dict, None, False)
+        except records.RunBusy as exc:   # e.g. the sweep submitted twice: the submitting process waits for it
+            return {"busy": exc.holder}
 
 
 class SlurmRuns(submitit.helpers.Checkpointable):
@@ -266,17 +281,26 @@ def _run_local(dicts: list[dict], progress: bool, devices: list[str] | None = No
         rows = _run_local_workers(dicts, devices, progress, keep_going)
     else:
         device = devices[0] if devices else None
-        rows = []
-        bar = tqdm(dicts, desc="sweep", unit="run", disable=bars_off(progress))
-        for cfg in bar:
-            bar.set_postfix_str(_label(cfg))
-            try:
-                rows.append(execute(cfg, device=device, progress=progress))
-            except Exception as exc:  # noqa: BLE001 - a user's Ctrl-C (BaseException) still stops the sweep
-                if not keep_going:
-                    raise
-                _stop_if_gpu_lost(cfg, exc, dicts)
-                rows.append(_failure(cfg, exc))
+        found: dict[int, dict] = {}
+        busy: list[int] = []   # runs another process is training: the others first, then wait for these
+        bar = tqdm(total=len(dicts), desc="sweep", unit="run", disable=bars_off(progress))
+        for wait, order in ((False, range(len(dicts))), (True, busy)):
+            for i in list(order):
+                cfg = dicts[i]
+                bar.set_postfix_str(_label(cfg))
+                try:
+                    found[i] = execute(cfg, device=device, progress=progress, wait=wait)
+                except records.RunBusy:
+                    busy.append(i)
+                    continue
+                except Exception as exc:  # noqa: BLE001 - a user's Ctrl-C (BaseException) still stops the sweep
+                    if not keep_going:
+                        raise
+                    _stop_if_gpu_lost(cfg, exc, dicts)
+                    found[i] = _failure(cfg, exc)
+                bar.update()
+        bar.close()
+        rows = [found[i] for i in range(len(dicts))]
     failed = [row["failed"] for row in rows if "failed" in row]
     if failed:
         table = write_results(Path(dicts[0]["run"]["runs_dir"]))
@@ -330,8 +354,8 @@ def _init_worker(queue, threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def _worker_execute(cfg: dict) -> dict:
-    return execute(cfg, device=_WORKER_DEVICE, progress=False)
+def _worker_execute(cfg: dict, wait: bool = False) -> dict:
+    return execute(cfg, device=_WORKER_DEVICE, progress=False, wait=wait)
 
 
 def _run_local_workers(dicts: list[dict], devices: list[str], progress: bool,
@@ -339,9 +363,10 @@ def _run_local_workers(dicts: list[dict], devices: list[str], progress: bool,
     """One worker process per device, each taking the next pending run when it is free (runs differ in length, so a
     fixed split would leave devices idle). Workers of one dataset share its feature extraction through the cache
     lock. The first failure stops the sweep (queued runs are cancelled, running ones finish and resume on rerun),
-    unless `keep_going`: then a failed run takes a failure row and the others go on."""
+    unless `keep_going`: then a failed run takes a failure row and the others go on. A run another process is
+    training goes to the back of the queue, to be waited for."""
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
     ctx = mp.get_context("spawn")   # CUDA cannot be used in forked children
@@ -356,10 +381,13 @@ def _run_local_workers(dicts: list[dict], devices: list[str], progress: bool,
         bar = tqdm(total=len(dicts), desc=f"sweep ({len(devices)} workers: {','.join(devices)})", unit="run",
                    disable=bars_off(progress))
         try:
-            for fut in as_completed(futures):
+            for fut in _completed(futures, wait, FIRST_COMPLETED):
                 cfg = dicts[futures[fut]]
                 try:
                     rows[futures[fut]] = fut.result()
+                except records.RunBusy:   # queued behind every other run; a worker then waits for it
+                    futures[pool.submit(_worker_execute, cfg, True)] = futures[fut]
+                    continue
                 except BrokenProcessPool:
                     # a worker died (killed for memory, or crashed) and the pool stopped every other worker: which
                     # run it held cannot be told, so no run is blamed and the rerun resumes them all
@@ -383,6 +411,16 @@ def _run_local_workers(dicts: list[dict], devices: list[str], progress: bool,
         finally:
             bar.close()
     return [rows[i] for i in range(len(dicts))]
+
+
+def _completed(futures: dict, wait, first_completed):
+    """Futures as they complete, including those added to `futures` meanwhile (as_completed takes a fixed set)."""
+    seen: set = set()
+    while len(seen) < len(futures):
+        done, _ = wait([f for f in futures if f not in seen], return_when=first_completed)
+        for fut in done:
+            seen.add(fut)
+            yield fut
 
 
 def _run_submitit(dicts: list[dict], executor: str, slurm: SlurmOptions, progress: bool,
@@ -420,6 +458,11 @@ def _run_submitit(dicts: list[dict], executor: str, slurm: SlurmOptions, progres
     for job, group in zip(jobs, bar):
         try:   # wait for every job: the others keep running on the cluster whatever one of them does
             out = job.result()
+            if per_job == 1 and "busy" in out:   # another process was training the run: wait for it here
+                out = _wait_for_other(group[0], out["busy"])
+                if "failed" in out:
+                    failures.append(out["failed"])
+                    continue
             results.extend(out if per_job > 1 else [out])
         except Exception as exc:  # noqa: BLE001 - reported together below
             # the cause: what the failed runs recorded in FAILED (submitit's own text ends with its log paths)
@@ -434,6 +477,17 @@ def _run_submitit(dicts: list[dict], executor: str, slurm: SlurmOptions, progres
     results = iter(results)
     return [summary_row(records.run_dir_for(_cfg(d)), "done", 0.0) if is_done else next(results)
             for d, is_done in zip(dicts, done)]
+
+
+def _wait_for_other(cfg: dict, holder: str) -> dict:
+    """The row of a run a job found busy, once its other trainer is gone: done, or a failure to run again."""
+    run_dir = records.run_dir_for(_cfg(cfg))
+    tqdm.write(f"waiting for {_label(cfg)}: being trained by {holder}")
+    with records.run_lock(run_dir, wait=True):
+        if records.is_done(run_dir):
+            return summary_row(run_dir, "done", 0.0)
+    return {"failed": f"{_label(cfg)} (being trained by {holder}, which stopped before finishing it; the same command "
+                      "resumes it)"}
 
 
 class SweepError(RuntimeError):

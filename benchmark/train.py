@@ -159,6 +159,8 @@ def _comparable(cfg: dict) -> dict:
     data = cfg.get("data") or {}
     if data.get("dataset") == "folder" and data.get("root"):
         out["data"]["folder"] = Path(data["root"]).name
+    if isinstance(out.get("train"), dict) and out["train"].get("amp_dtype") in ("", "none", "float32"):
+        out["train"]["amp_dtype"] = None   # three spellings of "no autocast" (autocast_dtype)
     return out
 
 
@@ -211,13 +213,15 @@ def _empty_split_message(cfg: Config, name: str, rule: str) -> str:
 
 def train_run(cfg: Config, run_dir: Path | None = None, progress: bool = True) -> Path:
     """Train, select and score one run into its directory (resuming from its checkpoint); a failure that leaves a
-    run directory behind is recorded in its FAILED file, which the next attempt's success removes."""
+    run directory behind is recorded in its FAILED file, which the next attempt's success removes. A run another
+    process is training raises records.RunBusy (its inputs are checked first)."""
     run_dir = Path(run_dir or records.run_dir_for(cfg))
     try:
         _train_run(cfg, run_dir, progress)
     except Exception as exc:   # a Ctrl-C is an interruption, not a failure of the run
         # a conflict is about this config, not a failure of the run already in that directory
-        if run_dir.is_dir() and not records.is_done(run_dir) and not isinstance(exc, RunConflict):
+        # and a busy run belongs to the process training it
+        if run_dir.is_dir() and not records.is_done(run_dir) and not isinstance(exc, (RunConflict, records.RunBusy)):
             records.record_failure(run_dir, exc)
         raise
     (run_dir / records.FAILED).unlink(missing_ok=True)
@@ -236,6 +240,15 @@ def _train_run(cfg: Config, run_dir: Path, progress: bool) -> Path:
     amp = autocast_dtype(cfg)
     model = build_model(cfg, source.num_classes).to(device)
     compile_decoder(model, cfg)
+    with records.run_lock(run_dir):   # one process per run directory (RunBusy names the one training it)
+        if records.is_done(run_dir):   # finished by that process while this one was starting
+            check_same_config(cfg, run_dir)
+            return run_dir
+        return _train_locked(cfg, run_dir, progress, source, model, device, amp)
+
+
+def _train_locked(cfg: Config, run_dir: Path, progress: bool, source, model: Segmenter, device: torch.device,
+                  amp: torch.dtype | None) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     prepare_run_dir(cfg, run_dir)
     source, splits = load_data(cfg, run_dir, source)

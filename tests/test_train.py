@@ -527,6 +527,19 @@ def test_skip_bad_only_conflicts_with_a_run_that_skipped_something(tmp_path, smo
         check_same_config(again, run_dir)
 
 
+def test_spellings_of_no_autocast_are_one_config_but_bfloat16_is_another(tmp_path, smoke_overrides):
+    """train.amp_dtype none / float32 / "" all train without autocast (and reports pool them as one recipe), so a
+    run restarted with another of those spellings resumes; bfloat16 is a different run."""
+    from benchmark.train import check_same_config
+
+    base = {**smoke_overrides, "train.epochs": 1, "run.runs_dir": str(tmp_path)}
+    run_dir = train_run(load_config("smoke", overrides={**base, "train.amp_dtype": "none"}), progress=False)
+    for spelling in ("float32", "", None):
+        check_same_config(load_config("smoke", overrides={**base, "train.amp_dtype": spelling}), run_dir)
+    with pytest.raises(RunConflict, match="train.amp_dtype: None there, 'bfloat16' now"):
+        check_same_config(load_config("smoke", overrides={**base, "train.amp_dtype": "bfloat16"}), run_dir)
+
+
 def test_two_folder_datasets_never_share_a_run_but_a_moved_folder_resumes(tmp_path):
     """A `folder` dataset is the user's folder: another folder in the same runs directory is a conflict naming both
     (it used to report the first folder's result for the second); the same folder moved elsewhere is the same run."""

@@ -1,0 +1,144 @@
+"""One process per run directory: a `train`, sweep or Slurm job on a run being trained waits, or names its holder."""
+import errno
+import os
+import pickle
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from benchmark import records
+from benchmark.sweep import SweepError, SweepSpec, run_state, run_sweep
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+
+
+def _spec(root, runs, seeds=(0, 1)):
+    return SweepSpec(("kvasir",), ("segdino",), tuple(seeds), "smoke", None,
+                     {"data.root": str(root), "run.runs_dir": str(runs), "train.epochs": 2, "data.size": 64,
+                      "train.device": "cpu"})
+
+
+def _hold(run_dir):
+    """A separate process holding `run_dir`'s lock (as a training process would) until it is killed."""
+    code = ("import sys, time\nfrom benchmark import records\nwith records.run_lock(sys.argv[1]):\n"
+            "    print('held', flush=True)\n    time.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(run_dir)], stdout=subprocess.PIPE, text=True, env=ENV)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def _kill_when(proc, condition, timeout=300):
+    """Kill `proc` (SIGKILL, as a crash would) once `condition()` holds, from a thread; returns the thread."""
+    def watch():
+        deadline = time.time() + timeout
+        while not condition() and time.time() < deadline:
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait()
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_lock_names_its_holder_and_dies_with_it(tmp_path):
+    run_dir = tmp_path / "kvasir" / "segdino__test__smoke__s0"
+    assert records.lock_holder(run_dir) is None
+    holder = _hold(run_dir)
+    try:
+        assert f"pid {holder.pid} on " in records.lock_holder(run_dir)
+        with pytest.raises(records.RunBusy, match=rf"is being trained by another process \(pid {holder.pid} on "):
+            with records.run_lock(run_dir):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    assert records.lock_holder(run_dir) is None   # released by the kernel, even after SIGKILL
+    with records.run_lock(run_dir):
+        assert records.lock_holder(run_dir).startswith("this process")
+        with records.run_lock(run_dir):   # taken once per process, however deep the calls
+            pass
+    assert not run_dir.exists()   # the lock file lives beside the run directory, hidden
+    assert [p.name for p in run_dir.parent.iterdir()] == [".segdino__test__smoke__s0.lock"]
+    busy = pickle.loads(pickle.dumps(records.RunBusy(run_dir, "pid 1 on h")))   # crosses process pools
+    assert busy.run_dir == run_dir and busy.holder == "pid 1 on h" and "pid 1 on h" in str(busy)
+
+
+def test_a_file_system_without_locks_warns_once_and_goes_on(tmp_path, monkeypatch):
+    def no_locks(handle, flags):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(records.fcntl, "flock", no_locks)
+    with pytest.warns(UserWarning, match="file locks are not supported in .*flock"):
+        with records.run_lock(tmp_path / "a"):
+            pass
+    with records.file_lock(tmp_path / "cache.lock"):   # the feature cache's lock too, with no second warning
+        pass
+
+
+def test_train_on_a_busy_run_names_the_holder_and_records_nothing(tmp_path, kvasir_root):
+    from typer.testing import CliRunner
+
+    from benchmark.cli import app
+
+    run_dir = tmp_path / "kvasir" / "segdino__test__smoke__s0"
+    holder = _hold(run_dir)
+    try:
+        result = CliRunner().invoke(app, ["train", "--dataset", "kvasir", "--preset", "smoke", "--data-root",
+                                          str(kvasir_root), "--runs-dir", str(tmp_path), "--epochs", "1", "--size",
+                                          "64", "--device", "cpu"])
+        text = " ".join(result.output.split())
+        assert result.exit_code == 2 and f"being trained by another process (pid {holder.pid} on" in text, text
+        assert "wait for it to finish" in text
+        assert not run_dir.exists()   # no FAILED, no config.yaml: the directory is the other process's
+        status = CliRunner().invoke(app, ["run", "--datasets", "kvasir", "--methods", "segdino", "--seeds", "0",
+                                          "--preset", "smoke", "--data-root", str(kvasir_root), "--runs-dir",
+                                          str(tmp_path), "--dry-run"])
+        assert status.exit_code == 0 and "running" in status.output and f"pid {holder.pid}" in status.output
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.slow
+def test_a_sweep_does_the_free_runs_first_then_waits_for_the_busy_one(tmp_path, kvasir_root):
+    """Seed 0 is held by another process that dies without finishing it: the sweep trains seed 1 meanwhile, then
+    waits for seed 0's lock and trains it itself; nothing is done twice."""
+    first, second = (tmp_path / "kvasir" / f"segdino__test__smoke__s{s}" for s in (0, 1))
+    holder = _hold(first)
+    watcher = _kill_when(holder, lambda: records.is_done(second))
+    rows = run_sweep(_spec(kvasir_root, tmp_path), progress=False)
+    watcher.join()
+    assert [(r["seed"], r["was"]) for r in rows] == [(0, "new"), (1, "new")]
+    assert run_state(first)[0] == run_state(second)[0] == "done"
+    assert (second / "DONE").stat().st_mtime <= (first / "DONE").stat().st_mtime
+    assert len(list(tmp_path.glob("kvasir/segdino*"))) == 2
+
+
+@pytest.mark.slow
+def test_worker_processes_requeue_a_busy_run(tmp_path, kvasir_root):
+    first, second = (tmp_path / "kvasir" / f"segdino__test__smoke__s{s}" for s in (0, 1))
+    holder = _hold(first)
+    watcher = _kill_when(holder, lambda: records.is_done(second))
+    rows = run_sweep(_spec(kvasir_root, tmp_path), progress=False, devices=["cpu", "cpu"])
+    watcher.join()
+    assert [r["seed"] for r in rows] == [0, 1] and run_state(first)[0] == "done"
+    assert (second / "DONE").stat().st_mtime <= (first / "DONE").stat().st_mtime
+
+
+@pytest.mark.slow
+def test_a_submitted_job_on_a_busy_run_leaves_it_to_its_trainer(tmp_path, kvasir_root):
+    """Through submitit (as on Slurm): the job returns at once, the submitting process waits for the lock, and a
+    trainer that stopped early is reported for the same command to resume."""
+    first = tmp_path / "kvasir" / "segdino__test__smoke__s0"
+    holder = _hold(first)
+    watcher = _kill_when(holder, lambda: any(tmp_path.glob(".submitit/*/*_result.pkl")))
+    with pytest.raises(SweepError, match=r"kvasir/segdino/s0 \(being trained by pid \d+ on .*which stopped before "
+                                         r"finishing it; the same command resumes it\)"):
+        run_sweep(_spec(kvasir_root, tmp_path, seeds=(0,)), executor="submitit-local", progress=False)
+    watcher.join()
+    assert run_state(first)[0] == "new"
+    rows = run_sweep(_spec(kvasir_root, tmp_path, seeds=(0,)), executor="submitit-local", progress=False)
+    assert rows[0]["seed"] == 0 and run_state(first)[0] == "done"
