@@ -256,15 +256,22 @@ def score(
         None, help="segdino, medical-native, mirror, shadow or shadow-per-frame; default: the dataset's first "
         "(segdino for medical data, mirror, shadow), segdino without --dataset"),
     out: Optional[Path] = typer.Option(None, help="CSV file for the per-image rows"),
-    size: int = typer.Option(256, help="network grid for network-resolution profiles (segdino)"),
+    size: Optional[int] = typer.Option(None, help="network grid for network-resolution profiles (segdino); "
+                                       "default: the run's size for `segbench predict` output, else 256"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ):
     """Score any model's predicted masks against ground truth under a named scoring profile."""
     from benchmark.evaluate import profiles_for
     from benchmark.metrics import score_directories, score_split
+    from benchmark.predict import PREDICTIONS_META, predictions_size
 
     if dataset is None and split != "test":
         raise ValueError("--split chooses a split of a dataset: give --dataset too (GT_DIR is then its folder)")
+    size_from = ""
+    if size is None:
+        size = predictions_size(pred_dir)
+        size_from = f" (the network size of the run that predicted them, from {PREDICTIONS_META})" if size else ""
+        size = size or 256
     profile = profile or (profiles_for(dataset)[0] if dataset is not None else "segdino")
     if dataset is not None:
         from benchmark.registry import open_dataset
@@ -278,7 +285,8 @@ def score(
     where = f" ({summary['dataset']} {summary['split']} split in {summary['root']})" if dataset is not None else ""
     print_table([{"metric": k, profile: v} for k, v in {**summary["metrics"], **summary["counts"]}.items()],
                 title=f"{len(rows)} images{where} scored under '{profile}' at "
-                      + ("each mask's native size" if summary["scored_size"] == "native" else summary["scored_size"]))
+                      + ("each mask's native size" if summary["scored_size"] == "native"
+                         else summary["scored_size"] + size_from))
     for item in summary["excluded"]:
         console.print(f"left out {item['key']} ({item['reason']}), as segbench's loader does")
     if summary.get("ignored"):

@@ -11,7 +11,10 @@ from tqdm.auto import tqdm
 from benchmark.data.base import DataError, list_images, read_image, sub_dirs
 from benchmark.evaluate import native_probability, probabilities, to_input
 from benchmark.progress import bars_off
-from benchmark.records import load_run_model
+from benchmark.records import load_run_model, now, write_json
+
+# beside the maps: which run made them and at which network size (`segbench score` takes its --size from it)
+PREDICTIONS_META = "segbench_predictions.json"
 
 
 def predict_folder(run_dir: str | Path, images: str | Path, out: str | Path, device: str = "cpu",
@@ -28,7 +31,9 @@ def predict_folder(run_dir: str | Path, images: str | Path, out: str | Path, dev
     cfg, model = load_run_model(run_dir, device)
     targets = [out / (path.relative_to(images).with_suffix(".png") if path != images else f"{path.stem}.png")
                for path in files]
-    return _write_maps(model, cfg.data.size, list(zip(files, targets)), device, progress)
+    written = _write_maps(model, cfg.data.size, list(zip(files, targets)), device, progress)
+    _write_meta(out, run_dir, cfg.data.size, {"images": str(images.resolve())}, len(written))
+    return written
 
 
 def predict_split(run_dir: str | Path, out: str | Path, split: str = "test", data_root: str | None = None,
@@ -53,7 +58,24 @@ def predict_split(run_dir: str | Path, out: str | Path, split: str = "test", dat
     out = Path(out)
     written = _write_maps(model, cfg.data.size, [(ref.image, out / f"{ref.key}.png") for ref in refs], device,
                           progress)
+    _write_meta(out, run_dir, cfg.data.size, {"dataset": source.name, "split": split, "root": str(source.root)},
+                len(written))
     return written, f"{source.name} {split} split in {source.root}"
+
+
+def _write_meta(out: Path, run_dir, size: int, what: dict, n: int) -> None:
+    write_json(Path(out) / PREDICTIONS_META, {"run_dir": str(Path(run_dir).resolve()), "network_size": size, **what,
+                                              "maps": n, "written": now()})
+
+
+def predictions_size(pred_dir: str | Path) -> int | None:
+    """The network size of the run whose `segbench predict` wrote `pred_dir`, None for other folders."""
+    import json
+
+    try:
+        return int(json.loads((Path(pred_dir) / PREDICTIONS_META).read_text())["network_size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _write_maps(model, size: int, jobs: list[tuple[Path, Path]], device: str, progress: bool) -> list[Path]:

@@ -159,6 +159,7 @@ def build_backbone(name: str, weights: str | Path | None = None) -> DinoV3Backbo
     weights = None if weights in (None, "", "none") else str(weights)
     if weights is not None and weights.startswith("hub:") and not is_transformers_repo(weights[4:]):
         hub_name = hub_model_name(weights[4:])
+        check_hub_variant(name, hub_name)
         try:
             model = timm.create_model(hub_name, pretrained=True, **kwargs)
         except Exception as exc:
@@ -181,6 +182,33 @@ def build_backbone(name: str, weights: str | Path | None = None) -> DinoV3Backbo
             raise BackboneError(str(exc)) from None
         load_backbone_weights(model, name, state, weights if weights.startswith("hub:") else str(path))
     return _frozen(DinoV3Backbone(name, model, weights, sha))
+
+
+PAPER_PRETRAINING = "lvd1689m"   # the paper's weights, dinov3_*_pretrain_lvd1689m (REFERENCE.md §1)
+
+
+def check_hub_variant(name: str, hub_name: str) -> None:
+    """Refuse a timm DINOv3 model other than backbone `name`'s own architecture (the plain `..._dinov3` variant
+    drops Meta's q/v biases, REFERENCE.md §6, and would load without a word), and the satellite pretraining, whose
+    input normalisation segbench does not apply; warn on any other pretraining than the paper's."""
+    spec = get_spec(name)
+    model = hub_name.removeprefix("hf-hub:").removeprefix("timm/")
+    arch, _, tag = model.partition(".")
+    if "dinov3" not in arch or ":" in model:   # another model family or a local-dir: path goes to timm as given
+        return
+    right = f"hub:timm/{spec.timm_name}.{PAPER_PRETRAINING}"
+    if arch != spec.timm_name:
+        raise BackboneError(f"hub weights '{hub_name}' build timm's {arch}, not backbone '{name}''s "
+                            f"{spec.timm_name}" + (" (the `_qkvb` variant keeps Meta's q/v biases)"
+                                                   if spec.timm_name.endswith("_qkvb") else "")
+                            + f"; use --weights {right}")
+    if "sat493m" in tag:
+        raise BackboneError(f"hub weights '{hub_name}' are DINOv3's satellite pretraining, which expects its own "
+                            f"input mean and std; segbench normalises with ImageNet's, so use --weights {right}")
+    if tag and tag != PAPER_PRETRAINING:
+        import warnings
+        warnings.warn(f"hub weights '{hub_name}' are not the paper's {PAPER_PRETRAINING} pretraining: results will "
+                      f"not compare with the paper's ({right} is)", stacklevel=3)
 
 
 @functools.lru_cache(maxsize=None)

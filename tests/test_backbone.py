@@ -91,6 +91,20 @@ def test_hub_weights_fail_clearly_offline():
     assert "network" not in str(err.value)
 
 
+def test_hub_weights_of_another_dinov3_variant_are_refused_before_download():
+    """timm also lists the plain `..._dinov3` model (no q/v biases: it would load Meta's weights without them) and
+    the satellite pretraining (its own mean/std): refused offline, naming the right name; other pretrainings warn."""
+    right = "hub:timm/vit_small_patch16_dinov3_qkvb.lvd1689m"
+    for weights in ("hub:timm/vit_small_patch16_dinov3.lvd1689m", "hub:vit_base_patch16_dinov3_qkvb.lvd1689m"):
+        with pytest.raises(BackboneError, match=f"build timm's vit_.*use --weights {right}$"):
+            build_backbone("dinov3_vits16", weights)
+    with pytest.raises(BackboneError, match="satellite pretraining.*ImageNet's.*vit_large_patch16_dinov3_qkvb"):
+        build_backbone("dinov3_vitl16", "hub:timm/vit_large_patch16_dinov3_qkvb.sat493m")
+    with pytest.warns(UserWarning, match="not the paper's lvd1689m pretraining"):
+        with pytest.raises(BackboneError, match="cannot load hub weights"):   # offline: the download fails next
+            build_backbone("dinov3_vits16", "hub:timm/vit_small_patch16_dinov3_qkvb.eupe_lvd1689m")
+
+
 def test_hub_model_names():
     from segdino.backbone import hub_model_name
 

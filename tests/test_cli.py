@@ -334,6 +334,11 @@ def test_predict_a_split_and_score_it_against_the_native_layout(trained_run, kva
     assert set(summary["metrics"]) == set(recorded) and "hd95" in recorded
     for name in recorded:   # probabilities saved as 8-bit: the same masks at p > 0.5
         assert summary["metrics"][name] == pytest.approx(recorded[name], abs=1e-6), name
+    size = json.loads((trained_run / "config.yaml").read_text().split("size:")[1].split()[0])   # the run's (not 256)
+    code, out = invoke("score", tmp_path / "pred", kvasir_root, "--dataset", "kvasir", "--profile", "segdino")
+    assert code == 0 and f"at {size}x{size} (the network size of the run that predicted" in " ".join(out.split()), out
+    code, explicit = invoke("score", tmp_path / "pred", kvasir_root, "--dataset", "kvasir", "--json", "--size", 256)
+    assert json.loads(explicit)["scored_size"] == "256x256"   # --size still wins
     code, out = invoke("score", tmp_path / "pred", kvasir_root / "Kvasir-SEG" / "masks", "--profile", "medical-native")
     assert code == 2 and "ground-truth mask(s) without prediction" in " ".join(out.split()), out
     code, out = invoke("predict", trained_run, kvasir_root, "--split", "test", "--out", tmp_path / "p2")

@@ -57,8 +57,11 @@ def test_official_counts_in_report(key, clean):
         assert any("11,685" in p.message for p in dataset.problems)
     if key == "msd":   # the known-bad file counts as on disk, but is listed, not scored
         assert {c.split: c.found for c in dataset.counts} == {"train": 6, "test": 4}
+        assert {c.split: c.used for c in dataset.counts} == {"train": 6, "test": 3}
         assert [b["key"] for b in dataset.known_bad] == ["1751_512x640"]
-        assert "known bad" in check_dataset(paths[key], key).to_text()
+        text = check_dataset(paths[key], key).to_text()
+        assert "known bad" in text and text.split("\n")[3].split()[-1] == "used", text
+        assert [line.split()[-1] for line in text.split("\n")[4:6]] == ["6", "3"], text
 
 
 @pytest.mark.parametrize("key", list(DATASETS))

@@ -48,6 +48,7 @@ class SplitCount:
     expected: int | None = None     # the official count (REFERENCE.md §4), None when not recorded
     videos: int | None = None
     expected_videos: int | None = None
+    used: int | None = None         # samples trained or scored: found minus the known-bad excluded ones
 
 
 @dataclass
@@ -243,7 +244,8 @@ def _counts(source: DatasetSource) -> tuple[list[SplitCount], list[Problem]]:
         refs = source.splits.get(split, [])
         found = len(refs) + sum(e["split"] == split for e in source.excluded)
         videos = len({r.group_id for r in refs}) if source.expected_groups else None
-        row = SplitCount(split, found, source.expected_counts.get(split), videos, source.expected_groups.get(split))
+        row = SplitCount(split, found, source.expected_counts.get(split), videos, source.expected_groups.get(split),
+                         len(refs))
         counts.append(row)
         if found == 0:
             problems.append(Problem("empty_split", str(source.root),
@@ -349,9 +351,11 @@ def render_text(report: CheckReport) -> str:
     for d in report.datasets:
         lines += ["", f"{d.key}  {d.root}" + (f"  (masks: {d.mask_encoding})" if d.mask_encoding else "")]
         if d.counts:
-            lines.append(f"  {'split':8s}{'found':>10s}{'official':>10s}{'videos':>8s}{'official':>10s}")
+            used = bool(d.known_bad)   # a "used" column only where files are left out
+            lines.append(f"  {'split':8s}{'found':>10s}{'official':>10s}{'videos':>8s}{'official':>10s}"
+                         + (f"{'used':>8s}" if used else ""))
             lines += [f"  {c.split:8s}{_fmt(c.found):>10s}{_fmt(c.expected):>10s}{_fmt(c.videos):>8s}"
-                      f"{_fmt(c.expected_videos):>10s}" for c in d.counts]
+                      f"{_fmt(c.expected_videos):>10s}" + (f"{_fmt(c.used):>8s}" if used else "") for c in d.counts]
             if d.expected_total is not None:
                 lines.append(f"  {'all':8s}{_fmt(d.total):>10s}{_fmt(d.expected_total):>10s}")
         lines += [f"  known bad, excluded: {b['split']}/{b['key']} ({b['reason']})" for b in d.known_bad]
@@ -370,15 +374,17 @@ def render_rich(report: CheckReport):
     parts += [Text(f"{p.severity.upper()} {p.kind}: {p.message}", style="red") for p in report.problems]
     for d in report.datasets:
         table = Table(title=f"{d.key}  {d.root}", title_justify="left")
-        for name in ("split", "found", "official", "videos", "official videos"):
+        used = bool(d.known_bad)   # a "used" column only where files are left out
+        for name in ("split", "found", "official", "videos", "official videos") + (("used",) if used else ()):
             table.add_column(name, justify="left" if name == "split" else "right")
         for c in d.counts:
             bad = ((c.expected is not None and c.found != c.expected)
                    or (c.expected_videos is not None and c.videos != c.expected_videos))
             table.add_row(c.split, _fmt(c.found), _fmt(c.expected), _fmt(c.videos), _fmt(c.expected_videos),
-                          style="yellow" if bad else None)
+                          *([_fmt(c.used)] if used else []), style="yellow" if bad else None)
         if d.expected_total is not None:
-            table.add_row("all", _fmt(d.total), _fmt(d.expected_total), "", "")
+            table.add_row("all", _fmt(d.total), _fmt(d.expected_total), "", "",
+                          *([_fmt(sum(c.used or 0 for c in d.counts))] if used else []))
         parts.append(table)
         parts += [Text(f"  known bad, excluded: {b['split']}/{b['key']} ({b['reason']})", style="cyan")
                   for b in d.known_bad]
