@@ -32,7 +32,7 @@ RESULT_COLUMNS = ID_COLUMNS + [
 EXTRA_COLUMNS = [
     "decoder_gflops", "backbone_gflops", "total_gmacs", "flops_tool", "input_size",
     "latency_device", "latency_dtype", "batch1_ms", "throughput_img_s", "throughput_batch", "weights",
-    "weights_sha256", "run", "recipe",
+    "weights_sha256", "run", "recipe", "val_rule", "val_share",
 ]
 # Config keys (benchmark/config.py, flattened) in which runs averaged or compared in one table may differ; a
 # difference in any other setting puts runs into separate recipes.
@@ -230,6 +230,7 @@ def read_run(run_dir: Path, dataset: str) -> tuple[dict, list[dict], list[dict],
             sha = env.get("weights_sha256")
             settings["backbone.weights"] = f"sha256:{sha[:12]}" if isinstance(sha, str) and sha else wide["weights"]
     wide["run"] = rel
+    wide.update(_validation(run_dir))
     tidy, counts, conventions = [], [], []
     for profile, block in profiles.items():
         if not isinstance(block, dict) or not isinstance(block.get("metrics"), dict):
@@ -245,6 +246,17 @@ def read_run(run_dir: Path, dataset: str) -> tuple[dict, list[dict], list[dict],
         convention = json.dumps(block.get("convention") or {"name": profile}, sort_keys=True)
         conventions.append({**ident, "profile": profile, "convention": convention, "run": rel})
     return wide, tidy, counts, conventions, notes, settings
+
+
+def _validation(run_dir: Path) -> dict:
+    """How the run's validation split was made (split.json's rule) and its share of the training images: the paper's
+    code trains on all of them, so this is what a reader needs to weigh a reproduction."""
+    try:
+        split = _read_json(run_dir / "split.json")
+        share = len(split["val"]) / (len(split["train"]) + len(split["val"]))
+        return {"val_rule": str(split["validation_rule"]), "val_share": share}
+    except (OSError, RunError, KeyError, TypeError, ZeroDivisionError):
+        return {}
 
 
 def _profile_columns(prof: dict | None) -> dict:

@@ -256,6 +256,7 @@ def paper_table(ctx: Context, table: paper.ReportedTable) -> Table | None:
         "scratch, not a decoder on our frozen backbone)." if table.key == "table1" else
         "Reported rows are copied from the paper (their own models and protocols).",
         "Δ row: our SegDINO mean minus the paper's SegDINO (negative is better for ↓ columns).",
+        _selection_note(ctx, datasets),
         _reproduction_note(ctx),
     ]
     if table.note:
@@ -287,6 +288,38 @@ def _reproduction_note(ctx: Context) -> str:
             "Δ row is no reproduction check.")
 
 
+def _selection_note(ctx: Context, datasets: list[str]) -> str:
+    """Which images selected our models' epoch, per dataset, from the runs' split.json (load.py: val_rule,
+    val_share): what was held out of training is a convention that moves a number, as the paper's public code
+    trains on every training image and selects on the test split. "" when no run recorded it."""
+    w = ctx.wide
+    if "val_rule" not in w:
+        return ""
+    kinds = (("selection on the test split", "the test split, the whole training split training (the public "
+              "code's choice)"),
+             ("official validation split", "its official validation split"),
+             ("dataset fold file", "{share} of the training images, one fold of its fold file (seed mod {folds})"),
+             ("seeded split", "{share} of the training images, held out per seed"))
+    parts = []
+    for dataset in datasets:
+        rows = w[w.dataset == dataset].dropna(subset=["val_rule"])
+        if rows.empty:
+            continue
+        rules = rows["val_rule"].astype(str)
+        share = f"{100 * rows['val_share'].astype(float).mean():.0f}%"
+        folds = rules.str.extract(r"mod (\d+)\)")[0].dropna()
+        text = next((template.format(share=share, folds=folds.iloc[0] if len(folds) else "?")
+                     for prefix, template in kinds if rules.str.startswith(prefix).all()),
+                    "; ".join(sorted(set(rules))))
+        parts.append(f"{display_dataset(dataset)}: {text}")
+    if not parts:
+        return ""
+    public = "" if any("the test split" in part for part in parts) else (
+        f" (the paper's code trains on every training image and selects on the test split: preset "
+        f"{_code('public-code')})")
+    return f"Our models are the epoch of best validation Dice{public}; validation: {'; '.join(parts)}."
+
+
 def _metric_notes(ctx: Context, datasets: list[str], profile: str, metrics: list[str]) -> list[str]:
     """What a column's name does not say: which accuracy Acc is, and why Precision can be best for a model that
     predicts nothing (an empty prediction has precision 1 under the eps and one rules, docs/conventions.md)."""
@@ -301,6 +334,16 @@ def _metric_notes(ctx: Context, datasets: list[str], profile: str, metrics: list
     if "precision" in metrics and rules - {"zero"}:
         notes.append("Precision: an empty prediction scores 1 (the profile's rule for 0/0, its empty_rule), so a "
                      "model that predicts almost nothing can be best in it; read it with Recall.")
+    overlap = [m for m in ("dice", "iou") if m in metrics]
+    n = ctx.counts
+    both = n[n.dataset.isin(datasets) & (n.profile == profile) & (n["count"] == "both_empty")]
+    if overlap and len(rules) == 1 and both["value"].sum() > 0:   # a correct empty prediction of an empty mask
+        score = {"zero": "0", "one": "1", "eps": "1 (by the eps rule)"}.get(next(iter(rules)))
+        if score:
+            names = " and ".join(metric_info(m).plain for m in overlap)
+            notes.append(f"{names}: an image whose ground truth and prediction are both empty scores {score} "
+                         f"(the profile's empty_rule): {plural(int(both['value'].sum()), 'such image')} over "
+                         f"{plural(both['run'].nunique(), 'run')}.")
     return notes
 
 

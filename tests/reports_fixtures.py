@@ -183,6 +183,16 @@ def _per_image(profiles: dict, keys: list[str], rng: np.random.Generator) -> str
     return "\n".join(lines) + "\n"
 
 
+def _split(dataset: str, seed: int) -> dict:
+    """split.json as benchmark.data.splits writes it, with each dataset's rule (TN3K: a fifth from its fold file;
+    ISIC 2017: its official validation split; the others: a tenth carved per seed)."""
+    rule, n_train, n_val = {"tn3k": (f"dataset fold file, fold {seed % 5} (seed {seed} mod 5)", 8, 2),
+                            "isic2017": ("official validation split", 40, 3)}.get(
+        dataset, (f"seeded split of training groups: fraction 0.1, seed {seed}", 9, 1))
+    return {"validation_rule": rule, "train": [f"t{i}" for i in range(n_train)],
+            "val": [f"v{i}" for i in range(n_val)], "test": ["x0"]}
+
+
 def write_run(root: Path, dataset: str, method: str, seed: int, *, done: bool = True,
               profile_json: bool = True, epochs: int = 10) -> Path:
     """One run directory; returns its path."""
@@ -200,6 +210,7 @@ def write_run(root: Path, dataset: str, method: str, seed: int, *, done: bool = 
     (run / "per_image.csv").write_text(_per_image(profiles, keys, rng))
     if profile_json:
         (run / "profile.json").write_text(json.dumps(_profile(method), indent=2))
+    (run / "split.json").write_text(json.dumps(_split(dataset, seed)))
     if not done:
         return run
     metrics = {"schema": 1, "dataset": dataset, "method": method, "backbone": BACKBONE, "preset": PRESET,
