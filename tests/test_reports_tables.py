@@ -98,6 +98,25 @@ def test_captions_say_what_an_image_with_both_masks_empty_scores(tmp_path):
             "such images over 2 runs.") in tables["table2_msd"].caption
 
 
+def test_table4_has_a_second_delta_row_for_per_frame_ber(built, tmp_path):
+    """ViSha's BER is accumulated over the set in Table 4 (REFERENCE.md §5) but averaged per frame by the ViSha/TVSD
+    code: a second Δ row gives BER, S-BER and N-BER under `shadow-per-frame`, and only those."""
+    assert len(built["table4_visha"].sections[2].rows) == 1   # runs without the per-frame profile: one Δ row
+    base = {"iou": 0.70, "max_fbeta": 0.80, "mae": 0.02}
+    write_exact_run(tmp_path, "visha", "segdino", 0,
+                    {"shadow": {**base, "ber": 9.0, "s_ber": 15.0, "n_ber": 1.0},
+                     "shadow-per-frame": {**base, "ber": 11.0, "s_ber": 20.0, "n_ber": 2.0}})
+    t = {t.key: t for t in T.build_tables(T.Context.from_runs(load_runs(tmp_path), "dinov3_vits16",
+                                                               "paper"))}["table4_visha"]
+    assert [label for label, _ in t.sections[2].rows] == ["Δ SegDINO (ours − reported)",
+                                                         "Δ SegDINO, shadow-per-frame"]
+    main, alt = (_cells(t, label) for label, _ in t.sections[2].rows)
+    assert [c.mean for c in main[3:]] == pytest.approx([9.0 - 8.05, 15.0 - 14.90, 1.0 - 0.82])
+    assert [c.mean for c in alt[3:]] == pytest.approx([11.0 - 8.05, 20.0 - 14.90, 2.0 - 0.82])
+    assert all(math.isnan(c.mean) for c in alt[:3]) and [T.cell_plain(c) for c in alt[:3]] == ["--"] * 3
+    assert "Second Δ row: BER, S-BER, N-BER under profile `shadow-per-frame`" in t.caption
+
+
 def test_table4_caption_points_to_the_per_frame_ber(built):
     # TVSD's evaluation averages BER per frame; Table 4 is scored accumulated (REFERENCE.md §5) and says so
     assert "accumulated" in built["table4_visha"].caption and "shadow-per-frame" in built["table4_visha"].caption
