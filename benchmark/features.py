@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,10 +128,13 @@ def cached_features(split: ResizedSplit, backbone, cache_dir: Path, device: torc
     folder = Path(cache_dir) / "features" / key
     if (folder / "meta.json").is_file():
         return _open(folder, extracted=False)
-    with file_lock(Path(cache_dir) / "features" / f"{key}.lock"):
+    with file_lock(Path(cache_dir) / "features" / f"{key}.lock") as locked:
         if (folder / "meta.json").is_file():   # another process finished while we waited
             return _open(folder, extracted=False)
-        tmp = folder.with_name(folder.name + ".partial")
+        if locked:   # no other process writes this entry now: what a killed extraction left goes
+            for old in folder.parent.glob(f"{key}.partial*"):
+                shutil.rmtree(old, ignore_errors=True)
+        tmp = folder.with_name(f"{key}.partial-{os.getpid()}")   # private (a file system without locks)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         backbone.eval()
@@ -154,5 +158,8 @@ def cached_features(split: ResizedSplit, backbone, cache_dir: Path, device: torc
             "format": FORMAT, "backbone": backbone.name, "weights": backbone.weights,
             "weights_sha256": backbone.weights_sha256, "image_cache_key": split.cache_key, "n": n,
             "size": list(split.images.shape[1:3]), "taps": list(backbone.layer_indices), "dtype": "float16"}))
-        tmp.rename(folder)
+        try:
+            tmp.rename(folder)
+        except OSError:   # without locks, another process wrote the same features first
+            shutil.rmtree(tmp, ignore_errors=True)
     return _open(folder, extracted=True)

@@ -37,7 +37,9 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, fsync: bool = True) -> None:
+    """`data` into `path` through a temporary file renamed into place (a kill leaves the old file or the new one);
+    `fsync=False` skips the flush to disk, which only a power cut would need (thousands of predicted maps)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -46,7 +48,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -57,14 +60,24 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+def remove_stale_temps(folder: Path) -> None:
+    """Delete the temporary files of atomic writes a killed process left in `folder` and its sub-folders (up to a
+    checkpoint's size each). Only for a folder this process alone writes: a run directory under its lock."""
+    for path in Path(folder).rglob(".*.tmp"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+
+
 # flock's answers on a file system without locks (Lustre mounted without -o flock, some NFS setups): go on unlocked
 _NO_LOCKS = {errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL}
-_warned_no_locks: set[str] = set()
+_warned_no_locks = False
 
 
-def _flock(handle, flags: int) -> bool:
-    """flock `handle`; False when the lock is held elsewhere (only with LOCK_NB). A file system without locks gets
-    one warning and counts as locked: runs still work there, only parallel writers are not kept apart."""
+def _flock(handle, flags: int) -> bool | None:
+    """flock `handle`: True when done, False when the lock is held elsewhere (only with LOCK_NB), None on a file
+    system without locks, which gets one warning: runs still work there, only parallel runs are not kept apart.
+    (Mounts that lock within one node only, Lustre `localflock` or NFS `local_lock`, say nothing: README.)"""
+    global _warned_no_locks
     try:
         fcntl.flock(handle, flags)
     except BlockingIOError:
@@ -72,27 +85,30 @@ def _flock(handle, flags: int) -> bool:
     except OSError as exc:
         if exc.errno not in _NO_LOCKS:
             raise
-        folder = str(Path(handle.name).parent)
-        if folder not in _warned_no_locks:
-            _warned_no_locks.add(folder)
+        if not _warned_no_locks:
+            _warned_no_locks = True
             import warnings
-            warnings.warn(f"file locks are not supported in {folder} ({exc.strerror}): parallel runs are not kept "
-                          "from writing the same files; on Lustre, ask for the `flock` mount option", stacklevel=3)
+            warnings.warn(f"file locks are not supported in {Path(handle.name).parent} ({exc.strerror}): parallel "
+                          "runs are not kept from training the same run; on Lustre, ask for the `flock` mount "
+                          "option", stacklevel=2)
+        return None
     return True
 
 
 @contextmanager
 def file_lock(path: Path):
     """An exclusive advisory lock on `path` (created if missing), held for the block: parallel runs of a sweep
-    (local workers, Slurm array tasks on a shared file system) wait for one writer of a shared cache entry."""
+    (local workers, Slurm array tasks on a shared file system) wait for one writer of a shared cache entry. Yields
+    whether the lock is real (False on a file system without locks: writers must then not step on each other)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
-        _flock(handle, fcntl.LOCK_EX)
+        locked = _flock(handle, fcntl.LOCK_EX) is True
         try:
-            yield
+            yield locked
         finally:
-            _flock(handle, fcntl.LOCK_UN)
+            if locked:
+                _flock(handle, fcntl.LOCK_UN)
 
 
 class RunBusy(RuntimeError):
@@ -139,7 +155,7 @@ def run_lock(run_dir: Path, wait: bool = False):
     with open(path, "a+") as handle:
         # a few tries: `run --dry-run` probes the lock for a moment (lock_holder)
         for attempt in range(5):
-            if _flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB):
+            if _flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB) is not False:
                 break
             if attempt == 4:
                 raise RunBusy(Path(run_dir), _holder_text(path))
@@ -150,6 +166,7 @@ def run_lock(run_dir: Path, wait: bool = False):
             handle.write(json.dumps({"pid": os.getpid(), "host": platform.node(), "slurm_job": slurm_job(),
                                      "since": now()}))
             handle.flush()
+            os.fsync(handle.fileno())   # other nodes of a network file system read who holds it
             _HELD.add(key)
             yield
         finally:
@@ -166,9 +183,11 @@ def lock_holder(run_dir: Path) -> str | None:
         return None
     try:
         with open(path) as handle:
-            if not _flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB):
+            got = _flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            if got is False:
                 return _holder_text(path)
-            _flock(handle, fcntl.LOCK_UN)
+            if got:
+                _flock(handle, fcntl.LOCK_UN)
     except OSError:
         return None
     return None

@@ -168,15 +168,20 @@ def execute(cfg_dict: dict, device: str | None = None, progress: bool = True, wa
         import dataclasses
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, device=device))
     run_dir = records.run_dir_for(cfg)
+    state, why = run_state(run_dir)
     with contextlib.ExitStack() as stack:
-        if wait or run_dir.exists():   # a new run takes its lock in train_run, once its inputs check out
+        # a new run takes its lock in train_run, once its inputs check out; a done one needs none
+        if wait or state in ("partial", "failed", "corrupt"):
             if wait and (holder := records.lock_holder(run_dir)):
                 tqdm.write(f"waiting for {_label(cfg_dict)}: being trained by {holder}")
-            stack.enter_context(records.run_lock(run_dir, wait=wait))   # never move a directory being written
-        state, why = run_state(run_dir)
-        if state == "corrupt":
-            moved = quarantine(run_dir)
-            tqdm.write(f"corrupt run directory {run_dir} ({why}); moved to {moved.name} and redoing")
+            stack.enter_context(records.run_lock(run_dir, wait=wait))
+            state, why = run_state(run_dir)   # what its last holder left
+        if state == "corrupt":   # never move a directory being written: under the lock (taken again: a no-op)
+            stack.enter_context(records.run_lock(run_dir, wait=wait))
+            state, why = run_state(run_dir)
+            if state == "corrupt":
+                moved = quarantine(run_dir)
+                tqdm.write(f"corrupt run directory {run_dir} ({why}); moved to {moved.name} and redoing")
         start = time.perf_counter()
         train_run(cfg, run_dir, progress=progress)
     return summary_row(run_dir, state, time.perf_counter() - start)
@@ -202,7 +207,9 @@ class SlurmRuns(submitit.helpers.Checkpointable):
         self.keep_going = keep_going
 
     def __call__(self, cfg_dicts: list[dict]) -> list[dict]:
-        return _run_local(cfg_dicts, False, None, self.runs_per_gpu, self.keep_going)
+        # a run another process trains is not waited for here (the job's GPUs would idle): a {"busy"} row, and
+        # the submitting process waits
+        return _run_local(cfg_dicts, False, None, self.runs_per_gpu, self.keep_going, wait_busy=False)
 
 
 def summary_row(run_dir: Path, state: str, seconds: float) -> dict:
@@ -275,10 +282,12 @@ def local_devices(requested: list[str] | None, train_device: str, runs_per_gpu: 
 
 
 def _run_local(dicts: list[dict], progress: bool, devices: list[str] | None = None,
-               runs_per_gpu: int = 1, keep_going: bool = False) -> list[dict]:
+               runs_per_gpu: int = 1, keep_going: bool = False, wait_busy: bool = True) -> list[dict]:
+    """Rows in plan order. A run another process is training is done last, waiting for it, or with `wait_busy`
+    False gets the row {"busy": holder}."""
     devices = local_devices(devices, dicts[0]["train"]["device"], runs_per_gpu)[:len(dicts)]  # no idle workers
     if len(devices) > 1:
-        rows = _run_local_workers(dicts, devices, progress, keep_going)
+        rows = _run_local_workers(dicts, devices, progress, keep_going, wait_busy)
     else:
         device = devices[0] if devices else None
         found: dict[int, dict] = {}
@@ -290,9 +299,11 @@ def _run_local(dicts: list[dict], progress: bool, devices: list[str] | None = No
                 bar.set_postfix_str(_label(cfg))
                 try:
                     found[i] = execute(cfg, device=device, progress=progress, wait=wait)
-                except records.RunBusy:
-                    busy.append(i)
-                    continue
+                except records.RunBusy as exc:
+                    if wait_busy:
+                        busy.append(i)
+                        continue
+                    found[i] = {"busy": exc.holder}
                 except Exception as exc:  # noqa: BLE001 - a user's Ctrl-C (BaseException) still stops the sweep
                     if not keep_going:
                         raise
@@ -359,7 +370,7 @@ def _worker_execute(cfg: dict, wait: bool = False) -> dict:
 
 
 def _run_local_workers(dicts: list[dict], devices: list[str], progress: bool,
-                       keep_going: bool = False) -> list[dict]:
+                       keep_going: bool = False, wait_busy: bool = True) -> list[dict]:
     """One worker process per device, each taking the next pending run when it is free (runs differ in length, so a
     fixed split would leave devices idle). Workers of one dataset share its feature extraction through the cache
     lock. The first failure stops the sweep (queued runs are cancelled, running ones finish and resume on rerun),
@@ -385,13 +396,15 @@ def _run_local_workers(dicts: list[dict], devices: list[str], progress: bool,
                 cfg = dicts[futures[fut]]
                 try:
                     rows[futures[fut]] = fut.result()
-                except records.RunBusy:   # queued behind every other run; a worker then waits for it
-                    futures[pool.submit(_worker_execute, cfg, True)] = futures[fut]
-                    continue
+                except records.RunBusy as exc:   # queued behind every other run; a worker then waits for it
+                    if wait_busy:
+                        futures[pool.submit(_worker_execute, cfg, True)] = futures[fut]
+                        continue
+                    rows[futures[fut]] = {"busy": exc.holder}
                 except BrokenProcessPool:
                     # a worker died (killed for memory, or crashed) and the pool stopped every other worker: which
                     # run it held cannot be told, so no run is blamed and the rerun resumes them all
-                    unfinished = [_label(dicts[i]) for i in sorted(futures.values()) if i not in rows]
+                    unfinished = [_label(dicts[i]) for i in sorted(set(futures.values())) if i not in rows]
                     write_results(Path(dicts[0]["run"]["runs_dir"]))
                     raise SweepError(
                         f"a worker process died (the system may have killed it for memory, or it crashed), which "
@@ -453,27 +466,31 @@ def _run_submitit(dicts: list[dict], executor: str, slurm: SlurmOptions, progres
             jobs = ex.map_array(fn, args)
         else:
             jobs = [ex.submit(fn, a) for a in args]
-    results, failures = [], []
+    results, failures, stopped = [], [], []
     bar = tqdm(groups, desc=f"sweep ({executor}, {len(jobs)} jobs, {len(pending)} runs)", disable=bars_off(progress))
     for job, group in zip(jobs, bar):
         try:   # wait for every job: the others keep running on the cluster whatever one of them does
             out = job.result()
-            if per_job == 1 and "busy" in out:   # another process was training the run: wait for it here
-                out = _wait_for_other(group[0], out["busy"])
-                if "failed" in out:
-                    failures.append(out["failed"])
-                    continue
-            results.extend(out if per_job > 1 else [out])
+            for d, row in zip(group, out if per_job > 1 else [out]):
+                if "busy" in row:   # another process was training the run: wait for it here, not in the job
+                    row = _wait_for_other(d, row["busy"])
+                if "failed" in row:
+                    stopped.append(row["failed"])
+                else:
+                    results.append(row)
         except Exception as exc:  # noqa: BLE001 - reported together below
             # the cause: what the failed runs recorded in FAILED (submitit's own text ends with its log paths)
             causes = [c.split(" ", 1)[-1] for d in group if (c := records.last_failure(records.run_dir_for(_cfg(d))))]
             lines = [line for line in str(exc).splitlines() if line.strip()]
             cause = "; ".join(causes) or (lines[-1] if lines else type(exc).__name__)
             failures.append(f"{', '.join(map(_label, group))} (job {job.job_id}: {cause}; log {job.paths.stderr})")
-    if failures:
+    if failures or stopped:
         table = write_results(Path(dicts[0]["run"]["runs_dir"]))
-        raise SweepError(f"{len(failures)} of {len(jobs)} submitted jobs failed (the other runs are recorded in "
-                         f"{table}; fix and run the same command again): " + "; ".join(failures), rows=results)
+        what = ([f"{len(failures)} of {len(jobs)} submitted jobs failed"] if failures else []) + (
+            [f"{len(stopped)} run{'' if len(stopped) == 1 else 's'} left to another process that stopped early"]
+            if stopped else [])
+        raise SweepError(f"{' and '.join(what)} (the other runs are recorded in {table}; fix and run the same "
+                         "command again): " + "; ".join(failures + stopped), rows=results)
     results = iter(results)
     return [summary_row(records.run_dir_for(_cfg(d)), "done", 0.0) if is_done else next(results)
             for d, is_done in zip(dicts, done)]

@@ -217,15 +217,20 @@ def train_run(cfg: Config, run_dir: Path | None = None, progress: bool = True) -
     process is training raises records.RunBusy (its inputs are checked first)."""
     run_dir = Path(run_dir or records.run_dir_for(cfg))
     try:
-        _train_run(cfg, run_dir, progress)
+        return _train_run(cfg, run_dir, progress)
     except Exception as exc:   # a Ctrl-C is an interruption, not a failure of the run
-        # a conflict is about this config, not a failure of the run already in that directory
-        # and a busy run belongs to the process training it
-        if run_dir.is_dir() and not records.is_done(run_dir) and not isinstance(exc, (RunConflict, records.RunBusy)):
-            records.record_failure(run_dir, exc)
+        # a failure of the inputs, before the lock (one after it is recorded under the lock): only into a run
+        # directory no other process is training
+        if not getattr(exc, "_recorded", False) and records.lock_holder(run_dir) is None:
+            _record_failure(run_dir, exc)
         raise
-    (run_dir / records.FAILED).unlink(missing_ok=True)
-    return run_dir
+
+
+def _record_failure(run_dir: Path, exc: Exception) -> None:
+    # a conflict is about this config, not a failure of the run already in that directory, and a busy run belongs
+    # to the process training it
+    if run_dir.is_dir() and not records.is_done(run_dir) and not isinstance(exc, (RunConflict, records.RunBusy)):
+        records.record_failure(run_dir, exc)
 
 
 def _train_run(cfg: Config, run_dir: Path, progress: bool) -> Path:
@@ -244,12 +249,23 @@ def _train_run(cfg: Config, run_dir: Path, progress: bool) -> Path:
         if records.is_done(run_dir):   # finished by that process while this one was starting
             check_same_config(cfg, run_dir)
             return run_dir
-        return _train_locked(cfg, run_dir, progress, source, model, device, amp)
+        try:
+            _train_locked(cfg, run_dir, progress, source, model, device, amp)
+        except Exception as exc:
+            _record_failure(run_dir, exc)   # while the directory is still this process's
+            try:
+                exc._recorded = True
+            except AttributeError:
+                pass
+            raise
+        (run_dir / records.FAILED).unlink(missing_ok=True)
+        return run_dir
 
 
 def _train_locked(cfg: Config, run_dir: Path, progress: bool, source, model: Segmenter, device: torch.device,
                   amp: torch.dtype | None) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
+    records.remove_stale_temps(run_dir)   # what a killed attempt was writing (this process holds the run)
     prepare_run_dir(cfg, run_dir)
     source, splits = load_data(cfg, run_dir, source)
     env = records.environment(str(device), cfg.backbone.weights, model.backbone.weights_sha256)
@@ -266,6 +282,8 @@ def _train_locked(cfg: Config, run_dir: Path, progress: bool, source, model: Seg
         set_rng_state(ckpt["rng"])
         start_epoch, history, best, elapsed = ckpt["epoch"], ckpt["history"], ckpt["best"], ckpt["seconds"]
         env["started"] = ckpt["started"]
+        # a kill between the checkpoint and history.csv left the file an epoch short: the checkpoint has them all
+        records.write_csv(run_dir / "history.csv", history)
     else:
         env["started"] = records.now()
 

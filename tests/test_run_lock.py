@@ -10,7 +10,7 @@ import time
 import pytest
 
 from benchmark import records
-from benchmark.sweep import SweepError, SweepSpec, run_state, run_sweep
+from benchmark.sweep import SlurmOptions, SweepError, SweepSpec, run_state, run_sweep
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
 
@@ -142,3 +142,56 @@ def test_a_submitted_job_on_a_busy_run_leaves_it_to_its_trainer(tmp_path, kvasir
     assert run_state(first)[0] == "new"
     rows = run_sweep(_spec(kvasir_root, tmp_path, seeds=(0,)), executor="submitit-local", progress=False)
     assert rows[0]["seed"] == 0 and run_state(first)[0] == "done"
+
+
+@pytest.mark.slow
+def test_a_job_of_several_runs_leaves_a_busy_one_to_the_submitting_process(tmp_path, kvasir_root):
+    """With several runs per job (--runs-per-gpu), the job trains the free run and returns the busy one at once
+    (waiting there would idle the job's GPUs); the submitting process waits for it and reports it."""
+    first, second = (tmp_path / "kvasir" / f"segdino__test__smoke__s{s}" for s in (0, 1))
+    holder = _hold(first)
+    watcher = _kill_when(holder, lambda: any(tmp_path.glob(".submitit/*/*_result.pkl")))
+    with pytest.raises(SweepError, match=r"^1 run left to another process that stopped early .*kvasir/segdino/s0 "
+                                         r"\(being trained by pid \d+"):
+        run_sweep(_spec(kvasir_root, tmp_path), executor="submitit-local", progress=False,
+                  slurm=SlurmOptions(runs_per_gpu=2))
+    watcher.join()
+    assert run_state(second)[0] == "done" and run_state(first)[0] == "new"
+    logs = " ".join(p.read_text() for p in tmp_path.glob(".submitit/*/*.err"))
+    assert "waiting for" not in logs   # the job did not wait
+
+
+def test_caches_without_file_locks_write_private_folders(tmp_path, smoke_overrides, monkeypatch):
+    """On a file system without locks two extractions may run at once, so each writes a folder of its own and what
+    looks left over may be another writer's: left alone. With locks, what a killed extraction left is cleared."""
+    import shutil
+
+    import torch
+
+    from benchmark.config import load_config
+    from benchmark.features import cached_features, feature_key
+    from benchmark.registry import build_model
+    from benchmark.train import load_data
+
+    cfg = load_config("smoke", overrides={**smoke_overrides, "run.runs_dir": str(tmp_path)})
+    (tmp_path / "run").mkdir()
+    _, splits = load_data(cfg, tmp_path / "run")
+    backbone = build_model(cfg, 1).backbone
+    features = tmp_path / "cache" / "features"
+    left = features / f"{feature_key(splits['train'], backbone)}.partial-99999999"   # a killed extraction's
+    left.mkdir(parents=True)
+
+    def extract():
+        return cached_features(splits["train"], backbone, tmp_path / "cache", torch.device("cpu"), 16, False)
+
+    def no_locks(handle, flags):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    with monkeypatch.context() as m:
+        m.setattr(records.fcntl, "flock", no_locks)
+        m.setattr(records, "_warned_no_locks", True)
+        store = extract()
+    assert store.extracted and (store.folder / "taps.npy").is_file() and left.is_dir()
+    assert sorted(p.name for p in features.iterdir() if ".partial" in p.name) == [left.name]
+    shutil.rmtree(store.folder)   # extract again, with locks
+    assert extract().extracted and not left.exists()

@@ -110,7 +110,10 @@ def load_resized(source: DatasetSource, refs: list[SampleRef], size: int, cache_
         return _decode(source, refs, size, skip_bad, desc, key)
     folder = Path(cache_dir) / "images" / f"{source.name}-{size}-{key}"
     if not (folder / "meta.json").is_file():
-        with file_lock(folder.with_name(folder.name + ".lock")):   # parallel runs decode once
+        with file_lock(folder.with_name(folder.name + ".lock")) as locked:   # parallel runs decode once
+            if locked:   # no other process writes this entry now: what a killed one left goes
+                for old in folder.parent.glob(f"{folder.name}.tmp-*"):
+                    shutil.rmtree(old, ignore_errors=True)
             if not (folder / "meta.json").is_file():
                 ensure_free_space(folder.parent, len(refs) * size * size * 4, f"the decoded-image cache of "
                                   f"{len(refs)} images", "free space or point the caches at a larger disk "
