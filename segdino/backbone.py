@@ -157,9 +157,10 @@ def build_backbone(name: str, weights: str | Path | None = None) -> DinoV3Backbo
     check_timm()
     kwargs = dict(spec.kwargs, rope_rescale_coords=META_ROPE_RESCALE)
     weights = None if weights in (None, "", "none") else str(weights)
+    if weights is not None and weights.startswith("hub:"):
+        check_hub_variant(name, weights[4:] if is_transformers_repo(weights[4:]) else hub_model_name(weights[4:]))
     if weights is not None and weights.startswith("hub:") and not is_transformers_repo(weights[4:]):
         hub_name = hub_model_name(weights[4:])
-        check_hub_variant(name, hub_name)
         try:
             model = timm.create_model(hub_name, pretrained=True, **kwargs)
         except Exception as exc:
@@ -192,13 +193,19 @@ def check_hub_variant(name: str, hub_name: str) -> None:
     drops Meta's q/v biases, REFERENCE.md §6, and would load without a word), and the satellite pretraining, whose
     input normalisation segbench does not apply; warn on any other pretraining than the paper's."""
     spec = get_spec(name)
+    if is_transformers_repo(hub_name) and "sat493m" in hub_name:   # Meta's repos: facebook/dinov3-...-sat493m
+        raise BackboneError(f"hub weights '{hub_name}' are DINOv3's satellite pretraining, which expects its own "
+                            "input mean and std; segbench normalises with ImageNet's, so use --weights "
+                            f"hub:{HUB_REPOS.get(name, 'facebook/dinov3-<size>-pretrain-lvd1689m')}")
+    if is_transformers_repo(hub_name):   # its architecture is checked by the strict load of its weights
+        return
     model = hub_name.removeprefix("hf-hub:").removeprefix("timm/")
     arch, _, tag = model.partition(".")
     if "dinov3" not in arch or ":" in model:   # another model family or a local-dir: path goes to timm as given
         return
     right = f"hub:timm/{spec.timm_name}.{PAPER_PRETRAINING}"
     if arch != spec.timm_name:
-        raise BackboneError(f"hub weights '{hub_name}' build timm's {arch}, not backbone '{name}''s "
+        raise BackboneError(f"hub weights '{hub_name}' build timm's {arch}, not backbone {name}'s "
                             f"{spec.timm_name}" + (" (the `_qkvb` variant keeps Meta's q/v biases)"
                                                    if spec.timm_name.endswith("_qkvb") else "")
                             + f"; use --weights {right}")

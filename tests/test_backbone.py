@@ -100,6 +100,10 @@ def test_hub_weights_of_another_dinov3_variant_are_refused_before_download():
             build_backbone("dinov3_vits16", weights)
     with pytest.raises(BackboneError, match="satellite pretraining.*ImageNet's.*vit_large_patch16_dinov3_qkvb"):
         build_backbone("dinov3_vitl16", "hub:timm/vit_large_patch16_dinov3_qkvb.sat493m")
+    with pytest.raises(BackboneError, match="satellite pretraining.*hub:facebook/dinov3-vitl16-pretrain-lvd1689m$"):
+        build_backbone("dinov3_vitl16", "hub:facebook/dinov3-vitl16-pretrain-sat493m")   # transformers format
+    with pytest.raises(BackboneError, match="not backbone dinov3_vits16's vit_small_patch16_dinov3_qkvb"):
+        build_backbone("dinov3_vits16", "hub:timm/vit_small_patch16_dinov3.lvd1689m")
     with pytest.warns(UserWarning, match="not the paper's lvd1689m pretraining"):
         with pytest.raises(BackboneError, match="cannot load hub weights"):   # offline: the download fails next
             build_backbone("dinov3_vits16", "hub:timm/vit_small_patch16_dinov3_qkvb.eupe_lvd1689m")
