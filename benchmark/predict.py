@@ -1,6 +1,7 @@
 """Probability maps for a folder of images from a finished (or imported) run, at each image's native size."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from tqdm.auto import tqdm
 from benchmark.data.base import DataError, list_images, read_image, sub_dirs
 from benchmark.evaluate import native_probability, probabilities, to_input
 from benchmark.progress import bars_off
-from benchmark.records import load_run_model, now, write_json
+from benchmark.records import atomic_write_bytes, load_run_model, now, write_json
 
 # beside the maps: which run made them and at which network size (`segbench score` takes its --size from it)
 PREDICTIONS_META = "segbench_predictions.json"
@@ -91,7 +92,9 @@ def _write_maps(model, size: int, jobs: list[tuple[Path, Path]], device: str, pr
         native = native_probability(prob, image.shape[:2])
         pixels = np.round(native * 255) if native.ndim == 2 else native.argmax(0)
         target.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(pixels.astype(np.uint8)).save(target)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels.astype(np.uint8)).save(buffer, format="PNG")
+        atomic_write_bytes(target, buffer.getvalue(), fsync=False)   # an interrupted predict leaves no half-written map
         written.append(target)
     return written
 

@@ -8,6 +8,7 @@ pyplot, so nothing global changes and no display is needed. Every figure is save
 from __future__ import annotations
 
 import math
+import os
 import textwrap
 from pathlib import Path
 
@@ -58,10 +59,14 @@ def method_marker(method: str) -> str:
 def save(fig: Figure, folder: Path, stem: str) -> list[Path]:
     """Write <stem>.pdf and <stem>.png; the PDF carries no creation date so reruns give the same bytes."""
     folder.mkdir(parents=True, exist_ok=True)
-    pdf, png = folder / f"{stem}.pdf", folder / f"{stem}.png"
-    fig.savefig(pdf, metadata={"CreationDate": None})
-    fig.savefig(png, dpi=PNG_DPI)
-    return [pdf, png]
+    paths = []
+    for ext, options in (("pdf", {"metadata": {"CreationDate": None}}), ("png", {"dpi": PNG_DPI})):
+        path = folder / f"{stem}.{ext}"
+        tmp = folder / f".{stem}.{os.getpid()}.tmp.{ext}"   # renamed into place: never half a file
+        fig.savefig(tmp, **options)
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths
 
 
 def _suptitle(fig: Figure, text: str) -> None:

@@ -253,8 +253,10 @@ def _validation(run_dir: Path) -> dict:
     code trains on all of them, so this is what a reader needs to weigh a reproduction."""
     try:
         split = _read_json(run_dir / "split.json")
-        share = len(split["val"]) / (len(split["train"]) + len(split["val"]))
-        return {"val_rule": str(split["validation_rule"]), "val_share": share}
+        rule = str(split["validation_rule"])
+        # selecting on the test split (the public code's choice) holds nothing out of training
+        share = 0.0 if "test split" in rule else len(split["val"]) / (len(split["train"]) + len(split["val"]))
+        return {"val_rule": rule, "val_share": share}
     except (OSError, RunError, KeyError, TypeError, ZeroDivisionError):
         return {}
 
@@ -398,9 +400,14 @@ def write_results_csv(runs_dir: str | os.PathLike, runs: Runs | None = None) -> 
 
 
 def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
+    write_text_atomic(path, frame.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write through a temporary file renamed into place: an interrupted report leaves the old file or the new."""
     from benchmark.records import atomic_write_text
 
-    atomic_write_text(Path(path), frame.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
+    atomic_write_text(Path(path), text)
 
 
 def summarise(tidy: pd.DataFrame) -> pd.DataFrame:

@@ -36,6 +36,7 @@ from reports.load import (
     read_speed,
     write_csv_atomic,
     write_results_csv,
+    write_text_atomic,
 )
 
 MAIN_GROUP = ("dinov3_vits16", "paper")
@@ -57,17 +58,19 @@ GENERATED = {"tables": ("table[1-4]_*.*", "efficiency.*", "coverage.*", "dataset
              "figures": ("params_vs_accuracy.*", "bars_*.*", "curves_*.*", "samples_*.*")}
 
 
-def _clear_previous(out: Path) -> None:
-    """Remove tables and figures an earlier render wrote (only our own file names), so none can go stale."""
+def _previous(out: Path) -> set[Path]:
+    """The tables and figures an earlier render wrote (only our own file names): those this one does not write again
+    are removed once it has written its own, so none can go stale and an interrupted render leaves the old set."""
+    found = set()
     for folder, patterns in GENERATED.items():
         base = out / folder
         if not base.is_dir():
             continue
         for directory in [base, *(p for p in base.iterdir() if p.is_dir())]:
             for pattern in patterns:
-                for path in directory.glob(pattern):
-                    if path.is_file() and path.suffix in (".tex", ".md", ".csv", ".pdf", ".png"):
-                        path.unlink()
+                found.update(path for path in directory.glob(pattern)
+                             if path.is_file() and path.suffix in (".tex", ".md", ".csv", ".pdf", ".png"))
+    return found
 
 
 def groups_of(wide: pd.DataFrame) -> list[tuple[str, str, str]]:
@@ -97,7 +100,7 @@ def render_report(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ba
     out.mkdir(parents=True, exist_ok=True)
     runs = load_runs(runs_dir)
     speed_rows = read_speed(speed) if speed is not None else None
-    _clear_previous(out)
+    previous = _previous(out)
     if update_results_csv:
         write_results_csv(runs_dir, runs)
     wide, tidy = runs.wide, runs.tidy
@@ -113,9 +116,12 @@ def render_report(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ba
                 if speed_rows is not None and tbl.timed_rows(speed_rows, g.backbone, g.ctx.wide["method"]).empty]
     write_csv_atomic(wide, out / "results.csv")
     write_csv_atomic(tidy, out / "results_tidy.csv")
-    (out / "runs_used.txt").write_text(_runs_used_text(runs), encoding="utf-8")
-    (out / "summary.md").write_text(_summary_md(runs, groups, out), encoding="utf-8")
-    (out / "report.tex").write_text(_report_tex(runs, groups, out), encoding="utf-8")
+    write_text_atomic(out / "runs_used.txt", _runs_used_text(runs))
+    write_text_atomic(out / "summary.md", _summary_md(runs, groups, out))
+    write_text_atomic(out / "report.tex", _report_tex(runs, groups, out))
+    written = {Path(p) for g in groups for p in [*g.table_paths, *g.figure_paths]}
+    for path in previous - written:   # stale: a dataset or figure this render no longer has
+        path.unlink(missing_ok=True)
     return {
         "out_dir": str(out),
         "report_tex": str(out / "report.tex"),

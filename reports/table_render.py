@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from reports.load import write_text_atomic
+
 # --------------------------------------------------------------------------------------------------------------
 # Text helpers: captions are written once in Unicode and converted for LaTeX.
 
@@ -295,7 +297,7 @@ def write_table(table: Table, folder: str | Path) -> list[Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{table.key}.{ext}" for ext in ("tex", "md", "csv")]
-    paths[0].write_text(to_latex(table), encoding="utf-8")
-    paths[1].write_text(to_markdown(table), encoding="utf-8")
-    to_frame(table).to_csv(paths[2], index=False, float_format="%.10g")
+    write_text_atomic(paths[0], to_latex(table))   # an interrupted render leaves the old file, never half of one
+    write_text_atomic(paths[1], to_markdown(table))
+    write_text_atomic(paths[2], to_frame(table).to_csv(index=False, float_format="%.10g", lineterminator="\n"))
     return paths

@@ -355,7 +355,7 @@ def _metric_notes(ctx: Context, datasets: list[str], profile: str, metrics: list
         if score:
             names = " and ".join(metric_info(m).plain for m in overlap)
             notes.append(f"{names}: an image whose ground truth and prediction are both empty scores {score} "
-                         f"(the profile's empty_rule): {plural(int(both['value'].sum()), 'such image')} over "
+                         f"(the profile's empty_rule): {int(both['value'].sum())} such scores in all, summed over "
                          f"{plural(both['run'].nunique(), 'run')}.")
     return notes
 

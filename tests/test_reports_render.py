@@ -129,6 +129,34 @@ def test_a_second_render_leaves_no_stale_tables_or_figures(tmp_path):
     assert (tmp_path / "out" / "tables" / "mine.tex").read_text() == "keep me"
 
 
+def test_an_interrupted_render_leaves_the_previous_report_whole(tmp_path, monkeypatch):
+    """Killed part-way, a render used to have deleted the previous tables and figures first and left half-written
+    files: now each file is renamed into place and stale ones go only after every new one is written."""
+    import reports.render as render
+
+    runs = tmp_path / "runs"
+    write_exact_run(runs, "msd", "segdino", 0, {"mirror": {"iou": 0.9}})
+    write_exact_run(runs, "visha", "segdino", 0, {"shadow": {"iou": 0.6}})
+    render_report(runs, tmp_path / "out")
+    before = {p: p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    assert any(p.suffix == ".png" for p in before) and all(before.values())
+    real, calls = render.tbl.write_table, []
+
+    def interrupted(table, folder):
+        calls.append(table.key)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(table, folder)
+
+    monkeypatch.setattr(render.tbl, "write_table", interrupted)
+    write_exact_run(runs, "msd", "segdino", 1, {"mirror": {"iou": 0.7}})
+    with pytest.raises(KeyboardInterrupt):
+        render_report(runs, tmp_path / "out")
+    after = {p: p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    assert set(after) == set(before) and all(after.values())   # nothing lost, nothing empty, no temporary files
+    assert after[tmp_path / "out" / "report.tex"] == before[tmp_path / "out" / "report.tex"]
+
+
 def test_empty_runs_dir_renders_an_explanation(tmp_path):
     (tmp_path / "runs").mkdir()
     result = render_report(tmp_path / "runs", tmp_path / "out")

@@ -95,7 +95,7 @@ def test_captions_say_what_an_image_with_both_masks_empty_scores(tmp_path):
         (run / "metrics.json").write_text(json.dumps(metrics))
     tables = {t.key: t for t in T.build_tables(T.Context.from_runs(load_runs(tmp_path), "dinov3_vits16", "paper"))}
     assert ("IoU: an image whose ground truth and prediction are both empty scores 0 (the profile's empty_rule): 3 "
-            "such images over 2 runs.") in tables["table2_msd"].caption
+            "such scores in all, summed over 2 runs.") in tables["table2_msd"].caption
 
 
 def test_table4_has_a_second_delta_row_for_per_frame_ber(built, tmp_path):

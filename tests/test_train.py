@@ -527,6 +527,24 @@ def test_skip_bad_only_conflicts_with_a_run_that_skipped_something(tmp_path, smo
         check_same_config(again, run_dir)
 
 
+def test_a_run_killed_after_its_last_checkpoint_finishes_whole(tmp_path, smoke_overrides):
+    """A kill between the last epoch's checkpoint and history.csv (or mid atomic write) used to leave history.csv
+    an epoch short for good and temporary files behind: the resumed attempt rewrites history from the checkpoint
+    and clears what the killed one was writing."""
+    cfg = load_config("smoke", overrides={**smoke_overrides, "train.epochs": 2, "run.runs_dir": str(tmp_path)})
+    run_dir = train_run(cfg, progress=False)
+    whole = (run_dir / "history.csv").read_text()
+    assert len(whole.splitlines()) == 3
+    for name in ("DONE", "metrics.json", "model.pt"):   # back to the moment after the last checkpoint
+        (run_dir / name).unlink()
+    (run_dir / "history.csv").write_text("\n".join(whole.splitlines()[:2]) + "\n")
+    (run_dir / ".checkpoint.pt.x1y2.tmp").write_bytes(b"half a checkpoint")
+    (run_dir / "samples" / ".a.pred.png.z.tmp").write_bytes(b"half a map")
+    train_run(cfg, progress=False)
+    assert (run_dir / "history.csv").read_text() == whole and (run_dir / "DONE").is_file()
+    assert not list(run_dir.rglob("*.tmp"))
+
+
 def test_spellings_of_no_autocast_are_one_config_but_bfloat16_is_another(tmp_path, smoke_overrides):
     """train.amp_dtype none / float32 / "" all train without autocast (and reports pool them as one recipe), so a
     run restarted with another of those spellings resumes; bfloat16 is a different run."""

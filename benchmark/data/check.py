@@ -357,7 +357,8 @@ def render_text(report: CheckReport) -> str:
             lines += [f"  {c.split:8s}{_fmt(c.found):>10s}{_fmt(c.expected):>10s}{_fmt(c.videos):>8s}"
                       f"{_fmt(c.expected_videos):>10s}" + (f"{_fmt(c.used):>8s}" if used else "") for c in d.counts]
             if d.expected_total is not None:
-                lines.append(f"  {'all':8s}{_fmt(d.total):>10s}{_fmt(d.expected_total):>10s}")
+                lines.append(f"  {'all':8s}{_fmt(d.total):>10s}{_fmt(d.expected_total):>10s}"
+                             + (f"{'':18s}{_fmt(sum(c.used or 0 for c in d.counts)):>8s}" if used else ""))
         lines += [f"  known bad, excluded: {b['split']}/{b['key']} ({b['reason']})" for b in d.known_bad]
         lines += [f"  note: {n}" for n in _notes(d)]
         lines += [f"  {p.severity.upper():8s}{p.kind:18s}{p.message}" for p in d.problems]
