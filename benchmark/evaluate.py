@@ -193,10 +193,11 @@ def evaluate_run(run_dir: str | Path, data_root: str | None = None, profiles: tu
     from benchmark.data.image_cache import load_resized
     from benchmark.data.splits import make_splits
     from benchmark.registry import open_dataset
-    from benchmark.train import cache_dir, write_scores
+    from benchmark.train import cache_dir, check_same_samples, write_scores
 
     run_dir = Path(run_dir)
     cfg, model = records.load_run_model(run_dir, device)
+    old_cfg_dataset = cfg.data.dataset
     old_path = run_dir / "metrics.json"
     old = json.loads(old_path.read_text()) if old_path.is_file() else {}
     if dataset and dataset != cfg.data.dataset and old:
@@ -215,6 +216,8 @@ def evaluate_run(run_dir: str | Path, data_root: str | None = None, profiles: tu
         from benchmark.config import dump_yaml
         records.atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
     source = open_dataset(data.dataset, data.root)
+    if not dataset or dataset == old_cfg_dataset:   # new scores merge with those of the same test images only
+        check_same_samples(cfg, run_dir, source, splits=("test",))
     refs, _ = make_splits(source, cfg.train.seed, data.val_fraction, data.subset)
     test = load_resized(source, refs["test"], data.size, cache_dir(cfg), data.skip_bad, desc="test")
     probs = predict_batches(model, test, torch.device(device))

@@ -28,6 +28,7 @@ from benchmark.registry import check_config
 EXECUTORS = ("local", "slurm", "submitit-local")
 PAPER_DATASETS = ("tn3k", "kvasir", "isic2017", "msd", "vmd", "visha")   # `run --all`
 PAPER_METHODS = ("segdino", "unet", "upernet", "dpt")
+TAKEOVERS = 2   # times a Slurm sweep submits again a run whose other trainer stopped before finishing it
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ def plan_status(spec: SweepSpec) -> list[dict]:
     configs = plan(spec)
     problems: dict = {}
     check_inputs(configs, problems)
+    sources: dict = {}
     for cfg in configs:
         if cfg.data.dataset in problems:
             rows.append({"dataset": cfg.data.dataset, "method": cfg.decoder.name, "seed": cfg.train.seed,
@@ -102,7 +104,7 @@ def plan_status(spec: SweepSpec) -> list[dict]:
                          "run_dir": str(records.run_dir_for(cfg))})
             continue
         state, why = run_state(records.run_dir_for(cfg))
-        if state in ("done", "partial", "failed") and (clash := config_clash(cfg)):
+        if state in ("done", "partial", "failed") and (clash := config_clash(cfg, sources)):
             state, why = "conflict", clash
         elif state != "done" and (holder := records.lock_holder(records.run_dir_for(cfg))):
             state, why = "running", f"being trained by {holder}"
@@ -111,12 +113,21 @@ def plan_status(spec: SweepSpec) -> list[dict]:
     return rows
 
 
-def config_clash(cfg: Config) -> str:
-    """Why the run directory of `cfg` belongs to another config ("" when it does not)."""
-    from benchmark.train import RunConflict, check_same_config
+def config_clash(cfg: Config, sources: dict | None = None) -> str:
+    """Why the run directory of `cfg` belongs to another config or other samples ("" when it does not).
+    `sources` memoises each (dataset, root)'s opened source across the runs of a sweep."""
+    from benchmark.registry import open_dataset
+    from benchmark.train import RunConflict, check_same_config, check_same_samples
 
+    sources = {} if sources is None else sources
     try:
-        check_same_config(cfg, records.run_dir_for(cfg))
+        run_dir = records.run_dir_for(cfg)
+        check_same_config(cfg, run_dir)
+        if (run_dir / "split.json").is_file():
+            key = (cfg.data.dataset, cfg.data.root)
+            if key not in sources:
+                sources[key] = open_dataset(*key)
+            check_same_samples(cfg, run_dir, sources[key])
     except RunConflict as exc:
         return str(exc)
     except Exception:  # noqa: BLE001 - an unreadable config.yaml is run_state's "corrupt"
@@ -244,7 +255,8 @@ def run_sweep(spec: SweepSpec, executor: str = "local", slurm: SlurmOptions | No
     if not configs:
         raise ValueError("the sweep is empty: give at least one dataset, method and seed")
     check_inputs(configs)
-    clashes = [clash for cfg in configs if (clash := config_clash(cfg))]
+    sources: dict = {}
+    clashes = [clash for cfg in configs if (clash := config_clash(cfg, sources))]
     if clashes:   # before any work: a finished run is never reported for a config it was not trained with
         from benchmark.train import RunConflict
         raise RunConflict(f"{len(clashes)} planned run{'' if len(clashes) == 1 else 's'} clash with existing run "
@@ -466,45 +478,56 @@ def _run_submitit(dicts: list[dict], executor: str, slurm: SlurmOptions, progres
             jobs = ex.map_array(fn, args)
         else:
             jobs = [ex.submit(fn, a) for a in args]
-    results, failures, stopped = [], [], []
-    bar = tqdm(groups, desc=f"sweep ({executor}, {len(jobs)} jobs, {len(pending)} runs)", disable=bars_off(progress))
-    for job, group in zip(jobs, bar):
+    results, failures, stopped, taken_over = {}, [], [], {}
+    queue = [(job, group, per_job > 1) for job, group in zip(jobs, groups)]
+    bar = tqdm(total=len(queue), desc=f"sweep ({executor}, {len(jobs)} jobs, {len(pending)} runs)",
+               disable=bars_off(progress))
+    for job, group, several in queue:   # grows while it is read: a run taken over is submitted as a job of its own
         try:   # wait for every job: the others keep running on the cluster whatever one of them does
             out = job.result()
-            for d, row in zip(group, out if per_job > 1 else [out]):
+            for d, row in zip(group, out if several else [out]):
                 if "busy" in row:   # another process was training the run: wait for it here, not in the job
                     row = _wait_for_other(d, row["busy"])
-                if "failed" in row:
-                    stopped.append(row["failed"])
+                label = _label(d)
+                if "stopped" in row and taken_over.get(label, 0) < TAKEOVERS:   # that process left it unfinished
+                    taken_over[label] = taken_over.get(label, 0) + 1
+                    tqdm.write(f"{label}: its other trainer stopped before finishing it; submitting it again")
+                    queue.append((ex.submit(SlurmRun(), d), [d], False))
+                    bar.total += 1
+                    bar.refresh()
+                elif "stopped" in row:
+                    stopped.append(row["stopped"])
                 else:
-                    results.append(row)
+                    results[label] = row
         except Exception as exc:  # noqa: BLE001 - reported together below
             # the cause: what the failed runs recorded in FAILED (submitit's own text ends with its log paths)
             causes = [c.split(" ", 1)[-1] for d in group if (c := records.last_failure(records.run_dir_for(_cfg(d))))]
             lines = [line for line in str(exc).splitlines() if line.strip()]
             cause = "; ".join(causes) or (lines[-1] if lines else type(exc).__name__)
             failures.append(f"{', '.join(map(_label, group))} (job {job.job_id}: {cause}; log {job.paths.stderr})")
+        bar.update()
+    bar.close()
     if failures or stopped:
         table = write_results(Path(dicts[0]["run"]["runs_dir"]))
         what = ([f"{len(failures)} of {len(jobs)} submitted jobs failed"] if failures else []) + (
             [f"{len(stopped)} run{'' if len(stopped) == 1 else 's'} left to another process that stopped early"]
             if stopped else [])
         raise SweepError(f"{' and '.join(what)} (the other runs are recorded in {table}; fix and run the same "
-                         "command again): " + "; ".join(failures + stopped), rows=results)
-    results = iter(results)
-    return [summary_row(records.run_dir_for(_cfg(d)), "done", 0.0) if is_done else next(results)
+                         "command again): " + "; ".join(failures + stopped), rows=list(results.values()))
+    return [summary_row(records.run_dir_for(_cfg(d)), "done", 0.0) if is_done else results[_label(d)]
             for d, is_done in zip(dicts, done)]
 
 
 def _wait_for_other(cfg: dict, holder: str) -> dict:
-    """The row of a run a job found busy, once its other trainer is gone: done, or a failure to run again."""
+    """The row of a run a job found busy, once its other trainer is gone: done, or {"stopped": why} when that
+    trainer left it unfinished (the sweep then submits it again, up to TAKEOVERS times)."""
     run_dir = records.run_dir_for(_cfg(cfg))
     tqdm.write(f"waiting for {_label(cfg)}: being trained by {holder}")
     with records.run_lock(run_dir, wait=True):
         if records.is_done(run_dir):
             return summary_row(run_dir, "done", 0.0)
-    return {"failed": f"{_label(cfg)} (being trained by {holder}, which stopped before finishing it; the same command "
-                      "resumes it)"}
+    return {"stopped": f"{_label(cfg)} (being trained by {holder}, which stopped before finishing it; the same "
+                       "command resumes it)"}
 
 
 class SweepError(RuntimeError):

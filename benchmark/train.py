@@ -138,6 +138,33 @@ def check_same_config(cfg: Config, run_dir: Path) -> None:
                           f"{'; ...' if len(diff) > 4 else ''}); remove it or choose another --runs-dir")
 
 
+def check_same_samples(cfg: Config, run_dir: Path, source, splits: tuple[str, ...] = ("train", "val", "test")) -> None:
+    """Raise RunConflict when `run_dir` holds trained work on other samples than the data gives now (its split.json
+    against the same seeded split of `source`): files added or lost since, or another folder of the same name. A
+    run without split.json (imported, or older) is not checked."""
+    path = run_dir / "split.json"
+    if not has_progress(run_dir) or not path.is_file():
+        return
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return   # unreadable: the run's state says "corrupt"
+    refs, _ = make_splits(source, cfg.train.seed, cfg.data.val_fraction, cfg.data.subset,
+                          cfg.train.selection_split == "test")
+    for name in splits:
+        if not isinstance(recorded.get(name), list):
+            continue
+        was, now = set(recorded[name]), {r.key for r in refs.get(name, [])}
+        if was != now:
+            gone, new = sorted(was - now), sorted(now - was)
+            what = "; ".join(f"{len(keys)} {label} (first: {keys[0]})" for keys, label in
+                             ((gone, "of them are not in it now"), (new, "are new in it")) if keys)
+            raise RunConflict(
+                f"{run_dir} was trained on other samples than {cfg.data.dataset} at {cfg.data.root} gives now: its "
+                f"{name} split lists {len(was)} in split.json; {what}. Point --data-root at the data it was trained "
+                "on, or, if the data changed on purpose, remove the run directory or choose another --runs-dir")
+
+
 def _flat(cfg: dict) -> dict:
     return {f"{section}.{k}": v for section, values in cfg.items()
             for k, v in (values.items() if isinstance(values, dict) else [("", values)])}
@@ -170,10 +197,13 @@ def load_data(cfg: Config, run_dir: Path, source=None) -> tuple[object, dict[str
     source = source or open_dataset(cfg.data.dataset, cfg.data.root)
     on_test = cfg.train.selection_split == "test"
     refs, rule = split_refs(cfg, source)
-    records.write_json(run_dir / "split.json", manifest(refs, rule))
     official = {name: load_resized(source, lst[:cfg.data.subset] if cfg.data.subset else lst, cfg.data.size,
                                    cache_dir(cfg), cfg.data.skip_bad, desc=name)
                 for name, lst in source.splits.items() if lst}
+    content = {name: split.cache_key for name, split in official.items()}   # a hash of every file's bytes
+    if (run_dir / "checkpoint.pt").is_file():
+        _check_same_content(cfg, run_dir, content)
+    records.write_json(run_dir / "split.json", {**manifest(refs, rule), "content": content})
     # each split is a view of the official split its refs came from (keys may repeat across official splits:
     # TN3K numbers its trainval and test images alike)
     origin = {"train": "train", "test": "test",
@@ -191,6 +221,21 @@ def load_data(cfg: Config, run_dir: Path, source=None) -> tuple[object, dict[str
             raise DataError(f"{cfg.data.dataset}: the {name} split is empty after --skip-bad left out its unreadable "
                             f"samples (see {run_dir / 'skipped.json'}); repair or replace those files")
     return source, splits
+
+
+def _check_same_content(cfg: Config, run_dir: Path, content: dict[str, str]) -> None:
+    """A checkpoint resumes only on the files it was trained on: the same names (check_same_samples) and, here, the
+    same bytes (split.json's content hashes of the official splits, from the image cache's keys)."""
+    try:
+        recorded = json.loads((run_dir / "split.json").read_text()).get("content") or {}
+    except (OSError, ValueError, AttributeError):
+        return
+    changed = [name for name, key in recorded.items() if content.get(name, key) != key]
+    if changed:
+        raise RunConflict(f"{run_dir} was trained on other files than {cfg.data.dataset} at {cfg.data.root} holds "
+                          f"now: the same sample names, but the contents of its official {' and '.join(changed)} "
+                          "split changed since. Point --data-root at the data it was trained on, or, if the data "
+                          "changed on purpose, remove the run directory or choose another --runs-dir")
 
 
 def split_refs(cfg: Config, source) -> tuple[dict, str]:
@@ -226,6 +271,18 @@ def train_run(cfg: Config, run_dir: Path | None = None, progress: bool = True) -
         raise
 
 
+def _check_done_samples(cfg: Config, run_dir: Path) -> None:
+    """A finished run needs no data; when its data is there, it must be the data it was trained on (a finished run
+    is never reported for another folder of the same name)."""
+    if not cfg.data.root:
+        return
+    try:
+        source = open_dataset(cfg.data.dataset, cfg.data.root)
+    except (DataError, OSError, ValueError):
+        return
+    check_same_samples(cfg, run_dir, source)
+
+
 def _record_failure(run_dir: Path, exc: Exception) -> None:
     # a conflict is about this config, not a failure of the run already in that directory, and a busy run belongs
     # to the process training it
@@ -236,10 +293,12 @@ def _record_failure(run_dir: Path, exc: Exception) -> None:
 def _train_run(cfg: Config, run_dir: Path, progress: bool) -> Path:
     if records.is_done(run_dir):
         check_same_config(cfg, run_dir)
+        _check_done_samples(cfg, run_dir)
         return run_dir
     # a wrong data root or weights file fails before any file is written
     source = open_dataset(cfg.data.dataset, cfg.data.root)
     split_refs(cfg, source)   # an empty split too
+    check_same_samples(cfg, run_dir, source)   # a checkpoint is resumed only on the samples it was trained on
     seed_everything(cfg.train.seed)
     device = resolve_device(cfg.train.device)
     amp = autocast_dtype(cfg)

@@ -302,3 +302,27 @@ def test_a_dataset_missing_under_the_data_root_fails_before_any_run(tmp_path, kv
     with pytest.raises(DataError, match=r"TN3K.*In a sweep, --data-root holds each dataset.*leave tn3k out"):
         run_sweep(spec, progress=False)
     assert not (tmp_path / "kvasir").exists()
+
+
+def test_a_finished_run_on_files_that_changed_since_is_a_conflict(tmp_path, kvasir_root):
+    """A dry run and the sweep name it before any work; re-scoring it on another test split is refused too."""
+    import shutil
+
+    from benchmark.evaluate import evaluate_run
+    from benchmark.sweep import plan_status
+    from benchmark.train import RunConflict
+
+    root = tmp_path / "data"
+    shutil.copytree(kvasir_root, root)
+    spec = _spec(root, tmp_path / "runs")
+    run_sweep(spec, progress=False)
+    assert [r["state"] for r in plan_status(spec)] == ["done"]
+    lists = root / "Kvasir-SEG" / "val.txt"
+    stems = lists.read_text().split()
+    lists.write_text("\n".join(stems[:-1]) + "\n")         # one test image fewer
+    rows = plan_status(spec)
+    assert rows[0]["state"] == "conflict" and f"1 of them are not in it now (first: {stems[-1]}" in rows[0]["why"]
+    with pytest.raises(RunConflict, match="1 planned run clash.*other samples"):
+        run_sweep(spec, progress=False)
+    with pytest.raises(RunConflict, match="test split lists 8 in split.json"):
+        evaluate_run(tmp_path / "runs" / "kvasir" / "segdino__test__smoke__s0", profiles=("segdino",))

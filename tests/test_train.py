@@ -578,3 +578,33 @@ def test_two_folder_datasets_never_share_a_run_but_a_moved_folder_resumes(tmp_pa
         train_run(cfg(tmp_path / "b" / "lesions"), progress=False)
     shutil.move(tmp_path / "a" / "polyps", tmp_path / "polyps")
     assert train_run(cfg(tmp_path / "polyps"), progress=False) == run_dir
+
+
+def test_a_run_resumes_and_reports_only_on_the_files_it_was_trained_on(tmp_path):
+    """Another folder of the same name (or the folder after files were added, lost or replaced) is not the data a
+    checkpoint or a finished run was trained on: refused, naming the split and the first differing file; the
+    original folder resumes."""
+    from benchmark.data.synthetic import write_folder
+
+    write_folder(tmp_path / "a" / "data", 6, 3)
+    write_folder(tmp_path / "b" / "data", 7, 3)             # other file names
+    write_folder(tmp_path / "c" / "data", 6, 3, seed=1)     # the same names, other images
+
+    def cfg(root, epochs=1):
+        return load_config("smoke", overrides={"data.dataset": "folder", "data.root": str(root), "train.epochs": epochs,
+                                               "data.size": 64, "train.device": "cpu",
+                                               "run.runs_dir": str(tmp_path / "runs")})
+
+    run_dir = train_run(cfg(tmp_path / "a" / "data"), progress=False)
+    split = json.loads((run_dir / "split.json").read_text())
+    assert set(split["content"]) == {"train", "test"} and all(len(k) == 24 for k in split["content"].values())
+    changed = r"other samples than folder at .*b.data gives now: its train split lists 5 in split.json; .* new in it"
+    with pytest.raises(RunConflict, match=changed):
+        train_run(cfg(tmp_path / "b" / "data"), progress=False)
+    (run_dir / "DONE").unlink()                              # as if killed after its last checkpoint
+    with pytest.raises(RunConflict, match=changed):
+        train_run(cfg(tmp_path / "b" / "data"), progress=False)
+    with pytest.raises(RunConflict, match=r"same sample names, but the contents of its official train and test"):
+        train_run(cfg(tmp_path / "c" / "data"), progress=False)
+    assert not (run_dir / "FAILED").exists()                 # a conflict is not a failure of the run
+    assert train_run(cfg(tmp_path / "a" / "data"), progress=False) == run_dir and (run_dir / "DONE").is_file()
