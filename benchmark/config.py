@@ -43,13 +43,16 @@ class OptimConfig:
     weight_decay: float = 1e-4
 
 
+SELECTIONS = ("val", "test", "last")   # train.selection_split: what picks the epoch that is scored
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 50
     batch_size: int = 4
     seed: int = 0
     freeze_backbone: bool = True
-    selection_split: str = "val"         # "val" (ours) or "test" (the public code's choice)
+    selection_split: str = "val"         # "val" (ours), "test" (the public code's choice), "last" (no selection)
     drop_last: bool = False
     device: str = "auto"                 # auto -> cuda if available, else cpu
     amp_dtype: str | None = None         # e.g. bfloat16 on GPUs
@@ -273,8 +276,10 @@ def validate(cfg: Config) -> None:
         if unknown or not cfg.eval.profiles:
             raise ConfigError(f"eval.profiles: unknown scoring profile {', '.join(map(repr, unknown)) or '(none)'}; "
                               f"valid: {', '.join(PROFILES)} (comma-separated)")
-    if cfg.train.selection_split not in ("val", "test"):
-        raise ConfigError("train.selection_split must be 'val' or 'test'")
+    if cfg.train.selection_split not in SELECTIONS:
+        raise ConfigError(f"train.selection_split must be one of {', '.join(SELECTIONS)} (val: best epoch on a "
+                          "validation split carved from training; test: on the test split, as the public code; "
+                          f"last: the last epoch, no validation split), not {cfg.train.selection_split!r}")
     if cfg.train.compile not in COMPILE_MODES and cfg.train.compile is not None:   # `--set ...=none` reads as None
         raise ConfigError(f"train.compile must be one of {', '.join(COMPILE_MODES)}, not {cfg.train.compile!r}")
 

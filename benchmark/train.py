@@ -149,8 +149,7 @@ def check_same_samples(cfg: Config, run_dir: Path, source, splits: tuple[str, ..
         recorded = json.loads(path.read_text())
     except (OSError, ValueError):
         return   # unreadable: the run's state says "corrupt"
-    refs, _ = make_splits(source, cfg.train.seed, cfg.data.val_fraction, cfg.data.subset,
-                          cfg.train.selection_split == "test")
+    refs, _ = make_splits(source, cfg.train.seed, cfg.data.val_fraction, cfg.data.subset, cfg.train.selection_split)
     for name in splits:
         if not isinstance(recorded.get(name), list):
             continue
@@ -217,7 +216,7 @@ def load_data(cfg: Config, run_dir: Path, source=None) -> tuple[object, dict[str
                    + ", ".join(f"{len(v)} of {name}" for name, v in skipped.items())
                    + f"); listed in {run_dir / 'skipped.json'}")
     for name, split in splits.items():
-        if len(split) == 0:
+        if len(split) == 0 and len(refs[name]):
             raise DataError(f"{cfg.data.dataset}: the {name} split is empty after --skip-bad left out its unreadable "
                             f"samples (see {run_dir / 'skipped.json'}); repair or replace those files")
     return source, splits
@@ -241,16 +240,17 @@ def _check_same_content(cfg: Config, run_dir: Path, content: dict[str, str]) -> 
 def split_refs(cfg: Config, source) -> tuple[dict, str]:
     """This run's train / val / test refs and the validation rule; an empty split is an error naming the fix."""
     refs, rule = make_splits(source, cfg.train.seed, cfg.data.val_fraction, cfg.data.subset,
-                             cfg.train.selection_split == "test")
+                             cfg.train.selection_split)
     for name in ("train", "val", "test"):
-        if not refs.get(name):
+        if not refs.get(name) and not (name == "val" and cfg.train.selection_split == "last"):
             raise DataError(_empty_split_message(cfg, name, rule))
     return refs, rule
 
 
 def _empty_split_message(cfg: Config, name: str, rule: str) -> str:
     fix = {"val": "use a larger --subset (video datasets: the first N frames are often one video), "
-                  "data.val_fraction > 0, or --set train.selection_split=test to select on the test split knowingly",
+                  "data.val_fraction > 0, --set train.selection_split=last to keep the last epoch with no validation, "
+                  "or --set train.selection_split=test to select on the test split knowingly",
            "train": "check --data-root and --subset", "test": "check --data-root and --subset"}[name]
     why = f"validation rule: {rule}; subset {cfg.data.subset}" if name == "val" else f"subset {cfg.data.subset}"
     return f"{cfg.data.dataset}: the {name} split is empty ({why}); {fix}"
@@ -358,14 +358,14 @@ def _train_locked(cfg: Config, run_dir: Path, progress: bool, source, model: Seg
         losses = train_epoch(model, optimizer, train, batches(order, batch, cfg.train.drop_last), device, amp,
                              stores.get("train"))
         scheduler.step()
-        val_dice, val_iou = validate(model, val, device, max(batch, 16), amp, stores.get("val"))
-        history.append({"epoch": epoch + 1, "step": (epoch + 1) * len(losses),
-                        "train_loss": float(np.mean(losses)), "val_dice": val_dice, "val_iou": val_iou,
-                        "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0})
-        if val_dice > best["score"]:
-            best = {"epoch": epoch + 1, "score": val_dice,
+        row = {"epoch": epoch + 1, "step": (epoch + 1) * len(losses), "train_loss": float(np.mean(losses))}
+        if len(val):   # train.selection_split=last has no validation split: the last epoch is kept
+            row["val_dice"], row["val_iou"] = validate(model, val, device, max(batch, 16), amp, stores.get("val"))
+        history.append({**row, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0})
+        if not len(val) or row["val_dice"] > best["score"]:
+            best = {"epoch": epoch + 1, "score": row.get("val_dice", -1.0),
                     "state": {k: v.detach().cpu().clone() for k, v in trainable_state(model).items()}}
-        bar.set_postfix(loss=f"{history[-1]['train_loss']:.3f}", val_dice=f"{val_dice:.3f}")
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", **({"val_dice": f"{row['val_dice']:.3f}"} if len(val) else {}))
         due = time.perf_counter() - last_save >= cfg.train.checkpoint_every_s
         if epoch == start_epoch or epoch + 1 == cfg.train.epochs or due:
             last_save = time.perf_counter()
@@ -433,7 +433,7 @@ def feature_stores(cfg: Config, model: Segmenter, splits: dict[str, ResizedSplit
         return {}
     stores = {name: cached_features(split, model.backbone, cache_dir(cfg), device, max(cfg.train.batch_size, 16),
                                     progress, desc=f"features {cfg.data.dataset}/{name}")
-              for name, split in splits.items() if name in ("train", "val")}
+              for name, split in splits.items() if name in ("train", "val") and len(split)}
     bases = {s.folder: (splits[n].base if splits[n].base is not None else splits[n]) for n, s in stores.items()}
     if features_on_device(cfg, device, stores, sum(b.masks.nbytes for b in bases.values())):
         resident = {}   # train and val are views of one official split: one copy in device memory serves both

@@ -254,8 +254,9 @@ def _validation(run_dir: Path) -> dict:
     try:
         split = _read_json(run_dir / "split.json")
         rule = str(split["validation_rule"])
-        # selecting on the test split (the public code's choice) holds nothing out of training
-        share = 0.0 if "test split" in rule else len(split["val"]) / (len(split["train"]) + len(split["val"]))
+        # selecting on the test split (the public code's choice), or not at all, holds nothing out of training
+        share = 0.0 if "test split" in rule or rule.startswith("no selection") else (
+            len(split["val"]) / (len(split["train"]) + len(split["val"])))
         return {"val_rule": rule, "val_share": share}
     except (OSError, RunError, KeyError, TypeError, ZeroDivisionError):
         return {}

@@ -312,7 +312,8 @@ def _selection_note(ctx: Context, datasets: list[str]) -> str:
               "code's choice)"),
              ("official validation split", "its official validation split"),
              ("dataset fold file", "{share} of the training images, one fold of its fold file (seed mod {folds})"),
-             ("seeded split", "{share} of the training images, held out per seed"))
+             ("seeded split", "{share} of the training images, held out per seed"),
+             ("no selection", "none, the whole training split training"))
     parts = []
     for dataset in datasets:
         rows = w[w.dataset == dataset].dropna(subset=["val_rule"])
@@ -330,7 +331,13 @@ def _selection_note(ctx: Context, datasets: list[str]) -> str:
     public = "" if any("the test split" in part for part in parts) else (
         f" (the paper's code trains on every training image and selects on the test split: preset "
         f"{_code('public-code')})")
-    return f"Our models are the epoch of best validation Dice{public}; validation: {'; '.join(parts)}."
+    rules = w[w.dataset.isin(datasets)]["val_rule"].dropna().astype(str)
+    last = rules.str.startswith("no selection")
+    if last.all():
+        return (f"Our models are the last training epoch, with no model selection and no images held out of "
+                f"training{public}.")
+    lead = "the epoch of best validation Dice" + (" or, with no validation split, the last epoch" if last.any() else "")
+    return f"Our models are {lead}{public}; validation: {'; '.join(parts)}."
 
 
 def _metric_notes(ctx: Context, datasets: list[str], profile: str, metrics: list[str]) -> list[str]:

@@ -608,3 +608,28 @@ def test_a_run_resumes_and_reports_only_on_the_files_it_was_trained_on(tmp_path)
         train_run(cfg(tmp_path / "c" / "data"), progress=False)
     assert not (run_dir / "FAILED").exists()                 # a conflict is not a failure of the run
     assert train_run(cfg(tmp_path / "a" / "data"), progress=False) == run_dir and (run_dir / "DONE").is_file()
+
+
+def test_selection_last_trains_on_the_whole_training_split_and_keeps_the_last_epoch(tmp_path, smoke_overrides):
+    """train.selection_split=last: no validation split (nothing held out, no validation pass), the last epoch is
+    scored, and the report's caption says so."""
+    from reports.load import load_runs
+    from reports.tables import _selection_note
+
+    overrides = {**smoke_overrides, "train.selection_split": "last", "run.runs_dir": str(tmp_path)}
+    run_dir = train_run(load_config("smoke", overrides=overrides), progress=False)
+    split = json.loads((run_dir / "split.json").read_text())
+    assert split["val"] == [] and len(split["train"]) == 24 and split["validation_rule"].startswith("no selection")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["selected_epoch"] == 2 and metrics["selection"]["split"] == "last"
+    history = pd.read_csv(run_dir / "history.csv")
+    assert list(history.columns) == ["epoch", "step", "train_loss", "lr", "seconds"]
+    runs = load_runs(tmp_path)
+    assert runs.wide["val_share"].tolist() == [0.0]
+
+    class Ctx:
+        wide = runs.wide
+    assert _selection_note(Ctx, ["kvasir"]).startswith("Our models are the last training epoch, with no model "
+                                                       "selection and no images held out of training")
+    with pytest.raises(ConfigError, match="train.selection_split must be one of val, test, last"):
+        load_config("smoke", overrides={**overrides, "train.selection_split": "best"})

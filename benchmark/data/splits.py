@@ -23,16 +23,20 @@ def carve_validation(train: list[SampleRef], fraction: float, seed: int) -> tupl
 
 
 def make_splits(source: DatasetSource, seed: int, val_fraction: float = 0.1, subset: int | None = None,
-                select_on_test: bool = False) -> tuple[dict[str, list[SampleRef]], str]:
-    """train / val / test lists and the rule that made the validation split (recorded in the manifest).
-    `select_on_test` (the public code's choice): the whole official training split trains, nothing is carved,
-    and the test split serves as "val"."""
+                selection: str = "val") -> tuple[dict[str, list[SampleRef]], str]:
+    """train / val / test lists and the rule that made the validation split (recorded in the manifest), for the
+    `train.selection_split` choice: "val" carves it as above; "test" (the public code's choice) trains the whole
+    official training split and lets the test split serve as "val"; "last" trains the whole official training
+    split with no validation split at all (the last epoch is kept)."""
     splits = {k: list(v) for k, v in source.splits.items()}
     if subset:
         splits = {k: v[:subset] for k, v in splits.items()}
-    if select_on_test:
+    if selection == "test":
         splits["val"] = list(splits.get("test", []))
         rule = "selection on the test split (the public code's choice); the whole training split trains"
+    elif selection == "last":
+        splits["val"] = []
+        rule = "no selection: the whole training split trains and the last epoch is kept"
     elif splits.get("val"):
         rule = "official validation split"
     elif source.val_folds:
