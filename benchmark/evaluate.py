@@ -193,7 +193,7 @@ def evaluate_run(run_dir: str | Path, data_root: str | None = None, profiles: tu
     from benchmark.data.image_cache import load_resized
     from benchmark.data.splits import make_splits
     from benchmark.registry import open_dataset
-    from benchmark.train import cache_dir, check_same_samples, write_scores
+    from benchmark.train import cache_dir, check_same_content, check_same_samples, write_scores
 
     run_dir = Path(run_dir)
     cfg, model = records.load_run_model(run_dir, device)
@@ -216,10 +216,13 @@ def evaluate_run(run_dir: str | Path, data_root: str | None = None, profiles: tu
         from benchmark.config import dump_yaml
         records.atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
     source = open_dataset(data.dataset, data.root)
-    if not dataset or dataset == old_cfg_dataset:   # new scores merge with those of the same test images only
+    same_dataset = not dataset or dataset == old_cfg_dataset
+    if same_dataset:   # new scores merge with those of the same test images only
         check_same_samples(cfg, run_dir, source, splits=("test",))
     refs, _ = make_splits(source, cfg.train.seed, data.val_fraction, data.subset)
     test = load_resized(source, refs["test"], data.size, cache_dir(cfg), data.skip_bad, desc="test")
+    if same_dataset:   # and the same bytes (the official test split, whole or its --subset, is the test split)
+        check_same_content(cfg, run_dir, {"test": test.cache_key})
     probs = predict_batches(model, test, torch.device(device))
     return write_scores(run_dir, cfg, probs, test, source, old.get("selected_epoch", -1),
                         old.get("train_seconds", 0.0), merge=True, progress=True)

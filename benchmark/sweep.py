@@ -203,10 +203,14 @@ class SlurmRun(submitit.helpers.Checkpointable):
     `signal_delay_s` before the kill); the requeued job resumes the run from its last checkpoint."""
 
     def __call__(self, cfg_dict: dict) -> dict:
+        from benchmark.train import RunConflict
+
         try:
             return execute(cfg_dict, None, False)
         except records.RunBusy as exc:   # e.g. the sweep submitted twice: the submitting process waits for it
             return {"busy": exc.holder}
+        except RunConflict as exc:   # not a failure of the run (no FAILED record): the submitter quotes it
+            return {"conflict": str(exc)}
 
 
 class SlurmRuns(submitit.helpers.Checkpointable):
@@ -296,7 +300,10 @@ def local_devices(requested: list[str] | None, train_device: str, runs_per_gpu: 
 def _run_local(dicts: list[dict], progress: bool, devices: list[str] | None = None,
                runs_per_gpu: int = 1, keep_going: bool = False, wait_busy: bool = True) -> list[dict]:
     """Rows in plan order. A run another process is training is done last, waiting for it, or with `wait_busy`
-    False gets the row {"busy": holder}."""
+    False (in a Slurm job) gets the row {"busy": holder}, and a run whose directory holds another config or other
+    files the row {"conflict": message}."""
+    from benchmark.train import RunConflict
+
     devices = local_devices(devices, dicts[0]["train"]["device"], runs_per_gpu)[:len(dicts)]  # no idle workers
     if len(devices) > 1:
         rows = _run_local_workers(dicts, devices, progress, keep_going, wait_busy)
@@ -316,6 +323,10 @@ def _run_local(dicts: list[dict], progress: bool, devices: list[str] | None = No
                         busy.append(i)
                         continue
                     found[i] = {"busy": exc.holder}
+                except RunConflict as exc:
+                    if wait_busy:   # here, the user's own command: the error itself
+                        raise
+                    found[i] = {"conflict": str(exc)}   # in a Slurm job: for the submitting process to report
                 except Exception as exc:  # noqa: BLE001 - a user's Ctrl-C (BaseException) still stops the sweep
                     if not keep_going:
                         raise
@@ -392,6 +403,8 @@ def _run_local_workers(dicts: list[dict], devices: list[str], progress: bool,
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
+    from benchmark.train import RunConflict
+
     ctx = mp.get_context("spawn")   # CUDA cannot be used in forked children
     queue = ctx.Queue()
     for name in devices:
@@ -413,6 +426,10 @@ def _run_local_workers(dicts: list[dict], devices: list[str], progress: bool,
                         futures[pool.submit(_worker_execute, cfg, True)] = futures[fut]
                         continue
                     rows[futures[fut]] = {"busy": exc.holder}
+                except RunConflict as exc:
+                    if wait_busy:
+                        raise
+                    rows[futures[fut]] = {"conflict": str(exc)}
                 except BrokenProcessPool:
                     # a worker died (killed for memory, or crashed) and the pool stopped every other worker: which
                     # run it held cannot be told, so no run is blamed and the rerun resumes them all
@@ -478,44 +495,73 @@ def _run_submitit(dicts: list[dict], executor: str, slurm: SlurmOptions, progres
             jobs = ex.map_array(fn, args)
         else:
             jobs = [ex.submit(fn, a) for a in args]
-    results, failures, stopped, taken_over = {}, [], [], {}
+    results, failures, stopped, taken_over, failed_jobs, unsubmitted = {}, [], [], {}, set(), []
     queue = [(job, group, per_job > 1) for job, group in zip(jobs, groups)]
-    bar = tqdm(total=len(queue), desc=f"sweep ({executor}, {len(jobs)} jobs, {len(pending)} runs)",
+    bar = tqdm(total=len(queue), desc=f"sweep ({executor}, {len(pending)} runs)", unit="job",
                disable=bars_off(progress))
     for job, group, several in queue:   # grows while it is read: a run taken over is submitted as a job of its own
         try:   # wait for every job: the others keep running on the cluster whatever one of them does
             out = job.result()
-            for d, row in zip(group, out if several else [out]):
-                if "busy" in row:   # another process was training the run: wait for it here, not in the job
-                    row = _wait_for_other(d, row["busy"])
-                label = _label(d)
-                if "stopped" in row and taken_over.get(label, 0) < TAKEOVERS:   # that process left it unfinished
-                    taken_over[label] = taken_over.get(label, 0) + 1
-                    tqdm.write(f"{label}: its other trainer stopped before finishing it; submitting it again")
-                    queue.append((ex.submit(SlurmRun(), d), [d], False))
-                    bar.total += 1
-                    bar.refresh()
-                elif "stopped" in row:
-                    stopped.append(row["stopped"])
-                else:
-                    results[label] = row
         except Exception as exc:  # noqa: BLE001 - reported together below
             # the cause: what the failed runs recorded in FAILED (submitit's own text ends with its log paths)
             causes = [c.split(" ", 1)[-1] for d in group if (c := records.last_failure(records.run_dir_for(_cfg(d))))]
             lines = [line for line in str(exc).splitlines() if line.strip()]
             cause = "; ".join(causes) or (lines[-1] if lines else type(exc).__name__)
             failures.append(f"{', '.join(map(_label, group))} (job {job.job_id}: {cause}; log {job.paths.stderr})")
+            failed_jobs.add(job.job_id)
+            bar.update()
+            continue
+        for d, row in zip(group, out if several else [out]):
+            if "busy" in row:   # another process was training the run: wait for it here, not in the job
+                row = _wait_for_other(d, row["busy"])
+            label = _label(d)
+            if "conflict" in row:
+                failures.append(f"{label} (job {job.job_id}: {row['conflict']})")
+                failed_jobs.add(job.job_id)
+            elif "stopped" in row and taken_over.get(label, 0) < TAKEOVERS:   # that process left it unfinished
+                taken_over[label] = taken_over.get(label, 0) + 1
+                tqdm.write(f"{label}: its other trainer stopped before finishing it; submitting it again")
+                try:
+                    if several and executor == "slurm" and len(taken_over) == 1:
+                        ex.update_parameters(**_one_run_share(slurm))   # one run needs one GPU of the job's share
+                    queue.append((ex.submit(SlurmRun(), d), [d], False))
+                    bar.total += 1
+                    bar.refresh()
+                except Exception as exc:  # noqa: BLE001 - e.g. sbatch refuses (a submission limit): that run only
+                    unsubmitted.append(f"{label} (submitting it again failed: {_last_line(exc)})")
+            elif "stopped" in row:
+                stopped.append(row["stopped"])
+            else:
+                results[label] = row
         bar.update()
     bar.close()
-    if failures or stopped:
+    if failures or stopped or unsubmitted:
         table = write_results(Path(dicts[0]["run"]["runs_dir"]))
-        what = ([f"{len(failures)} of {len(jobs)} submitted jobs failed"] if failures else []) + (
-            [f"{len(stopped)} run{'' if len(stopped) == 1 else 's'} left to another process that stopped early"]
-            if stopped else [])
+        what = ([f"{len(failed_jobs)} of {_count(len(queue), 'submitted job')} failed"] if failures else []) + (
+            [f"{_count(len(stopped), 'run')} left to another process that stopped early"] if stopped else []) + (
+            [f"{_count(len(unsubmitted), 'run')} could not be submitted again"] if unsubmitted else [])
         raise SweepError(f"{' and '.join(what)} (the other runs are recorded in {table}; fix and run the same "
-                         "command again): " + "; ".join(failures + stopped), rows=list(results.values()))
+                         "command again): " + "; ".join(failures + stopped + unsubmitted),
+                         rows=list(results.values()))
     return [summary_row(records.run_dir_for(_cfg(d)), "done", 0.0) if is_done else results[_label(d)]
             for d, is_done in zip(dicts, done)]
+
+
+def _one_run_share(slurm: SlurmOptions) -> dict:
+    """Slurm resources of a job that takes over one run of a sweep whose jobs hold several: one GPU and its share
+    of the CPUs and memory (a single run trains on one device)."""
+    gpus = max(1, slurm.gpus_per_node)
+    return {"gpus_per_node": 1 if slurm.gpus_per_node else None, "cpus_per_task": max(1, slurm.cpus_per_task // gpus),
+            "mem_gb": max(1, slurm.mem_gb // gpus)}
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _last_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(exc).__name__
 
 
 def _wait_for_other(cfg: dict, holder: str) -> dict:
@@ -524,8 +570,9 @@ def _wait_for_other(cfg: dict, holder: str) -> dict:
     run_dir = records.run_dir_for(_cfg(cfg))
     tqdm.write(f"waiting for {_label(cfg)}: being trained by {holder}")
     with records.run_lock(run_dir, wait=True):
-        if records.is_done(run_dir):
-            return summary_row(run_dir, "done", 0.0)
+        if records.is_done(run_dir):   # finished by the other process: for this config and these files?
+            clash = config_clash(_cfg(cfg))
+            return {"conflict": clash} if clash else summary_row(run_dir, "done", 0.0)
     return {"stopped": f"{_label(cfg)} (being trained by {holder}, which stopped before finishing it; the same "
                        "command resumes it)"}
 

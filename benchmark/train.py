@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from benchmark import records
 from benchmark.config import Config, config_from_dict, dump_yaml
 from benchmark.data.base import DataError
-from benchmark.data.image_cache import ResizedSplit, load_resized
+from benchmark.data.image_cache import CONTENT_SCHEME, ResizedSplit, load_resized
 from benchmark.data.splits import make_splits, manifest
 from benchmark.evaluate import (
     keeping,
@@ -140,8 +140,10 @@ def check_same_config(cfg: Config, run_dir: Path) -> None:
 
 def check_same_samples(cfg: Config, run_dir: Path, source, splits: tuple[str, ...] = ("train", "val", "test")) -> None:
     """Raise RunConflict when `run_dir` holds trained work on other samples than the data gives now (its split.json
-    against the same seeded split of `source`): files added or lost since, or another folder of the same name. A
-    run without split.json (imported, or older) is not checked."""
+    against `source`): files added or lost since, or another folder of the same name. The files are compared first
+    (the training images, validation included, and the test images), so a lost training image is named as lost,
+    not as validation images moving into training; then the seeded splits. `splits` limits the check (evaluate:
+    test). A run without split.json (imported, or older) is not checked."""
     path = run_dir / "split.json"
     if not has_progress(run_dir) or not path.is_file():
         return
@@ -149,19 +151,39 @@ def check_same_samples(cfg: Config, run_dir: Path, source, splits: tuple[str, ..
         recorded = json.loads(path.read_text())
     except (OSError, ValueError):
         return   # unreadable: the run's state says "corrupt"
-    refs, _ = make_splits(source, cfg.train.seed, cfg.data.val_fraction, cfg.data.subset, cfg.train.selection_split)
-    for name in splits:
-        if not isinstance(recorded.get(name), list):
+    if not isinstance(recorded, dict):
+        return
+    selection = cfg.train.selection_split
+    official = {k: [r.key for r in (v[:cfg.data.subset] if cfg.data.subset else v)] for k, v in source.splits.items()}
+
+    def listed(*names) -> set:
+        return {key for name in names for key in (recorded.get(name) or [])}
+    pools = {}   # (recorded, now)
+    if "train" in splits:   # the validation images of `val` come from training (ISIC: its official val split)
+        with_val = ("train", "val") if selection == "val" else ("train",)
+        pools["training"] = (listed(*with_val), {key for name in with_val for key in official.get(name, [])})
+    if "test" in splits:
+        pools["test"] = (listed("test"), set(official.get("test", [])))
+    fix = ("Point --data-root at the data it was trained on, or, if the data changed on purpose, remove the run "
+           "directory or choose another --runs-dir")
+    where = f"{run_dir} was trained on other files than {cfg.data.dataset} at {cfg.data.root} holds now"
+    for pool, (was, now) in pools.items():
+        if not was or was == now:
             continue
-        was, now = set(recorded[name]), {r.key for r in refs.get(name, [])}
-        if was != now:
-            gone, new = sorted(was - now), sorted(now - was)
-            what = "; ".join(f"{len(keys)} {label} (first: {keys[0]})" for keys, label in
-                             ((gone, "of them are not in it now"), (new, "are new in it")) if keys)
-            raise RunConflict(
-                f"{run_dir} was trained on other samples than {cfg.data.dataset} at {cfg.data.root} gives now: its "
-                f"{name} split lists {len(was)} in split.json; {what}. Point --data-root at the data it was trained "
-                "on, or, if the data changed on purpose, remove the run directory or choose another --runs-dir")
+        gone, new = sorted(was - now), sorted(now - was)
+        what = "; ".join(f"{_count(len(keys), 'file')} {label} (first: {keys[0]})" for keys, label in
+                         ((gone, "not there now"), (new, "new")) if keys)
+        raise RunConflict(f"{where}: of its {len(was)} {pool} images, {what}. {fix}")
+    refs, rule = make_splits(source, cfg.train.seed, cfg.data.val_fraction, cfg.data.subset, selection)
+    for name in splits:
+        if isinstance(recorded.get(name), list) and set(recorded[name]) != {r.key for r in refs.get(name, [])}:
+            raise RunConflict(f"{run_dir} was trained on the same files, split otherwise: its {name} split differs "
+                              f"from the one made now (recorded rule: {recorded.get('validation_rule')}; now: {rule}). "
+                              f"{fix}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _flat(cfg: dict) -> dict:
@@ -201,8 +223,9 @@ def load_data(cfg: Config, run_dir: Path, source=None) -> tuple[object, dict[str
                 for name, lst in source.splits.items() if lst}
     content = {name: split.cache_key for name, split in official.items()}   # a hash of every file's bytes
     if (run_dir / "checkpoint.pt").is_file():
-        _check_same_content(cfg, run_dir, content)
-    records.write_json(run_dir / "split.json", {**manifest(refs, rule), "content": content})
+        check_same_content(cfg, run_dir, content)
+    records.write_json(run_dir / "split.json", {**manifest(refs, rule), "content": content,
+                                                "content_scheme": CONTENT_SCHEME})
     # each split is a view of the official split its refs came from (keys may repeat across official splits:
     # TN3K numbers its trainval and test images alike)
     origin = {"train": "train", "test": "test",
@@ -222,19 +245,22 @@ def load_data(cfg: Config, run_dir: Path, source=None) -> tuple[object, dict[str
     return source, splits
 
 
-def _check_same_content(cfg: Config, run_dir: Path, content: dict[str, str]) -> None:
-    """A checkpoint resumes only on the files it was trained on: the same names (check_same_samples) and, here, the
-    same bytes (split.json's content hashes of the official splits, from the image cache's keys)."""
+def check_same_content(cfg: Config, run_dir: Path, content: dict[str, str]) -> None:
+    """A run resumes (or is re-scored) only on the files it was trained on: the same names (check_same_samples) and,
+    here, the same bytes (split.json's content hashes of the official splits, the image cache's keys). Hashes of
+    another scheme (a future image-cache version) are not compared: a new scheme must not block every resume."""
     try:
-        recorded = json.loads((run_dir / "split.json").read_text()).get("content") or {}
+        split = json.loads((run_dir / "split.json").read_text())
+        recorded = split.get("content") or {} if split.get("content_scheme") == CONTENT_SCHEME else {}
     except (OSError, ValueError, AttributeError):
         return
     changed = [name for name, key in recorded.items() if content.get(name, key) != key]
     if changed:
         raise RunConflict(f"{run_dir} was trained on other files than {cfg.data.dataset} at {cfg.data.root} holds "
-                          f"now: the same sample names, but the contents of its official {' and '.join(changed)} "
-                          "split changed since. Point --data-root at the data it was trained on, or, if the data "
-                          "changed on purpose, remove the run directory or choose another --runs-dir")
+                          f"now: the same file names, but the contents of its official {' and '.join(changed)} "
+                          f"split{'s' if len(changed) > 1 else ''} changed since. Point --data-root at the data it was "
+                          "trained on, or, if the data changed on purpose, remove the run directory or choose another "
+                          "--runs-dir")
 
 
 def split_refs(cfg: Config, source) -> tuple[dict, str]:
@@ -307,6 +333,7 @@ def _train_run(cfg: Config, run_dir: Path, progress: bool) -> Path:
     with records.run_lock(run_dir):   # one process per run directory (RunBusy names the one training it)
         if records.is_done(run_dir):   # finished by that process while this one was starting
             check_same_config(cfg, run_dir)
+            check_same_samples(cfg, run_dir, source)
             return run_dir
         try:
             _train_locked(cfg, run_dir, progress, source, model, device, amp)

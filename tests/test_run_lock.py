@@ -198,3 +198,29 @@ def test_caches_without_file_locks_write_private_folders(tmp_path, smoke_overrid
     assert sorted(p.name for p in features.iterdir() if ".partial" in p.name) == [left.name]
     shutil.rmtree(store.folder)   # extract again, with locks
     assert extract().extracted and not left.exists()
+
+
+@pytest.mark.slow
+def test_a_conflict_met_inside_a_submitted_job_is_reported_as_itself(tmp_path, kvasir_root):
+    """A partial run whose training images were replaced under the same names (only decoding can tell): the job
+    returns the conflict to the submitter, which quotes it, not the older failure recorded in FAILED."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path / "data"
+    shutil.copytree(kvasir_root, root)
+    spec = _spec(root, tmp_path / "runs", seeds=(0,))
+    run_sweep(spec, progress=False)
+    run_dir = tmp_path / "runs" / "kvasir" / "segdino__test__smoke__s0"
+    (run_dir / "DONE").unlink()                                   # as if killed after its last checkpoint
+    records.record_failure(run_dir, RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    stem = (root / "Kvasir-SEG" / "train.txt").read_text().split()[0]
+    image = root / "Kvasir-SEG" / "images" / f"{stem}.jpg"
+    Image.fromarray(np.asarray(Image.open(image))[::-1].copy()).save(image, quality=90)
+    with pytest.raises(SweepError, match=r"^1 of 1 submitted job failed.*kvasir/segdino/s0 \(job \d+: .*same file "
+                                         r"names, but the contents of its official train split changed") as info:
+        run_sweep(spec, executor="submitit-local", progress=False)
+    assert "out of memory" not in str(info.value)
+    assert "out of memory" in records.last_failure(run_dir)      # the run's own record is left as it was

@@ -162,3 +162,76 @@ def test_slurm_executor_without_slurm_says_what_to_use_instead(tmp_path, kvasir_
     with pytest.raises(SweepError, match=r'Could not detect "srun".*use --executor local or submitit-local'):
         run_sweep(_spec(kvasir_root, tmp_path, seeds=(0,)), executor="slurm", progress=False)
     assert not list(tmp_path.glob("kvasir/*"))   # nothing started
+
+
+class _FakeJob:
+    def __init__(self, job_id, fn, arg, params, behaviour):
+        self.job_id, self.fn, self.arg, self.params, self._behaviour = job_id, fn, arg, dict(params), behaviour
+        self.paths = type("Paths", (), {"stderr": f"/log/{job_id}.err"})()
+
+    def result(self):
+        return self._behaviour(self)
+
+
+def _fake_executor(behaviour, refuse_after=None):
+    """A submitit executor that records each submission with its parameters and answers with `behaviour(job)`;
+    submissions after the first `refuse_after` fail as sbatch would at a submission limit."""
+    class Executor:
+        submitted = []
+
+        def __init__(self, folder, cluster):
+            self.params = {}
+
+        def update_parameters(self, **params):
+            self.params.update(params)
+
+        def submit(self, fn, arg):
+            if refuse_after is not None and len(Executor.submitted) >= refuse_after:
+                raise RuntimeError("sbatch: error: QOSMaxSubmitJobPerUserLimit\n")
+            job = _FakeJob(str(len(Executor.submitted) + 1), fn, arg, self.params, behaviour)
+            Executor.submitted.append(job)
+            return job
+
+        def map_array(self, fn, args):
+            return [self.submit(fn, a) for a in args]
+    return Executor
+
+
+@pytest.mark.parametrize("case", ["taken over", "refused", "fails again"])
+def test_a_run_whose_other_trainer_stopped_is_submitted_again_on_one_gpu(tmp_path, monkeypatch, case):
+    """Four runs in one 4-GPU job; seed 0 was busy and its trainer stopped unfinished: it is submitted again as a job
+    of its own with one GPU's share. A refused submission or a failed takeover is that run's failure alone."""
+    import benchmark.sweep as S
+    from benchmark.config import load_config
+
+    def behaviour(job):
+        if isinstance(job.fn, S.SlurmRuns):
+            return [{"seed": d["train"]["seed"]} if d["train"]["seed"] else {"busy": "pid 1 on h"} for d in job.arg]
+        if case == "fails again":
+            raise RuntimeError("CUDA out of memory")
+        return {"seed": job.arg["train"]["seed"], "taken_over": True}
+    executor = _fake_executor(behaviour, refuse_after=1 if case == "refused" else None)
+    monkeypatch.setattr(S.submitit, "AutoExecutor", executor)
+    monkeypatch.setattr(S, "run_state", lambda run_dir: ("new", ""))
+    monkeypatch.setattr(S, "write_results", lambda runs_dir: runs_dir / "results.csv")
+    monkeypatch.setattr(S, "_wait_for_other", lambda d, holder: {"stopped": f"{S._label(d)} (stopped)"})
+    dicts = [load_config("smoke", overrides={"train.seed": s, "run.runs_dir": str(tmp_path)}).to_dict()
+             for s in range(4)]
+    slurm = SlurmOptions(gpus_per_node=4, cpus_per_task=16, mem_gb=64)
+    if case == "taken over":
+        rows = S._run_submitit(dicts, "slurm", slurm, False)
+        assert rows == [{"seed": 0, "taken_over": True}, {"seed": 1}, {"seed": 2}, {"seed": 3}]   # plan order
+        first, again = executor.submitted
+        assert first.params["gpus_per_node"] == 4 and isinstance(first.fn, S.SlurmRuns)
+        assert isinstance(again.fn, S.SlurmRun) and again.arg["train"]["seed"] == 0
+        assert (again.params["gpus_per_node"], again.params["cpus_per_task"], again.params["mem_gb"]) == (1, 4, 16)
+        return
+    with pytest.raises(SweepError) as info:
+        S._run_submitit(dicts, "slurm", slurm, False)
+    message = str(info.value)
+    assert [r["seed"] for r in info.value.rows] == [1, 2, 3]   # the finished runs of the first job are kept
+    if case == "refused":
+        assert message.startswith("1 run could not be submitted again") and "QOSMaxSubmitJobPerUserLimit" in message
+        assert "s1" not in message   # the job whose other runs finished is not blamed
+    else:
+        assert message.startswith("1 of 2 submitted jobs failed") and "kvasir/segdino/s0 (job 2: CUDA out of" in message

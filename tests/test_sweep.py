@@ -308,6 +308,10 @@ def test_a_finished_run_on_files_that_changed_since_is_a_conflict(tmp_path, kvas
     """A dry run and the sweep name it before any work; re-scoring it on another test split is refused too."""
     import shutil
 
+    import numpy as np
+    from PIL import Image
+
+    import benchmark.sweep as S
     from benchmark.evaluate import evaluate_run
     from benchmark.sweep import plan_status
     from benchmark.train import RunConflict
@@ -316,13 +320,24 @@ def test_a_finished_run_on_files_that_changed_since_is_a_conflict(tmp_path, kvas
     shutil.copytree(kvasir_root, root)
     spec = _spec(root, tmp_path / "runs")
     run_sweep(spec, progress=False)
+    spec_dict = S.plan(spec)[0].to_dict()
     assert [r["state"] for r in plan_status(spec)] == ["done"]
     lists = root / "Kvasir-SEG" / "val.txt"
     stems = lists.read_text().split()
     lists.write_text("\n".join(stems[:-1]) + "\n")         # one test image fewer
     rows = plan_status(spec)
-    assert rows[0]["state"] == "conflict" and f"1 of them are not in it now (first: {stems[-1]}" in rows[0]["why"]
-    with pytest.raises(RunConflict, match="1 planned run clash.*other samples"):
+    assert rows[0]["state"] == "conflict" and f"of its 8 test images, 1 file not there now (first: {stems[-1]})" \
+        in rows[0]["why"]
+    with pytest.raises(RunConflict, match="1 planned run clash.*other files"):
         run_sweep(spec, progress=False)
-    with pytest.raises(RunConflict, match="test split lists 8 in split.json"):
-        evaluate_run(tmp_path / "runs" / "kvasir" / "segdino__test__smoke__s0", profiles=("segdino",))
+    run_dir = tmp_path / "runs" / "kvasir" / "segdino__test__smoke__s0"
+    with pytest.raises(RunConflict, match="of its 8 test images, 1 file not there now"):
+        evaluate_run(run_dir, profiles=("segdino",))
+    # a Slurm sweep's submitter that waited for the run and finds it finished checks its files too
+    assert "of its 8 test images" in S._wait_for_other(spec_dict, "pid 1 on h")["conflict"]
+    lists.write_text("\n".join(stems) + "\n")
+    image = root / "Kvasir-SEG" / "images" / f"{stems[0]}.jpg"   # the same names, another test image
+    Image.fromarray(np.asarray(Image.open(image))[::-1].copy()).save(image, quality=90)
+    assert [r["state"] for r in plan_status(spec)] == ["done"]   # a listing cannot see it (the docs say so)
+    with pytest.raises(RunConflict, match="same file names, but the contents of its official test split changed"):
+        evaluate_run(run_dir, profiles=("segdino",))

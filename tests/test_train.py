@@ -598,13 +598,13 @@ def test_a_run_resumes_and_reports_only_on_the_files_it_was_trained_on(tmp_path)
     run_dir = train_run(cfg(tmp_path / "a" / "data"), progress=False)
     split = json.loads((run_dir / "split.json").read_text())
     assert set(split["content"]) == {"train", "test"} and all(len(k) == 24 for k in split["content"].values())
-    changed = r"other samples than folder at .*b.data gives now: its train split lists 5 in split.json; .* new in it"
+    changed = r"other files than folder at .*b.data holds now: of its 6 training images, 1 file new \(first: sample_006"
     with pytest.raises(RunConflict, match=changed):
         train_run(cfg(tmp_path / "b" / "data"), progress=False)
     (run_dir / "DONE").unlink()                              # as if killed after its last checkpoint
     with pytest.raises(RunConflict, match=changed):
         train_run(cfg(tmp_path / "b" / "data"), progress=False)
-    with pytest.raises(RunConflict, match=r"same sample names, but the contents of its official train and test"):
+    with pytest.raises(RunConflict, match=r"same file names, but the contents of its official train and test splits"):
         train_run(cfg(tmp_path / "c" / "data"), progress=False)
     assert not (run_dir / "FAILED").exists()                 # a conflict is not a failure of the run
     assert train_run(cfg(tmp_path / "a" / "data"), progress=False) == run_dir and (run_dir / "DONE").is_file()

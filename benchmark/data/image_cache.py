@@ -95,8 +95,11 @@ def _file_digest(path: Path | None) -> str:
         return f"unreadable:{type(exc).__name__}"
 
 
+CONTENT_SCHEME = "v2"   # of content_key; runs record it beside their splits' keys (split.json)
+
+
 def content_key(source: DatasetSource, refs: list[SampleRef], size: int) -> str:
-    h = hashlib.sha256(f"v2|{source.name}|{source.mask_encoding}|{size}".encode())
+    h = hashlib.sha256(f"{CONTENT_SCHEME}|{source.name}|{source.mask_encoding}|{size}".encode())
     for ref in refs:
         h.update(f"|{ref.key}|{_file_digest(ref.image)}|{_file_digest(ref.mask)}".encode())
     return h.hexdigest()[:24]
