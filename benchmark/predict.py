@@ -11,11 +11,10 @@ from tqdm.auto import tqdm
 
 from benchmark.data.base import DataError, list_images, read_image, sub_dirs
 from benchmark.evaluate import native_probability, probabilities, to_input
+# beside the maps: which run made them and at which network size (`segbench score` takes its --size from it)
+from benchmark.metrics.score import PREDICTIONS_META
 from benchmark.progress import bars_off
 from benchmark.records import atomic_write_bytes, load_run_model, now, write_json
-
-# beside the maps: which run made them and at which network size (`segbench score` takes its --size from it)
-PREDICTIONS_META = "segbench_predictions.json"
 
 
 def predict_folder(run_dir: str | Path, images: str | Path, out: str | Path, device: str = "cpu",
@@ -29,9 +28,17 @@ def predict_folder(run_dir: str | Path, images: str | Path, out: str | Path, dev
         raise DataError(f"image folder not found: {images}")
     if not files:
         raise DataError(f"no images (.jpg, .png, ...) in {images} or its sub-folders")
-    cfg, model = load_run_model(run_dir, device)
+    if images.is_dir() and (out.resolve() == images.resolve() or images.resolve() in out.resolve().parents):
+        raise DataError(f"--out {out} is inside the image folder {images}: the maps would overwrite images of the "
+                        "same name or be read as images next time; give a folder outside it")
     targets = [out / (path.relative_to(images).with_suffix(".png") if path != images else f"{path.stem}.png")
                for path in files]
+    seen: dict[Path, Path] = {}
+    for path, target in zip(files, targets):
+        if target in seen:
+            raise DataError(f"{seen[target]} and {path} would both write {target}; rename one of them")
+        seen[target] = path
+    cfg, model = load_run_model(run_dir, device)
     written = _write_maps(model, cfg.data.size, list(zip(files, targets)), device, progress)
     _write_meta(out, run_dir, cfg.data.size, {"images": str(images.resolve())}, len(written))
     return written

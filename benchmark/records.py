@@ -330,7 +330,18 @@ def load_config_file(run_dir: Path) -> Config:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml)")
-    return config_from_dict(yaml.safe_load(path.read_text()))
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(damaged_config(path, exc)) from None
+    return config_from_dict(data)
+
+
+def damaged_config(path: Path, exc: Exception) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f" (line {mark.line + 1})" if mark is not None else ""
+    return (f"{path} is not valid YAML{where}: the run directory is damaged; remove it, or run `segbench run`, "
+            "which moves damaged run directories aside")
 
 
 def load_run_model(run_dir: Path, device: str | torch.device = "cpu"):
@@ -342,7 +353,11 @@ def load_run_model(run_dir: Path, device: str | torch.device = "cpu"):
     weights = run_dir / "model.pt"
     if not weights.is_file():
         raise FileNotFoundError(f"{run_dir} has no model.pt: the run has not finished (train it again to resume)")
-    saved = torch.load(weights, map_location="cpu", weights_only=True)
+    try:
+        saved = torch.load(weights, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:   # truncated by a full disk or a partial copy
+        raise ValueError(f"{weights} is unreadable ({first_line(exc) or type(exc).__name__}): the run directory is "
+                         "damaged; train the run again") from None
     state = saved["state"]
     env = json.loads((run_dir / "env.json").read_text()) if (run_dir / "env.json").is_file() else {}
     recorded = env.get("weights_sha256")

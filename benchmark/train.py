@@ -44,6 +44,10 @@ class RunConflict(RuntimeError):
     """A run directory holds a different config than the one asked for."""
 
 
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -126,7 +130,11 @@ def check_same_config(cfg: Config, run_dir: Path) -> None:
     if not has_progress(run_dir):
         return
     # through Config, so settings added to segbench since the run started take their defaults
-    stored = _flat(_comparable(yaml.safe_load(dump_yaml(config_from_dict(yaml.safe_load(path.read_text()))))))
+    try:
+        stored_dict = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(records.damaged_config(path, exc)) from None
+    stored = _flat(_comparable(yaml.safe_load(dump_yaml(config_from_dict(stored_dict)))))
     wanted = _flat(_comparable(yaml.safe_load(dump_yaml(cfg))))
     # skip_bad changes nothing for a run that met no unreadable sample (no skipped.json): the same samples train
     same_data = not (run_dir / "skipped.json").exists()
@@ -238,11 +246,22 @@ def load_data(cfg: Config, run_dir: Path, source=None) -> tuple[object, dict[str
         tqdm.write(f"note: --skip-bad left out {sum(map(len, skipped.values()))} unreadable sample(s) ("
                    + ", ".join(f"{len(v)} of {name}" for name, v in skipped.items())
                    + f"); listed in {run_dir / 'skipped.json'}")
+    if not any_foreground(splits["train"]):
+        first = next((r.mask for r in splits["train"].refs if r.mask is not None), None)
+        raise DataError(f"{cfg.data.dataset}: not one training mask has a foreground pixel under the dataset's mask "
+                        f"rule ({source.mask_encoding}), e.g. {first}: masks saved as 0/1 in JPEG, or all-zero, read "
+                        "as empty, and a model trained on them scores well on empty test masks. Save binary masks as "
+                        "0/255 (or as lossless 0/1 PNG); `segbench data check` lists the masks it reads")
     for name, split in splits.items():
         if len(split) == 0 and len(refs[name]):
             raise DataError(f"{cfg.data.dataset}: the {name} split is empty after --skip-bad left out its unreadable "
                             f"samples (see {run_dir / 'skipped.json'}); repair or replace those files")
     return source, splits
+
+
+def any_foreground(split: ResizedSplit, chunk: int = 256) -> bool:
+    """Whether any mask of `split` has a foreground pixel (read in chunks, stopping at the first)."""
+    return any(np.asarray(split.masks[i:i + chunk]).any() for i in range(0, len(split), chunk))
 
 
 def check_same_content(cfg: Config, run_dir: Path, content: dict[str, str]) -> None:
@@ -361,7 +380,12 @@ def _train_locked(cfg: Config, run_dir: Path, progress: bool, source, model: Seg
     ckpt_path = run_dir / "checkpoint.pt"
     start_epoch, history, best, elapsed = 0, [], {"epoch": -1, "score": -1.0, "state": None}, 0.0
     if ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        try:
+            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, EOFError, ValueError) as exc:   # truncated by a full disk or a partial copy
+            raise DataError(f"checkpoint {ckpt_path} is unreadable ({records.first_line(exc) or type(exc).__name__}):"
+                            f" remove it to restart this run from epoch 0, or run `segbench run`, which moves "
+                            "damaged run directories aside") from None
         model.load_state_dict(ckpt["model"], strict=False)
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -388,6 +412,12 @@ def _train_locked(cfg: Config, run_dir: Path, progress: bool, source, model: Seg
         row = {"epoch": epoch + 1, "step": (epoch + 1) * len(losses), "train_loss": float(np.mean(losses))}
         if len(val):   # train.selection_split=last has no validation split: the last epoch is kept
             row["val_dice"], row["val_iou"] = validate(model, val, device, max(batch, 16), amp, stores.get("val"))
+        if not np.isfinite(row["train_loss"]):   # before it reaches a checkpoint: the last one stays usable
+            raise TrainingDiverged(
+                f"training diverged in epoch {epoch + 1} (mean loss {row['train_loss']}): lower optim.lr (now "
+                f"{cfg.optim.lr})" + (f" or leave out train.amp_dtype (now {cfg.train.amp_dtype})"
+                                      if cfg.train.amp_dtype else "")
+                + f", in a new run directory (or remove {run_dir}, whose checkpoint holds the epochs before)")
         history.append({**row, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0})
         if not len(val) or row["val_dice"] > best["score"]:
             best = {"epoch": epoch + 1, "score": row.get("val_dice", -1.0),

@@ -412,3 +412,58 @@ def test_ctrl_c_says_the_same_command_resumes(monkeypatch, kvasir_root, tmp_path
     monkeypatch.setattr(benchmark.metrics, "score_directories", interrupted)
     code, out = invoke("score", tmp_path, tmp_path)   # nothing to resume: just "interrupted"
     assert code == 130 and "interrupted" in out and "resume" not in out, out
+
+
+def test_user_errors_found_by_the_error_path_review(trained_run, kvasir_root, tmp_path):
+    """Each gave a silently wrong result, destroyed a file or printed a traceback before."""
+    import shutil
+
+    from benchmark.data.synthetic import write_folder
+
+    # masks that read as empty (0/1 saved as JPEG, or all zero) are refused before training, naming a mask
+    root = write_folder(tmp_path / "empty_masks", 6, 3)
+    for mask in (root / "masks").glob("*.png"):
+        Image.fromarray(np.zeros_like(np.asarray(Image.open(mask)))).save(mask)
+    code, out = invoke("train", "--preset", "smoke", "--dataset", "folder", "--data-root", root, "--runs-dir",
+                       tmp_path / "r1", "--epochs", 1, "--size", 64)
+    assert code == 2 and "not one training mask has a foreground pixel" in out and "sample_0" in out, out
+    # predict --out inside the image folder would overwrite images; two images would write one map
+    images = tmp_path / "images"
+    images.mkdir()
+    for path in sorted((kvasir_root / "Kvasir-SEG" / "images").glob("*.jpg"))[:2]:
+        shutil.copy(path, images)
+    code, out = invoke("predict", trained_run, images, "--out", images / "maps")
+    assert code == 2 and "is inside the image folder" in out and not (images / "maps").exists(), out
+    Image.new("RGB", (40, 30)).save(images / (sorted(images.glob("*.jpg"))[0].stem + ".png"))
+    code, out = invoke("predict", trained_run, images, "--out", tmp_path / "maps")
+    assert code == 2 and "would both write" in out, out
+    # a damaged config.yaml or model.pt names the file instead of a traceback
+    damaged = tmp_path / "damaged"
+    shutil.copytree(trained_run, damaged)
+    (damaged / "config.yaml").write_text("backbone: [\n")
+    code, out = invoke("evaluate", damaged)
+    assert code == 2 and "config.yaml is not valid YAML (line 2)" in out, out
+    shutil.copy(trained_run / "config.yaml", damaged / "config.yaml")
+    (damaged / "model.pt").write_bytes((trained_run / "model.pt").read_bytes()[:1000])
+    code, out = invoke("evaluate", damaged)
+    assert code == 2 and "model.pt is unreadable" in out, out
+
+
+def test_score_reads_predict_maps_as_probabilities_even_when_all_zero_or_one(tmp_path):
+    """A confident-background map of `segbench predict` holds only 0 and 1 (p < 0.006): read as p = 1/255, not as a
+    0/1 mask whose ones are foreground; a folder without predict's record keeps the 0/1-mask rule."""
+    from benchmark.metrics.score import PREDICTIONS_META, probability_folder, read_prediction
+
+    values = np.zeros((8, 8), np.uint8)
+    values[2:4, 2:4] = 1
+    Image.fromarray(values).save(tmp_path / "a.png")
+    assert not probability_folder(tmp_path) and read_prediction(tmp_path / "a.png").max() == 1.0
+    (tmp_path / PREDICTIONS_META).write_text("{}")
+    assert probability_folder(tmp_path)
+    assert read_prediction(tmp_path / "a.png", probability_folder(tmp_path)).max() == np.float32(1 / 255)
+
+
+def test_a_diverging_run_stops_at_the_first_non_finite_loss(tmp_path, kvasir_root):
+    code, out = invoke("train", "--preset", "smoke", "--data-root", kvasir_root, "--runs-dir", tmp_path,
+                       "--epochs", 4, "--size", 64, "--set", "optim.lr=1e12")
+    assert code == 2 and "training diverged in epoch" in out and "lower optim.lr (now 1000000000000.0)" in out, out

@@ -414,9 +414,19 @@ def read_mask(path) -> np.ndarray:
     return _read_dataset_mask(Path(path), skip_hint=False).astype(bool)   # score has no --skip-bad
 
 
-def read_prediction(path) -> np.ndarray:
+PREDICTIONS_META = "segbench_predictions.json"   # what `segbench predict` leaves beside its maps
+
+
+def probability_folder(pred_dir) -> bool:
+    """Whether `segbench predict` wrote `pred_dir`: its binary maps are then all probability x 255, and a map whose
+    largest value is 1 (a confident background, p < 0.006) must not be read as a 0/1 mask."""
+    return (Path(pred_dir) / PREDICTIONS_META).is_file()
+
+
+def read_prediction(path, probability: bool = False) -> np.ndarray:
     """A prediction as float32 HxW in [0, 1]: an 8-bit probability map is value/255; binary masks saved as
-    "1"-mode, palette or 0/1 PNGs are read as 0/1 (same rule as read_mask); colour maps are converted to grey.
+    "1"-mode, palette or 0/1 PNGs are read as 0/1 (same rule as read_mask), unless `probability` says every map
+    is probability x 255 (probability_folder); colour maps are converted to grey.
     """
     img = _open_image(path)
     if img.mode in ("1", "P"):
@@ -424,7 +434,7 @@ def read_prediction(path) -> np.ndarray:
     if img.mode not in ("L", "RGB", "RGBA", "LA"):
         raise ValueError(f"prediction {path} has unsupported image mode {img.mode}; save 8-bit grey (p x 255)")
     arr = np.asarray(img.convert("L") if img.mode != "L" else img)
-    if _is_index_png(path, arr):
+    if not probability and _is_index_png(path, arr):
         return arr.astype(np.float32)
     return arr.astype(np.float32) / np.float32(255.0)
 
@@ -470,8 +480,10 @@ def score_directories(pred_dir, gt_dir, profile_name: str | ScoringProfile, out_
     dropped: set = set()
     pairs = pair_files(pred_dir, gt_dir, exclude=KNOWN_BAD_SAMPLES, dropped=dropped)
     excluded = [{"key": key, "reason": KNOWN_BAD_SAMPLES[key.rsplit("/", 1)[-1]]} for key in sorted(dropped)]
+    probability = probability_folder(pred_dir)
     for key, pred_path, gt_path in pairs:
-        _add_pair(scorer, key, read_prediction(pred_path), read_mask(gt_path), pred_path, gt_path, network_size)
+        _add_pair(scorer, key, read_prediction(pred_path, probability), read_mask(gt_path), pred_path, gt_path,
+                  network_size)
     return _finish(scorer, out_csv, network_size, excluded=excluded)
 
 
@@ -562,10 +574,11 @@ def score_split(pred_dir, source, split: str, profile_name: str | ScoringProfile
         raise ValueError(f"{len(no_mask)} {source.name} {split} images have no mask, e.g. {no_mask[0]}; restore "
                          "the dataset's masks")
     scorer = Scorer(get_profile(profile_name), source.num_classes)
+    probability = probability_folder(pred_dir)
     for ref, pred_path in pairs:
         gt = source.read_mask(ref)
         prob = (_read_dataset_mask(pred_path, "index", skip_hint=False) if scorer.num_classes > 2
-                else read_prediction(pred_path))
+                else read_prediction(pred_path, probability))
         _add_pair(scorer, ref.key, prob, gt if scorer.num_classes > 2 else gt.astype(bool), pred_path, ref.mask,
                   network_size)
     excluded = [{"key": e["key"], "reason": KNOWN_BAD_SAMPLES.get(e["key"], f"{source.name}: {e['reason']}")}
