@@ -22,6 +22,12 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 
+def check_folder_option(path: Path, option: str) -> None:
+    from benchmark.records import check_folder_option as check
+
+    check(path, option)
+
+
 def runs_text(n: int) -> str:
     return f"{n} run{'' if n == 1 else 's'}"
 
@@ -37,13 +43,17 @@ def warn_random_weights(backbone: str, weights: str | None) -> None:
 
 
 def user_errors(fn):
-    """Turn the errors a user can cause into one clear line and exit code 2."""
-    from benchmark.config import ConfigError
-    from benchmark.data.base import DataError
-    from segdino.backbone import BackboneError
+    """Turn the errors a user can cause into one clear line and exit code 2.
 
+    The error classes are imported when a command starts, not when this module loads: importing them pulls in
+    torch and timm (about 3 s), which `segbench --help` does not need and a Ctrl-C would interrupt with a traceback.
+    """
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from benchmark.config import ConfigError
+        from benchmark.data.base import DataError
+        from segdino.backbone import BackboneError
+
         try:
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort):
@@ -232,6 +242,7 @@ def predict(
     if images is not None and (split or data_root or dataset):
         raise ValueError("predict takes either IMAGES or --split (with --data-root/--dataset), not both")
     resolve_device(device)
+    check_folder_option(out, "--out")
     source = ""
     if images is None:
         written, source = predict_split(run_dir, out, split or "test", data_root, dataset, device)
@@ -255,7 +266,7 @@ def score(
     profile: Optional[str] = typer.Option(
         None, help="segdino, medical-native, mirror, shadow or shadow-per-frame; default: the dataset's first "
         "(segdino for medical data, mirror, shadow), segdino without --dataset"),
-    out: Optional[Path] = typer.Option(None, help="CSV file for the per-image rows"),
+    out: Optional[Path] = typer.Option(None, help="CSV file for the per-image rows (a folder: FOLDER/scores.csv)"),
     size: Optional[int] = typer.Option(None, help="network grid for network-resolution profiles (segdino); "
                                        "default: the run's size for `segbench predict` output, else 256"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
@@ -267,6 +278,10 @@ def score(
 
     if dataset is None and split != "test":
         raise ValueError("--split chooses a split of a dataset: give --dataset too (GT_DIR is then its folder)")
+    if out is not None and out.is_dir():   # a folder: the rows go in it, rather than failing after the scoring
+        out = out / "scores.csv"
+    if out is not None:
+        check_folder_option(out.parent, "--out")
     size_from = ""
     if size is None:
         size = predictions_size(pred_dir)
@@ -308,6 +323,7 @@ def import_checkpoint(
     """Import a public-code checkpoint strictly into a run directory that evaluate and predict accept."""
     from benchmark.records import import_public_run
 
+    check_folder_option(out, "--out")
     run_dir = import_public_run(path, backbone, out, dataset, data_root, size)
     console.print(f"imported {path} into {run_dir} (note: its backbone was fine-tuned by the public code)")
 
@@ -338,6 +354,8 @@ def profile(
     from benchmark.train import resolve_device
 
     resolve_device(device)
+    if out:
+        check_folder_option(out, "--out")
     if batch < 1:
         raise ValueError(f"--batch must be at least 1, not {batch}")
     if variant and not timing:
@@ -493,6 +511,7 @@ def report(
 
     if not runs_dir.is_dir():
         raise FileNotFoundError(f"runs directory not found: {runs_dir}")
+    check_folder_option(out, "--out")
     from reports.load import load_runs
 
     found = load_runs(runs_dir)
@@ -534,6 +553,7 @@ def demo(
     """The whole pipeline on built-in miniature data, on a CPU, in minutes."""
     from benchmark.demo import MATRIX, run_demo
 
+    check_folder_option(out, "--out")
     result = run_demo(out, matrix=not quick, report=not quick)
     if result.matrix:
         print_table(result.matrix, title=f"pipeline check, not a comparison: every method on six miniature datasets "
@@ -549,7 +569,11 @@ def demo(
 
 
 def main() -> None:
-    sys.exit(app())
+    try:
+        sys.exit(app())
+    except KeyboardInterrupt:  # before a command's own handler exists (while torch and timm load)
+        err.print("interrupted", highlight=False)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

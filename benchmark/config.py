@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,7 +220,8 @@ def load_config(preset: str = "paper", yaml_file: str | Path | None = None,
     if yaml_file is not None:
         path = Path(yaml_file)
         if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
+            raise ConfigError(f"--config {path} is a folder: give a YAML file" if path.is_dir()
+                              else f"config file not found: {path}")
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
@@ -254,7 +256,23 @@ COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 AMP_DTYPES = (None, "", "none", "bfloat16", "float32")
 
 
+DEVICE_NAMES = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def check_device(name: str, option: str = "--device") -> None:
+    """A device spelled as segbench runs on (torch also knows mps, xpu, ... which this loop is not tested on)."""
+    if not isinstance(name, str) or not DEVICE_NAMES.fullmatch(name):
+        raise ConfigError(f"{option} {name!r}: use auto, cpu, cuda or cuda:N (e.g. cuda:1)")
+
+
 def validate(cfg: Config) -> None:
+    check_device(cfg.train.device, "train.device")
+    for key, value, low in (("optim.lr", cfg.optim.lr, "above 0"), ("optim.weight_decay", cfg.optim.weight_decay,
+                            "at least 0"), ("train.seed", cfg.train.seed, "at least 0"),
+                            ("train.checkpoint_every_s", cfg.train.checkpoint_every_s, "at least 0"),
+                            ("train.num_workers", cfg.train.num_workers, "at least 0")):
+        if value < 0 or (value == 0 and low == "above 0"):
+            raise ConfigError(f"{key} must be {low}, not {value}")
     for key, value in (("train.epochs", cfg.train.epochs), ("train.batch_size", cfg.train.batch_size),
                        ("data.subset", 1 if cfg.data.subset is None else cfg.data.subset)):
         if value < 1:

@@ -183,11 +183,35 @@ def save_samples(folder: Path, split: ResizedSplit, probs, n: int) -> None:
         Image.fromarray(np.round(prob * 255).astype(np.uint8)).save(folder / f"{stem}.pred.png")
 
 
+def _old_metrics(run_dir: Path) -> dict:
+    """The scores evaluate merges into: none for an imported run; a run trained here must have its own."""
+    import json
+
+    from benchmark import records
+
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        if (run_dir / "history.csv").is_file():   # trained here, so its selected epoch and time are not known
+            raise ValueError(f"{run_dir} was trained by segbench but has no metrics.json" + (
+                " though it is marked DONE: its records are damaged; `segbench run` moves such a run aside and "
+                "trains it again" if records.is_done(run_dir) else
+                ": its training has not finished; the `segbench train` command that started it resumes it"))
+        return {}
+    fix = ("`segbench run` moves such a run aside and trains it again" if (run_dir / "history.csv").is_file()
+           else "remove it and evaluate again (an imported run's scores are all evaluate's)")
+    try:
+        old = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is damaged ({exc}); {fix}") from None
+    if not isinstance(old, dict):
+        raise ValueError(f"{path} is damaged (not a JSON object); {fix}")
+    return old
+
+
 def evaluate_run(run_dir: str | Path, data_root: str | None = None, profiles: tuple[str, ...] | None = None,
                  dataset: str | None = None, device: str = "cpu") -> dict:
     """Re-score a run's selected model on its test split under any profiles; merges them into metrics.json."""
     import dataclasses
-    import json
 
     from benchmark import records
     from benchmark.data.image_cache import load_resized
@@ -198,8 +222,7 @@ def evaluate_run(run_dir: str | Path, data_root: str | None = None, profiles: tu
     run_dir = Path(run_dir)
     cfg, model = records.load_run_model(run_dir, device)
     old_cfg_dataset = cfg.data.dataset
-    old_path = run_dir / "metrics.json"
-    old = json.loads(old_path.read_text()) if old_path.is_file() else {}
+    old = _old_metrics(run_dir)
     if dataset and dataset != cfg.data.dataset and old:
         raise ValueError(f"{run_dir} holds scores on {cfg.data.dataset}; scoring it on {dataset} would mix them into "
                          "its records. For another dataset's scores run `segbench predict` on its images and "

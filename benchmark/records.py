@@ -24,6 +24,21 @@ from benchmark.config import Config
 SCHEMA = 1
 
 
+def check_folder_option(path: str | Path, option: str) -> None:
+    """A folder option (--out, --runs-dir) that segbench creates or fills: refuse, before any work, a path that is
+    a file, lies under one, or lies where this user cannot write, naming the option."""
+    path = Path(path).expanduser()
+    for here in (path, *path.absolute().parents):
+        if here.exists():
+            if not here.is_dir():
+                where = "is a file" if here == path else f"lies under {here}, which is a file"
+                raise ValueError(f"{option} {path} {where}: give a folder")
+            if not os.access(here, os.W_OK | os.X_OK):
+                raise PermissionError(f"{option} {path}: cannot write in {here} (permission denied); give a folder "
+                                      "you can write to")
+            return
+
+
 def run_dir_for(cfg: Config) -> Path:
     name = f"{cfg.decoder.name}__{cfg.backbone.name}__{cfg.run.preset}__s{cfg.train.seed}"
     return Path(cfg.run.runs_dir) / cfg.data.dataset / name
@@ -322,6 +337,17 @@ def trainable_state(model) -> dict[str, torch.Tensor]:
     return state
 
 
+def _not_a_run(path: Path) -> str:
+    """Why `path` is not a run directory, pointing at one when it is a runs folder or a dataset level of one."""
+    if not path.exists():
+        return f"run directory not found: {path}"
+    if not path.is_dir():
+        return f"{path} is a file, not a run directory (a folder holding config.yaml and model.pt)"
+    inside = sorted(p.parent for pattern in ("*/config.yaml", "*/*/config.yaml") for p in path.glob(pattern))
+    hint = f"; runs inside it, e.g. {inside[0]}" if inside else ""
+    return f"{path} is not a run directory (no config.yaml){hint}"
+
+
 def load_config_file(run_dir: Path) -> Config:
     import yaml
 
@@ -329,7 +355,7 @@ def load_config_file(run_dir: Path) -> Config:
 
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml)")
+        raise FileNotFoundError(_not_a_run(Path(run_dir)))
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:

@@ -29,6 +29,7 @@ EXECUTORS = ("local", "slurm", "submitit-local")
 PAPER_DATASETS = ("tn3k", "kvasir", "isic2017", "msd", "vmd", "visha")   # `run --all`
 PAPER_METHODS = ("segdino", "unet", "upernet", "dpt")
 TAKEOVERS = 2   # times a Slurm sweep submits again a run whose other trainer stopped before finishing it
+POLL_S = 1.0    # how often a submitit sweep looks at its jobs and at the busy runs it waits for
 
 
 @dataclass(frozen=True)
@@ -73,11 +74,14 @@ def check_inputs(configs: list[Config], data_problems: dict | None = None) -> No
 
     for cfg in configs:
         check_config(cfg)
+    for runs_dir in {c.run.runs_dir for c in configs}:
+        records.check_folder_option(runs_dir, "--runs-dir")
     keys = {(c.data.dataset, c.data.root): c for c in configs}
     for cfg in keys.values():   # each dataset's layout, before hours of other runs (a listing, no decoding)
         key = cfg.data.dataset
         try:
-            open_dataset(key, cfg.data.root)
+            source = open_dataset(key, cfg.data.root)
+            check_runs_outside(cfg, source.root)
         except DataError as exc:
             message = str(exc) if len(keys) == 1 else (
                 f"{exc}. In a sweep, --data-root holds each dataset in its usual folder ({key}: "
@@ -88,6 +92,16 @@ def check_inputs(configs: list[Config], data_problems: dict | None = None) -> No
     for weights in {c.backbone.weights for c in configs}:
         if weights not in (None, "", "none") and not str(weights).startswith("hub:") and not Path(weights).exists():
             raise FileNotFoundError(f"weights file not found: {weights}")
+
+
+def check_runs_outside(cfg: Config, data_folder: Path) -> None:
+    """Run directories and caches inside a dataset's folder would be listed as its files on the next command."""
+    data_folder = Path(data_folder).resolve()
+    for path in (Path(cfg.run.runs_dir), records.run_dir_for(cfg)):
+        if path.expanduser().resolve().is_relative_to(data_folder):
+            raise ValueError(f"--runs-dir {cfg.run.runs_dir} puts runs inside the dataset folder {data_folder}, "
+                             "where later commands would read them as data: give a folder outside the data, "
+                             "e.g. --runs-dir runs")
 
 
 def plan_status(spec: SweepSpec) -> list[dict]:
@@ -279,13 +293,14 @@ def local_devices(requested: list[str] | None, train_device: str, runs_per_gpu: 
     when the run asks for auto/cuda, else the CPU; each device `runs_per_gpu` times (interleaved, so workers spread
     over GPUs). [] when that makes a single worker: the sweep then runs sequentially in this process."""
     if requested:
+        from benchmark.config import DEVICE_NAMES
         from benchmark.train import resolve_device
 
         for name in requested:   # a typo or a missing GPU fails here, before any work
+            if name == "auto" or not DEVICE_NAMES.fullmatch(name):
+                raise ValueError(f"--devices: '{name}' is not a device; use e.g. cuda:0,cuda:1 or cpu")
             try:
                 resolve_device(name)
-            except RuntimeError:
-                raise ValueError(f"--devices: '{name}' is not a device; use e.g. cuda:0,cuda:1 or cpu") from None
             except ValueError as exc:
                 raise ValueError(f"--devices: {exc}") from None
         base = list(requested)
@@ -497,47 +512,68 @@ def _run_submitit(dicts: list[dict], executor: str, slurm: SlurmOptions, progres
             jobs = [ex.submit(fn, a) for a in args]
     results, failures, stopped, taken_over, failed_jobs, unsubmitted = {}, [], [], {}, set(), []
     queue = [(job, group, per_job > 1) for job, group in zip(jobs, groups)]
+    submitted = len(queue)
+    waiting = []   # (run, holder, job id): busy runs, settled as their other trainers let go, in any order
     bar = tqdm(total=len(queue), desc=f"sweep ({executor}, {len(pending)} runs)", unit="job",
                disable=bars_off(progress))
-    for job, group, several in queue:   # grows while it is read: a run taken over is submitted as a job of its own
-        try:   # wait for every job: the others keep running on the cluster whatever one of them does
-            out = job.result()
-        except Exception as exc:  # noqa: BLE001 - reported together below
-            # the cause: what the failed runs recorded in FAILED (submitit's own text ends with its log paths)
-            causes = [c.split(" ", 1)[-1] for d in group if (c := records.last_failure(records.run_dir_for(_cfg(d))))]
-            lines = [line for line in str(exc).splitlines() if line.strip()]
-            cause = "; ".join(causes) or (lines[-1] if lines else type(exc).__name__)
-            failures.append(f"{', '.join(map(_label, group))} (job {job.job_id}: {cause}; log {job.paths.stderr})")
-            failed_jobs.add(job.job_id)
-            bar.update()
-            continue
-        for d, row in zip(group, out if several else [out]):
-            if "busy" in row:   # another process was training the run: wait for it here, not in the job
-                row = _wait_for_other(d, row["busy"])
-            label = _label(d)
-            if "conflict" in row:
-                failures.append(f"{label} (job {job.job_id}: {row['conflict']})")
+
+    def settle(d: dict, row: dict, job_id: str) -> None:
+        nonlocal submitted
+        label = _label(d)
+        if "conflict" in row:
+            failures.append(f"{label} (job {job_id}: {row['conflict']})")
+            failed_jobs.add(job_id)
+        elif "stopped" in row and taken_over.get(label, 0) < TAKEOVERS:   # that process left it unfinished
+            taken_over[label] = taken_over.get(label, 0) + 1
+            tqdm.write(f"{label}: its other trainer stopped before finishing it; submitting it again")
+            try:
+                if per_job > 1 and executor == "slurm" and len(taken_over) == 1:
+                    ex.update_parameters(**_one_run_share(slurm))   # one run needs one GPU of the job's share
+                queue.append((ex.submit(SlurmRun(), d), [d], False))
+                submitted += 1
+                bar.total += 1
+                bar.refresh()
+            except Exception as exc:  # noqa: BLE001 - e.g. sbatch refuses (a submission limit): that run only
+                unsubmitted.append(f"{label} (submitting it again failed: {_last_line(exc)})")
+        elif "stopped" in row:
+            stopped.append(row["stopped"])
+        else:
+            results[label] = row
+
+    while queue or waiting:   # every job and busy run is waited for: the others go on whatever one of them does
+        ended = [entry for entry in queue if entry[0].done()]
+        for entry in ended:
+            queue.remove(entry)
+            job, group, several = entry
+            try:
+                out = job.result()
+            except Exception as exc:  # noqa: BLE001 - reported together below
+                # the cause: what the failed runs recorded in FAILED (submitit's own text ends with its log paths)
+                causes = [c.split(" ", 1)[-1] for d in group
+                          if (c := records.last_failure(records.run_dir_for(_cfg(d))))]
+                lines = [line for line in str(exc).splitlines() if line.strip()]
+                cause = "; ".join(causes) or (lines[-1] if lines else type(exc).__name__)
+                failures.append(f"{', '.join(map(_label, group))} (job {job.job_id}: {cause}; log {job.paths.stderr})")
                 failed_jobs.add(job.job_id)
-            elif "stopped" in row and taken_over.get(label, 0) < TAKEOVERS:   # that process left it unfinished
-                taken_over[label] = taken_over.get(label, 0) + 1
-                tqdm.write(f"{label}: its other trainer stopped before finishing it; submitting it again")
-                try:
-                    if several and executor == "slurm" and len(taken_over) == 1:
-                        ex.update_parameters(**_one_run_share(slurm))   # one run needs one GPU of the job's share
-                    queue.append((ex.submit(SlurmRun(), d), [d], False))
-                    bar.total += 1
-                    bar.refresh()
-                except Exception as exc:  # noqa: BLE001 - e.g. sbatch refuses (a submission limit): that run only
-                    unsubmitted.append(f"{label} (submitting it again failed: {_last_line(exc)})")
-            elif "stopped" in row:
-                stopped.append(row["stopped"])
-            else:
-                results[label] = row
-        bar.update()
+                bar.update()
+                continue
+            for d, row in zip(group, out if several else [out]):
+                if "busy" in row:   # another process was training the run: wait for it here, not in the job
+                    tqdm.write(f"waiting for {_label(d)}: being trained by {row['busy']}")
+                    waiting.append((d, row["busy"], job.job_id))
+                else:
+                    settle(d, row, job.job_id)
+            bar.update()
+        freed = [(entry, row) for entry in list(waiting) if (row := _wait_for_other(*entry[:2])) is not None]
+        for entry, row in freed:
+            waiting.remove(entry)
+            settle(entry[0], row, entry[2])
+        if not ended and not freed:
+            time.sleep(POLL_S)
     bar.close()
     if failures or stopped or unsubmitted:
         table = write_results(Path(dicts[0]["run"]["runs_dir"]))
-        what = ([f"{len(failed_jobs)} of {_count(len(queue), 'submitted job')} failed"] if failures else []) + (
+        what = ([f"{len(failed_jobs)} of {_count(submitted, 'submitted job')} failed"] if failures else []) + (
             [f"{_count(len(stopped), 'run')} left to another process that stopped early"] if stopped else []) + (
             [f"{_count(len(unsubmitted), 'run')} could not be submitted again"] if unsubmitted else [])
         raise SweepError(f"{' and '.join(what)} (the other runs are recorded in {table}; fix and run the same "
@@ -564,12 +600,14 @@ def _last_line(exc: BaseException) -> str:
     return lines[-1].strip() if lines else type(exc).__name__
 
 
-def _wait_for_other(cfg: dict, holder: str) -> dict:
-    """The row of a run a job found busy, once its other trainer is gone: done, or {"stopped": why} when that
-    trainer left it unfinished (the sweep then submits it again, up to TAKEOVERS times)."""
+def _wait_for_other(cfg: dict, holder: str) -> dict | None:
+    """The row of a run a job found busy, once its other trainer is gone (None while it holds the run): done, or
+    {"stopped": why} when that trainer left it unfinished (the sweep then submits it again, up to TAKEOVERS
+    times)."""
     run_dir = records.run_dir_for(_cfg(cfg))
-    tqdm.write(f"waiting for {_label(cfg)}: being trained by {holder}")
-    with records.run_lock(run_dir, wait=True):
+    if records.lock_holder(run_dir) is not None:
+        return None
+    with records.run_lock(run_dir, wait=True):   # free a moment ago: at most a short wait for a new holder
         if records.is_done(run_dir):   # finished by the other process: for this config and these files?
             clash = config_clash(_cfg(cfg))
             return {"conflict": clash} if clash else summary_row(run_dir, "done", 0.0)

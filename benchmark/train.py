@@ -19,7 +19,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from benchmark import records
-from benchmark.config import Config, config_from_dict, dump_yaml
+from benchmark.config import Config, check_device, config_from_dict, dump_yaml
 from benchmark.data.base import DataError
 from benchmark.data.image_cache import CONTENT_SCHEME, ResizedSplit, load_resized
 from benchmark.data.splits import make_splits, manifest
@@ -49,6 +49,7 @@ class TrainingDiverged(RuntimeError):
 
 
 def resolve_device(name: str) -> torch.device:
+    check_device(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
@@ -205,11 +206,12 @@ def cache_dir(cfg: Config) -> Path:
 
 
 def _comparable(cfg: dict) -> dict:
-    """A config without the settings that may change between the attempts of one run: where it runs and where
-    its files are (moving the data or the runs folder must not block resuming). A `folder` dataset is the user's
-    folder, so its name stays: two folders of one user must not share a run (or resume each other's checkpoint)."""
-    drop = {"train": ("device", "num_workers", "features_on_device", "compile"), "data": ("root", "cache_dir"),
-            "run": ("runs_dir",)}
+    """A config without the settings that may change between the attempts of one run: where it runs, how often it
+    checkpoints and where its files are (moving the data or the runs folder must not block resuming). A `folder`
+    dataset is the user's folder, so its name stays: two folders of one user must not share a run (or resume each
+    other's checkpoint)."""
+    drop = {"train": ("device", "num_workers", "features_on_device", "compile", "checkpoint_every_s"),
+            "data": ("root", "cache_dir"), "run": ("runs_dir",)}
     out = {section: {k: v for k, v in values.items() if k not in drop.get(section, ())}
            if isinstance(values, dict) else values for section, values in cfg.items()}
     data = cfg.get("data") or {}

@@ -137,16 +137,26 @@ def test_import_is_strict(tmp_path):
     (["run", "--all", "--dry-run", "--data-root", "/nonexistent"], "data root not found"),
     (["run", "--all", "--dry-run", "--data-root", "{kvasir}", "--weights", "/nonexistent/w.pth"],
      "weights file not found"),
+    (["train", "--preset", "smoke", "--data-root", "{kvasir}", "--device", "tpu"],
+     "train.device 'tpu': use auto, cpu, cuda or cuda:N"),
+    (["evaluate", "/nonexistent/run", "--device", "CPU"], "--device 'CPU': use auto, cpu, cuda or cuda:N"),
+    (["train", "--preset", "smoke", "--data-root", "{kvasir}", "--set", "optim.lr=-1"],
+     "optim.lr must be above 0, not -1.0"),
+    (["train", "--preset", "smoke", "--data-root", "{kvasir}", "--seed", "-1"], "train.seed must be at least 0"),
+    (["train", "--preset", "smoke", "--data-root", "{kvasir}", "--config", "{empty}"], "is a folder: give a YAML"),
+    (["evaluate", "/nonexistent/run"], "run directory not found: /nonexistent/run"),
+    (["report", "{empty}", "--out", "{garbage}"], "garbage.pth is a file: give a folder"),
+    (["demo", "--quick", "--out", "{garbage}/demo"], "lies under {garbage}, which is a file: give a folder"),
 ])
 def test_user_errors_are_one_line_and_exit_2(args, message, kvasir_root, tmp_path):
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"\x00junk")
     (tmp_path / "empty").mkdir()
-    args = ([a.format(kvasir=kvasir_root, garbage=garbage, empty=tmp_path / "empty") for a in args]
-            + ["--runs-dir", str(tmp_path)] * (args[0] in ("train", "run")))
+    fill = dict(kvasir=kvasir_root, garbage=garbage, empty=tmp_path / "empty")
+    args = ([a.format(**fill) for a in args] + ["--runs-dir", str(tmp_path)] * (args[0] in ("train", "run")))
     code, out = invoke(*args)
     assert code == 2, out
-    assert message in out
+    assert message.format(**fill) in " ".join(out.split())
     assert "Traceback" not in out
     assert not any(tmp_path.glob("*/*/config.yaml"))   # a failed start leaves no run directory behind
 
@@ -467,3 +477,55 @@ def test_a_diverging_run_stops_at_the_first_non_finite_loss(tmp_path, kvasir_roo
     code, out = invoke("train", "--preset", "smoke", "--data-root", kvasir_root, "--runs-dir", tmp_path,
                        "--epochs", 4, "--size", 64, "--set", "optim.lr=1e12")
     assert code == 2 and "training diverged in epoch" in out and "lower optim.lr (now 1000000000000.0)" in out, out
+
+
+def test_options_records_and_interrupts_named_in_errors(trained_run, kvasir_root, tmp_path):
+    """The second error-path review: each printed a raw OS error, a traceback, or went wrong quietly before."""
+    import shutil
+    import subprocess
+    import sys
+
+    import benchmark.cli
+
+    train = ["train", "--preset", "smoke", "--data-root", kvasir_root, "--epochs", 1, "--size", 64]
+    # a runs folder under a file, or inside the dataset folder (where later commands would read runs as data)
+    (tmp_path / "f").write_text("x")
+    code, out = invoke(*train, "--runs-dir", tmp_path / "f" / "runs")
+    assert code == 2 and "lies under" in out and "which is a file" in out, out
+    code, out = invoke(*train, "--runs-dir", kvasir_root / "Kvasir-SEG" / "runs")
+    assert code == 2 and "inside the dataset folder" in out and "--runs-dir runs" in out, out
+    assert not (kvasir_root / "Kvasir-SEG" / "runs").exists()
+    # how often a run checkpoints is not part of what it is: the finished run is found again
+    code, out = invoke(*train, "--runs-dir", trained_run.parent.parent, "--set", "train.checkpoint_every_s=5")
+    assert code == 0 and "already finished" in out, out
+    # score --out at a folder writes the rows in it, leaving no temporary file
+    maps = tmp_path / "maps"
+    assert invoke("predict", trained_run, "--out", maps)[0] == 0
+    (tmp_path / "scores").mkdir()
+    code, out = invoke("score", maps, kvasir_root, "--dataset", "kvasir", "--out", tmp_path / "scores")
+    assert code == 0 and (tmp_path / "scores" / "scores.csv").is_file(), out
+    assert sorted(p.name for p in tmp_path.glob("scores*")) == ["scores"]
+    # a run that lost its metrics.json is not re-scored as if imported; a damaged one is named
+    lost = tmp_path / "lost"
+    shutil.copytree(trained_run, lost)
+    (lost / "metrics.json").unlink()
+    code, out = invoke("evaluate", lost)
+    assert code == 2 and "has no metrics.json though it is marked DONE" in " ".join(out.split()), out
+    assert not (lost / "metrics.json").exists()
+    (lost / "metrics.json").write_text("{\n")
+    code, out = invoke("evaluate", lost)
+    assert code == 2 and "metrics.json is damaged" in out and "segbench run" in out, out
+    # a runs folder given where a run directory is wanted points at a run inside it
+    code, out = invoke("evaluate", trained_run.parent.parent)
+    assert code == 2 and f"e.g. {trained_run}" in " ".join(out.split()), out
+    # Ctrl-C while torch loads (before any command's handler): one word, exit 130; --help loads no torch
+    def interrupted():
+        raise KeyboardInterrupt
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(benchmark.cli, "app", interrupted)
+        with pytest.raises(SystemExit) as stop:
+            benchmark.cli.main()
+    assert stop.value.code == 130
+    loaded = subprocess.run([sys.executable, "-c", "import sys, benchmark.cli; print('torch' in sys.modules)"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "False"

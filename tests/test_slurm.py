@@ -169,6 +169,9 @@ class _FakeJob:
         self.job_id, self.fn, self.arg, self.params, self._behaviour = job_id, fn, arg, dict(params), behaviour
         self.paths = type("Paths", (), {"stderr": f"/log/{job_id}.err"})()
 
+    def done(self):
+        return True
+
     def result(self):
         return self._behaviour(self)
 
@@ -235,3 +238,37 @@ def test_a_run_whose_other_trainer_stopped_is_submitted_again_on_one_gpu(tmp_pat
         assert "s1" not in message   # the job whose other runs finished is not blamed
     else:
         assert message.startswith("1 of 2 submitted jobs failed") and "kvasir/segdino/s0 (job 2: CUDA out of" in message
+
+
+def test_a_stopped_run_is_taken_over_while_a_live_busy_run_is_still_waited_for(tmp_path, monkeypatch):
+    """Busy runs are settled as their trainers let go, in any order: seed 1's trainer died, so it is submitted again
+    at once, though seed 0 (ahead of it in the job) is still being trained by a live process."""
+    import benchmark.sweep as S
+    from benchmark.config import load_config
+
+    def behaviour(job):
+        if isinstance(job.fn, S.SlurmRuns):
+            return [{"busy": f"pid {d['train']['seed']} on h"} for d in job.arg]
+        return {"seed": job.arg["train"]["seed"], "taken_over": True}
+    executor = _fake_executor(behaviour)
+    events = []
+
+    def other_trainer(d, holder):
+        seed = d["train"]["seed"]
+        if seed == 1:
+            events.append("s1 stopped")
+            return {"stopped": f"{S._label(d)} (stopped)"}
+        if len(executor.submitted) < 2:   # seed 0's trainer is alive until seed 1 has been submitted again
+            return None
+        events.append("s0 done")
+        return {"seed": 0}
+    monkeypatch.setattr(S.submitit, "AutoExecutor", executor)
+    monkeypatch.setattr(S, "run_state", lambda run_dir: ("new", ""))
+    monkeypatch.setattr(S, "_wait_for_other", other_trainer)
+    monkeypatch.setattr(S, "POLL_S", 0.01)
+    dicts = [load_config("smoke", overrides={"train.seed": s, "run.runs_dir": str(tmp_path)}).to_dict()
+             for s in range(2)]
+    rows = S._run_submitit(dicts, "slurm", SlurmOptions(gpus_per_node=2, cpus_per_task=8, mem_gb=32), False)
+    assert rows == [{"seed": 0}, {"seed": 1, "taken_over": True}]
+    assert events == ["s1 stopped", "s0 done"]
+    assert executor.submitted[1].arg["train"]["seed"] == 1

@@ -446,13 +446,16 @@ def write_rows_csv(rows: list[dict], path, profile_name: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     columns = ["profile"] + (list(rows[0]) if rows else ["key"])
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({"profile": profile_name, **{k: repr(v) if isinstance(v, float) else v
-                                                         for k, v in row.items()}})
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({"profile": profile_name, **{k: repr(v) if isinstance(v, float) else v
+                                                             for k, v in row.items()}})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def to_network_grid(prob: np.ndarray, gt: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
