@@ -74,7 +74,8 @@ def user_errors(fn):
 
 
 def _split(values: list[str] | None) -> list[str]:
-    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+    """`--seeds 0,1 --seeds 2` -> ["0", "1", "2"], each once (a repeated seed would be one run listed twice)."""
+    return list(dict.fromkeys(v.strip() for item in values or [] for v in item.split(",") if v.strip()))
 
 
 def parse_sets(values: list[str] | None) -> dict[str, str]:
@@ -125,6 +126,8 @@ def data_check(
     """Validate native layouts, counts and masks; name every problem's file. Exit 1 if anything is wrong."""
     from benchmark.data.check import check_dataset
 
+    if num_classes is not None and num_classes < 2:
+        raise ValueError(f"--num-classes counts the background too: 2 for binary masks, not {num_classes}")
     if not root.is_dir():   # a wrong path is a usage error (exit 2), not a dataset that failed its check (exit 1)
         raise FileNotFoundError(f"data check: folder not found: {root} (point it at a dataset's folder or at the "
                                 "folder holding them, e.g. ~/data)")

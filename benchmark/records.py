@@ -360,14 +360,27 @@ def load_config_file(run_dir: Path) -> Config:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ValueError(damaged_config(path, exc)) from None
+    if missing := missing_sections(data):
+        raise ValueError(damaged_config(path, f"missing its {', '.join(missing)} section{'s' * (len(missing) > 1)} "
+                                              "(cut short?)"))
     return config_from_dict(data)
 
 
-def damaged_config(path: Path, exc: Exception) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    where = f" (line {mark.line + 1})" if mark is not None else ""
-    return (f"{path} is not valid YAML{where}: the run directory is damaged; remove it, or run `segbench run`, "
-            "which moves damaged run directories aside")
+def missing_sections(data) -> list[str]:
+    """The sections a config.yaml written by segbench has and this one lacks (a truncated file can still parse);
+    a setting added to a section since is not missing: it takes its default."""
+    from benchmark.config import Config
+
+    data = data if isinstance(data, dict) else {}
+    return [name for name in Config().to_dict() if not isinstance(data.get(name), dict)]
+
+
+def damaged_config(path: Path, why: Exception | str) -> str:
+    """`why`: the YAML error, or what a config.yaml that parses lacks."""
+    mark = getattr(why, "problem_mark", None)
+    what = why if isinstance(why, str) else "not valid YAML" + (f" (line {mark.line + 1})" if mark else "")
+    return (f"{path} is {what}: the run directory is damaged; remove it, or run `segbench run`, which moves "
+            "damaged run directories aside")
 
 
 def load_run_model(run_dir: Path, device: str | torch.device = "cpu"):

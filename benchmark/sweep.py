@@ -17,7 +17,6 @@ from pathlib import Path
 
 import submitit.helpers
 import torch
-import yaml
 from tqdm.auto import tqdm
 
 from benchmark import records
@@ -157,7 +156,7 @@ def run_state(run_dir: Path) -> tuple[str, str]:
         return "new", ""
     try:
         if (run_dir / "config.yaml").exists():
-            yaml.safe_load((run_dir / "config.yaml").read_text())
+            records.load_config_file(run_dir)
         if records.is_done(run_dir):
             for name in ("metrics.json", "profile.json", "env.json"):
                 json.loads((run_dir / name).read_text())

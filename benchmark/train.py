@@ -19,7 +19,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from benchmark import records
-from benchmark.config import Config, check_device, config_from_dict, dump_yaml
+from benchmark.config import Config, check_device, dump_yaml
 from benchmark.data.base import DataError
 from benchmark.data.image_cache import CONTENT_SCHEME, ResizedSplit, load_resized
 from benchmark.data.splits import make_splits, manifest
@@ -127,15 +127,10 @@ def has_progress(run_dir: Path) -> bool:
 def check_same_config(cfg: Config, run_dir: Path) -> None:
     """Raise RunConflict naming the differing settings when `run_dir` holds trained work of another config (a
     finished run is never silently reported for a config it was not trained with)."""
-    path = run_dir / "config.yaml"
     if not has_progress(run_dir):
         return
     # through Config, so settings added to segbench since the run started take their defaults
-    try:
-        stored_dict = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ValueError(records.damaged_config(path, exc)) from None
-    stored = _flat(_comparable(yaml.safe_load(dump_yaml(config_from_dict(stored_dict)))))
+    stored = _flat(_comparable(yaml.safe_load(dump_yaml(records.load_config_file(run_dir)))))
     wanted = _flat(_comparable(yaml.safe_load(dump_yaml(cfg))))
     # skip_bad changes nothing for a run that met no unreadable sample (no skipped.json): the same samples train
     same_data = not (run_dir / "skipped.json").exists()

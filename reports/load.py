@@ -52,6 +52,9 @@ SHARED_SETTINGS = (
     "run.runs_dir",              # where the run directory is
     "backbone.weights",          # a path; the weights themselves are told apart by env.json's weights_sha256
 )
+# The sections of every config.yaml segbench writes (benchmark.config.Config; tests check they agree): a file
+# without one was cut short, though it may still parse.
+CONFIG_SECTIONS = ("backbone", "decoder", "data", "optim", "train", "eval", "run")
 # Settings that belong to the method (a decoder's own options, e.g. its widths): runs of different methods differ in
 # them by design, so they are compared among the runs of one method only.
 METHOD_SETTINGS = ("decoder.options",)
@@ -170,6 +173,9 @@ def run_settings(run_dir: Path) -> dict | None:
         raise RunError(f"config.yaml is unreadable ({type(exc).__name__})") from None
     if not isinstance(data, dict):
         raise RunError("config.yaml does not hold a mapping of sections")
+    if missing := [name for name in CONFIG_SECTIONS if not isinstance(data.get(name), dict)]:
+        raise RunError(f"config.yaml is missing its {', '.join(missing)} section{'s' * (len(missing) > 1)} "
+                       "(cut short?)")
     flat = {f"{s}.{k}": v for s, values in data.items() if isinstance(values, dict) for k, v in values.items()}
     if not (run_dir / "skipped.json").exists():
         flat["data.skip_bad"] = False

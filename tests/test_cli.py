@@ -146,6 +146,7 @@ def test_import_is_strict(tmp_path):
     (["train", "--preset", "smoke", "--data-root", "{kvasir}", "--config", "{empty}"], "is a folder: give a YAML"),
     (["evaluate", "/nonexistent/run"], "run directory not found: /nonexistent/run"),
     (["report", "{empty}", "--out", "{garbage}"], "garbage.pth is a file: give a folder"),
+    (["data", "check", "{empty}", "--num-classes", "1"], "--num-classes counts the background too: 2 for binary"),
     (["demo", "--quick", "--out", "{garbage}/demo"], "lies under {garbage}, which is a file: give a folder"),
 ])
 def test_user_errors_are_one_line_and_exit_2(args, message, kvasir_root, tmp_path):
@@ -292,6 +293,9 @@ def test_seeds_must_be_whole_numbers(tmp_path, kvasir_root):
     code, out = invoke("run", "--datasets", "kvasir", "--methods", "segdino", "--seeds", "0,a", "--data-root",
                        kvasir_root, "--runs-dir", tmp_path, "--dry-run")
     assert code == 2 and "--seeds takes whole numbers" in out and "invalid literal" not in out
+    code, out = invoke("run", "--datasets", "kvasir,kvasir", "--methods", "segdino", "--seeds", "0,1", "--seeds", "0",
+                       "--data-root", kvasir_root, "--runs-dir", tmp_path, "--dry-run", "--preset", "smoke")
+    assert code == 0 and "planned: 2 runs" in out and out.count("│ 0 ") == 1, out   # each run once
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without a GPU")
@@ -515,6 +519,13 @@ def test_options_records_and_interrupts_named_in_errors(trained_run, kvasir_root
     (lost / "metrics.json").write_text("{\n")
     code, out = invoke("evaluate", lost)
     assert code == 2 and "metrics.json is damaged" in out and "segbench run" in out, out
+    # a config.yaml cut short that still parses is damaged, for evaluate as for `run`
+    from benchmark.sweep import run_state
+
+    (lost / "config.yaml").write_text((trained_run / "config.yaml").read_text().split("\ntrain:")[0])
+    code, out = invoke("evaluate", lost)
+    assert code == 2 and "is missing its train, eval, run sections (cut short?)" in " ".join(out.split()), out
+    assert run_state(lost)[0] == "corrupt"
     # a runs folder given where a run directory is wanted points at a run inside it
     code, out = invoke("evaluate", trained_run.parent.parent)
     assert code == 2 and f"e.g. {trained_run}" in " ".join(out.split()), out

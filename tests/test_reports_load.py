@@ -82,6 +82,8 @@ def test_results_csv_has_the_documented_columns_and_is_regenerated(tmp_path):
         (lambda run: _edit(run, seed=7), "seed=7"),
         (lambda run: _edit(run, profiles={}), "no profiles"),
         (lambda run: _edit(run, profiles={"mirror": {"metrics": {"iou": "high"}}}), "not a number"),
+        (lambda run: (run / "config.yaml").write_text((run / "config.yaml").read_text().split("\ndata:")[0]),
+         "config.yaml is missing its data, optim, train, eval, run sections"),
     ],
 )
 def test_damaged_runs_are_skipped_with_the_reason(tmp_path, damage, reason):
@@ -262,3 +264,10 @@ def test_imported_runs_are_listed_as_not_reported_wherever_they_are(tmp_path, wh
         assert runs.wide.empty and len(runs.skipped) == 1
         assert "imported runs are not reported" in runs.skipped[0].reason
         (run / "metrics.json").write_text(json.dumps({"schema": 1, "selected_epoch": -1, "profiles": {}}))
+
+
+def test_the_sections_a_config_yaml_must_have_are_those_segbench_writes():
+    from benchmark.config import Config
+    from reports.load import CONFIG_SECTIONS
+
+    assert tuple(Config().to_dict()) == CONFIG_SECTIONS
