@@ -349,9 +349,14 @@ def _not_a_run(path: Path) -> str:
 
 
 def load_config_file(run_dir: Path) -> Config:
-    import yaml
-
     from benchmark.config import config_from_dict
+
+    return config_from_dict(read_config_yaml(run_dir))
+
+
+def read_config_yaml(run_dir: Path) -> dict:
+    """A run's config.yaml as written, refused as damaged when it does not parse or was cut short."""
+    import yaml
 
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
@@ -363,7 +368,7 @@ def load_config_file(run_dir: Path) -> Config:
     if missing := missing_sections(data):
         raise ValueError(damaged_config(path, f"missing its {', '.join(missing)} section{'s' * (len(missing) > 1)} "
                                               "(cut short?)"))
-    return config_from_dict(data)
+    return data
 
 
 def missing_sections(data) -> list[str]:

@@ -156,7 +156,7 @@ def run_state(run_dir: Path) -> tuple[str, str]:
         return "new", ""
     try:
         if (run_dir / "config.yaml").exists():
-            records.load_config_file(run_dir)
+            records.read_config_yaml(run_dir)   # parses and is whole (its settings are checked by config_clash)
         if records.is_done(run_dir):
             for name in ("metrics.json", "profile.json", "env.json"):
                 json.loads((run_dir / name).read_text())
