@@ -195,6 +195,9 @@ def hub_error(name: str, exc: Exception) -> str:
         hint = " (a gated repo: accept its licence on huggingface.co, then log in with `hf auth login` or set HF_TOKEN)"
     elif name.startswith("local-dir:"):
         hint = " (a local-dir: folder needs timm's config.json beside the weights; or pass the folder with --weights)"
+    elif str(exc).startswith("Unknown model"):   # timm's RuntimeError for a name it has no architecture for
+        hint = (" (hub: takes a timm model with its pretraining, e.g. hub:vit_small_patch16_dinov3_qkvb.lvd1689m, "
+                "a timm/ repo, or a Hugging Face repo such as hub:facebook/dinov3-vits16-pretrain-lvd1689m)")
     elif "LocalEntryNotFound" in kind or isinstance(exc, (OSError, ConnectionError)):
         hint = (" (hub weights are downloaded from the Hugging Face Hub: this needs network access, or the files "
                 "already in the local Hugging Face cache; else pass a downloaded file or folder with --weights)")

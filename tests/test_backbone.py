@@ -88,7 +88,7 @@ def test_hub_weights_fail_clearly_offline():
         assert "source prefix" not in str(err.value) and "needs network access" in str(err.value)
     with pytest.raises(BackboneError, match="cannot load hub weights 'no_such_model'") as err:
         build_backbone("dinov3_vits16", "hub:no_such_model")
-    assert "network" not in str(err.value)
+    assert "network" not in str(err.value) and "e.g. hub:vit_small_patch16_dinov3_qkvb.lvd1689m" in str(err.value)
 
 
 def test_hub_weights_of_another_dinov3_variant_are_refused_before_download():
