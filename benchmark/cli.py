@@ -22,10 +22,10 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 
-def check_folder_option(path: Path, option: str) -> None:
+def check_folder_option(path: Path, option: str, give: str = "a folder") -> None:
     from benchmark.records import check_folder_option as check
 
-    check(path, option)
+    check(path, option, give)
 
 
 def runs_text(n: int) -> str:
@@ -43,23 +43,16 @@ def warn_random_weights(backbone: str, weights: str | None) -> None:
 
 
 def user_errors(fn):
-    """Turn the errors a user can cause into one clear line and exit code 2.
-
-    The error classes are imported when a command starts, not when this module loads: importing them pulls in
-    torch and timm (about 3 s), which `segbench --help` does not need and a Ctrl-C would interrupt with a traceback.
-    """
+    """Turn the errors a user can cause into one clear line and exit code 2. segbench's own errors (ConfigError,
+    DataError, BackboneError, WeightsError) are ValueErrors, so this module imports none of them, nor the torch and
+    timm behind them (about 3 s that `segbench --help` does not need)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from benchmark.config import ConfigError
-        from benchmark.data.base import DataError
-        from segdino.backbone import BackboneError
-
         try:
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
-        except (BackboneError, ConfigError, DataError, OSError, ValueError,
-                RuntimeError) as exc:
+        except (OSError, ValueError, RuntimeError) as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2)
         except KeyError as exc:
@@ -74,8 +67,8 @@ def user_errors(fn):
 
 
 def _split(values: list[str] | None) -> list[str]:
-    """`--seeds 0,1 --seeds 2` -> ["0", "1", "2"], each once (a repeated seed would be one run listed twice)."""
-    return list(dict.fromkeys(v.strip() for item in values or [] for v in item.split(",") if v.strip()))
+    """`--seeds 0,1 --seeds 2` -> ["0", "1", "2"]."""
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
 
 def parse_sets(values: list[str] | None) -> dict[str, str]:
@@ -128,7 +121,11 @@ def data_check(
 
     if num_classes is not None and num_classes < 2:
         raise ValueError(f"--num-classes counts the background too: 2 for binary masks, not {num_classes}")
-    if not root.is_dir():   # a wrong path is a usage error (exit 2), not a dataset that failed its check (exit 1)
+    if root.is_file():   # a wrong path is a usage error (exit 2), not a dataset that failed its check (exit 1)
+        from benchmark.data.base import not_a_folder
+
+        raise ValueError(f"data check: {not_a_folder(root, 'folder')}")
+    if not root.is_dir():
         raise FileNotFoundError(f"data check: folder not found: {root} (point it at a dataset's folder or at the "
                                 "folder holding them, e.g. ~/data)")
     report = check_dataset(root, dataset, expect_counts=not miniature, num_classes=num_classes)
@@ -284,7 +281,7 @@ def score(
     if out is not None and out.is_dir():   # a folder: the rows go in it, rather than failing after the scoring
         out = out / "scores.csv"
     if out is not None:
-        check_folder_option(out.parent, "--out")
+        check_folder_option(out.parent, "--out", give="a CSV file's path in a folder")
     size_from = ""
     if size is None:
         size = predictions_size(pred_dir)
@@ -442,8 +439,11 @@ def run(
 
     from benchmark.registry import DATASETS, DECODERS, check_key
 
-    ds = [check_key("dataset", d, DATASETS) for d in _split(datasets)] or (list(PAPER_DATASETS) if all_ else [])
-    ms = [check_key("method", m, DECODERS) for m in _split(methods)] or (list(PAPER_METHODS) if all_ else [])
+    # each once: a repeated name would be one run planned twice
+    ds = list(dict.fromkeys(check_key("dataset", d, DATASETS) for d in _split(datasets))) or (
+        list(PAPER_DATASETS) if all_ else [])
+    ms = list(dict.fromkeys(check_key("method", m, DECODERS) for m in _split(methods))) or (
+        list(PAPER_METHODS) if all_ else [])
     if not ds or not ms:
         raise ValueError("say what to run: --all, or --datasets and --methods "
                          "(e.g. --datasets kvasir --methods segdino)")
@@ -461,8 +461,8 @@ def run(
     bad = [s for s in _split(seeds) if not s.isdigit()]
     if bad:
         raise ValueError(f"--seeds takes whole numbers, e.g. 0,1,2 (got {bad[0]!r})")
-    spec = SweepSpec(tuple(ds), tuple(ms), tuple(int(s) for s in _split(seeds) or ["0", "1", "2"]), preset,
-                     str(config) if config else None, overrides)
+    seed_list = tuple(dict.fromkeys(int(s) for s in _split(seeds) or ["0", "1", "2"]))
+    spec = SweepSpec(tuple(ds), tuple(ms), seed_list, preset, str(config) if config else None, overrides)
     first = load_config(preset, config, overrides)
     if not dry_run:   # a wrong data root or weights path fails before the random-weights note
         check_inputs(plan(spec))
@@ -572,11 +572,7 @@ def demo(
 
 
 def main() -> None:
-    try:
-        sys.exit(app())
-    except KeyboardInterrupt:  # before a command's own handler exists (while torch and timm load)
-        err.print("interrupted", highlight=False)
-        sys.exit(130)
+    sys.exit(app())
 
 
 if __name__ == "__main__":

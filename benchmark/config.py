@@ -6,6 +6,7 @@ A preset is a complete recipe expressed as overrides of the defaults; the defaul
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -271,6 +272,8 @@ def validate(cfg: Config) -> None:
                             "at least 0"), ("train.seed", cfg.train.seed, "at least 0"),
                             ("train.checkpoint_every_s", cfg.train.checkpoint_every_s, "at least 0"),
                             ("train.num_workers", cfg.train.num_workers, "at least 0")):
+        if not math.isfinite(value):
+            raise ConfigError(f"{key} must be a finite number, not {value}")
         if value < 0 or (value == 0 and low == "above 0"):
             raise ConfigError(f"{key} must be {low}, not {value}")
     for key, value in (("train.epochs", cfg.train.epochs), ("train.batch_size", cfg.train.batch_size),

@@ -24,18 +24,19 @@ from benchmark.config import Config
 SCHEMA = 1
 
 
-def check_folder_option(path: str | Path, option: str) -> None:
-    """A folder option (--out, --runs-dir) that segbench creates or fills: refuse, before any work, a path that is
-    a file, lies under one, or lies where this user cannot write, naming the option."""
+def check_folder_option(path: str | Path, option: str, give: str = "a folder") -> None:
+    """A path option (--out, --runs-dir) that segbench creates or fills: refuse, before any work, one that is a
+    file, lies under one, or is a broken symbolic link, naming the option. (Write permission is not checked: a
+    read-only runs folder still serves `run --dry-run` and finished runs.)"""
     path = Path(path).expanduser()
     for here in (path, *path.absolute().parents):
+        if here.is_symlink() and not here.exists():
+            raise ValueError(f"{option} {path}: {here} is a symbolic link to {os.readlink(here)}, which is not "
+                             f"there; give {give} elsewhere, or create the link's target")
         if here.exists():
             if not here.is_dir():
                 where = "is a file" if here == path else f"lies under {here}, which is a file"
-                raise ValueError(f"{option} {path} {where}: give a folder")
-            if not os.access(here, os.W_OK | os.X_OK):
-                raise PermissionError(f"{option} {path}: cannot write in {here} (permission denied); give a folder "
-                                      "you can write to")
+                raise ValueError(f"{option} {path} {where}: give {give}")
             return
 
 
@@ -371,13 +372,16 @@ def read_config_yaml(run_dir: Path) -> dict:
     return data
 
 
-def missing_sections(data) -> list[str]:
-    """The sections a config.yaml written by segbench has and this one lacks (a truncated file can still parse);
-    a setting added to a section since is not missing: it takes its default."""
-    from benchmark.config import Config
+# The sections every config.yaml segbench has written holds (benchmark.config.Config). A section added to Config
+# later must not join this list: the config.yaml files written before it would all read as damaged.
+CONFIG_SECTIONS = ("backbone", "decoder", "data", "optim", "train", "eval", "run")
 
+
+def missing_sections(data) -> list[str]:
+    """The sections of CONFIG_SECTIONS a config.yaml lacks (a file cut short can still parse); a setting added to a
+    section since is not missing: it takes its default."""
     data = data if isinstance(data, dict) else {}
-    return [name for name in Config().to_dict() if not isinstance(data.get(name), dict)]
+    return [name for name in CONFIG_SECTIONS if not isinstance(data.get(name), dict)]
 
 
 def damaged_config(path: Path, why: Exception | str) -> str:

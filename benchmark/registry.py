@@ -10,7 +10,7 @@ from segdino.backbone import BACKBONES, build_backbone
 from segdino.head import SegDINOHead
 from segdino.model import Segmenter
 
-from benchmark.data.base import DataError, DatasetSource
+from benchmark.data.base import DataError, DatasetSource, not_a_folder, sub_dirs
 from benchmark.data.folder import open_folder
 from benchmark.data.isic2017 import open_isic2017
 from benchmark.data.kvasir import open_kvasir
@@ -65,8 +65,18 @@ def check_config(cfg) -> None:
             with torch.device("meta"):
                 build_decoder(cfg.decoder.name, embed_dim(cfg.backbone.name), 1, **cfg.decoder.options)
         except (TypeError, ValueError, RuntimeError) as exc:   # RuntimeError: e.g. a negative width
+            takes = decoder_options(cfg.decoder.name)
             raise ConfigError(f"decoder.options {cfg.decoder.options} do not fit method '{cfg.decoder.name}': "
-                              f"{exc}") from None
+                              f"{exc}; it takes {', '.join(takes) if takes else 'no options'}") from None
+
+
+def decoder_options(name: str) -> list[str]:
+    """The options a method takes in decoder.options, with their defaults (`features=256`)."""
+    import inspect
+
+    params = list(inspect.signature(DECODERS[name]).parameters.values())[2:]   # after in_channels, num_classes
+    return [p.name if p.default is inspect.Parameter.empty else f"{p.name}={p.default!r}" for p in params
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 def build_decoder(name: str, in_channels: int, num_classes: int, **options):
@@ -82,17 +92,29 @@ def build_model(cfg, num_classes: int = 2) -> Segmenter:
     return Segmenter(backbone, decoder, freeze_backbone=cfg.train.freeze_backbone)
 
 
+def is_runs_folder(folder: Path) -> bool:
+    """Whether `folder` is a dataset level of a segbench runs directory (RUNS/<dataset>/, `records.run_dir_for`):
+    it holds run directories (a run directory holds a config.yaml, `records.load_config_file`) and nothing else but
+    folders named like one (method__backbone__preset__sSEED, e.g. a corrupt run moved aside). A dataset folder that
+    a run was written into holds its own folders too (images/, ...), and stays a dataset folder."""
+    runs = sub_dirs(folder)
+    has_config = [(run / "config.yaml").is_file() for run in runs]
+    return any(has_config) and all(ok or "__" in run.name for run, ok in zip(runs, has_config))
+
+
 def find_dataset_root(key: str, data_root: str | Path) -> Path:
-    """`data_root` is the dataset's own folder or a folder holding several under their usual unzipped names."""
+    """`data_root` is the dataset's own folder or a folder holding several under their usual unzipped names. A
+    child folder of such a name that is a runs folder (`--runs-dir` set to the data root writes RUNS/<dataset>/
+    there) is passed over."""
     check_key("dataset", key, DATASETS)
     data_root = Path(data_root).expanduser()
     if not data_root.is_dir():
-        raise DataError(f"data root not found: {data_root}")
+        raise DataError(not_a_folder(data_root))
     names = {n.lower() for n in DATASETS[key][1]}
     if data_root.name.lower() in names:
         return data_root
     for child in sorted(data_root.iterdir()):
-        if child.is_dir() and child.name.lower() in names:
+        if child.is_dir() and child.name.lower() in names and not is_runs_folder(child):
             return child
     return data_root
 
@@ -102,4 +124,4 @@ def open_dataset(key: str, data_root: str | Path) -> DatasetSource:
 
 
 __all__ = ["BACKBONES", "DECODERS", "DATASETS", "build_decoder", "build_model", "check_config", "open_dataset",
-           "find_dataset_root", "check_key"]
+           "find_dataset_root", "is_runs_folder", "check_key"]

@@ -79,8 +79,7 @@ def check_inputs(configs: list[Config], data_problems: dict | None = None) -> No
     for cfg in keys.values():   # each dataset's layout, before hours of other runs (a listing, no decoding)
         key = cfg.data.dataset
         try:
-            source = open_dataset(key, cfg.data.root)
-            check_runs_outside(cfg, source.root)
+            open_dataset(key, cfg.data.root)
         except DataError as exc:
             message = str(exc) if len(keys) == 1 else (
                 f"{exc}. In a sweep, --data-root holds each dataset in its usual folder ({key}: "
@@ -91,16 +90,6 @@ def check_inputs(configs: list[Config], data_problems: dict | None = None) -> No
     for weights in {c.backbone.weights for c in configs}:
         if weights not in (None, "", "none") and not str(weights).startswith("hub:") and not Path(weights).exists():
             raise FileNotFoundError(f"weights file not found: {weights}")
-
-
-def check_runs_outside(cfg: Config, data_folder: Path) -> None:
-    """Run directories and caches inside a dataset's folder would be listed as its files on the next command."""
-    data_folder = Path(data_folder).resolve()
-    for path in (Path(cfg.run.runs_dir), records.run_dir_for(cfg)):
-        if path.expanduser().resolve().is_relative_to(data_folder):
-            raise ValueError(f"--runs-dir {cfg.run.runs_dir} puts runs inside the dataset folder {data_folder}, "
-                             "where later commands would read them as data: give a folder outside the data, "
-                             "e.g. --runs-dir runs")
 
 
 def plan_status(spec: SweepSpec) -> list[dict]:
@@ -296,7 +285,7 @@ def local_devices(requested: list[str] | None, train_device: str, runs_per_gpu: 
         from benchmark.train import resolve_device
 
         for name in requested:   # a typo or a missing GPU fails here, before any work
-            if name == "auto" or not DEVICE_NAMES.fullmatch(name):
+            if not DEVICE_NAMES.fullmatch(name):
                 raise ValueError(f"--devices: '{name}' is not a device; use e.g. cuda:0,cuda:1 or cpu")
             try:
                 resolve_device(name)
@@ -604,12 +593,15 @@ def _wait_for_other(cfg: dict, holder: str) -> dict | None:
     {"stopped": why} when that trainer left it unfinished (the sweep then submits it again, up to TAKEOVERS
     times)."""
     run_dir = records.run_dir_for(_cfg(cfg))
-    if records.lock_holder(run_dir) is not None:
+    if records.lock_holder(run_dir) is not None:   # a quick look first: taking the lock tries for 0.4 s
         return None
-    with records.run_lock(run_dir, wait=True):   # free a moment ago: at most a short wait for a new holder
-        if records.is_done(run_dir):   # finished by the other process: for this config and these files?
-            clash = config_clash(_cfg(cfg))
-            return {"conflict": clash} if clash else summary_row(run_dir, "done", 0.0)
+    try:
+        with records.run_lock(run_dir):   # not waiting: another trainer may have taken it since the look
+            if records.is_done(run_dir):   # finished by the other process: for this config and these files?
+                clash = config_clash(_cfg(cfg))
+                return {"conflict": clash} if clash else summary_row(run_dir, "done", 0.0)
+    except records.RunBusy:
+        return None
     return {"stopped": f"{_label(cfg)} (being trained by {holder}, which stopped before finishing it; the same "
                        "command resumes it)"}
 

@@ -52,8 +52,8 @@ SHARED_SETTINGS = (
     "run.runs_dir",              # where the run directory is
     "backbone.weights",          # a path; the weights themselves are told apart by env.json's weights_sha256
 )
-# The sections of every config.yaml segbench writes (benchmark.config.Config; tests check they agree): a file
-# without one was cut short, though it may still parse.
+# The sections every config.yaml segbench has written holds (benchmark.records.CONFIG_SECTIONS; tests check they
+# agree): a file without one was cut short, though it may still parse. Sections added later must not join it.
 CONFIG_SECTIONS = ("backbone", "decoder", "data", "optim", "train", "eval", "run")
 # Settings that belong to the method (a decoder's own options, e.g. its widths): runs of different methods differ in
 # them by design, so they are compared among the runs of one method only.

@@ -143,9 +143,12 @@ def test_import_is_strict(tmp_path):
     (["train", "--preset", "smoke", "--data-root", "{kvasir}", "--set", "optim.lr=-1"],
      "optim.lr must be above 0, not -1.0"),
     (["train", "--preset", "smoke", "--data-root", "{kvasir}", "--seed", "-1"], "train.seed must be at least 0"),
+    (["train", "--preset", "smoke", "--data-root", "{kvasir}", "--set", "optim.weight_decay=inf"],
+     "optim.weight_decay must be a finite number, not inf"),
     (["train", "--preset", "smoke", "--data-root", "{kvasir}", "--config", "{empty}"], "is a folder: give a YAML"),
     (["evaluate", "/nonexistent/run"], "run directory not found: /nonexistent/run"),
     (["report", "{empty}", "--out", "{garbage}"], "garbage.pth is a file: give a folder"),
+    (["data", "check", "{garbage}"], "data check: folder {garbage} is a file, not a folder"),
     (["data", "check", "{empty}", "--num-classes", "1"], "--num-classes counts the background too: 2 for binary"),
     (["demo", "--quick", "--out", "{garbage}/demo"], "lies under {garbage}, which is a file: give a folder"),
 ])
@@ -489,16 +492,23 @@ def test_options_records_and_interrupts_named_in_errors(trained_run, kvasir_root
     import subprocess
     import sys
 
-    import benchmark.cli
+    import benchmark.config
 
     train = ["train", "--preset", "smoke", "--data-root", kvasir_root, "--epochs", 1, "--size", 64]
-    # a runs folder under a file, or inside the dataset folder (where later commands would read runs as data)
+    # a runs folder under a file, or at a broken symbolic link
     (tmp_path / "f").write_text("x")
     code, out = invoke(*train, "--runs-dir", tmp_path / "f" / "runs")
     assert code == 2 and "lies under" in out and "which is a file" in out, out
-    code, out = invoke(*train, "--runs-dir", kvasir_root / "Kvasir-SEG" / "runs")
-    assert code == 2 and "inside the dataset folder" in out and "--runs-dir runs" in out, out
-    assert not (kvasir_root / "Kvasir-SEG" / "runs").exists()
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere")
+    code, out = invoke("report", trained_run.parent.parent, "--out", tmp_path / "gone")
+    assert code == 2 and "is a symbolic link to" in out and "which is not there" in " ".join(out.split()), out
+    # runs written into the dataset's own folder: its kvasir/ runs folder is not taken for the dataset after
+    data = tmp_path / "Kvasir-SEG"
+    shutil.copytree(kvasir_root / "Kvasir-SEG", data)
+    in_data = ["train", "--preset", "smoke", "--data-root", data, "--epochs", 1, "--size", 64, "--runs-dir", data]
+    assert invoke(*in_data)[0] == 0
+    code, out = invoke(*in_data)
+    assert code == 0 and "already finished" in out, out
     # how often a run checkpoints is not part of what it is: the finished run is found again
     code, out = invoke(*train, "--runs-dir", trained_run.parent.parent, "--set", "train.checkpoint_every_s=5")
     assert code == 0 and "already finished" in out, out
@@ -529,14 +539,13 @@ def test_options_records_and_interrupts_named_in_errors(trained_run, kvasir_root
     # a runs folder given where a run directory is wanted points at a run inside it
     code, out = invoke("evaluate", trained_run.parent.parent)
     assert code == 2 and f"e.g. {trained_run}" in " ".join(out.split()), out
-    # Ctrl-C while torch loads (before any command's handler): one word, exit 130; --help loads no torch
-    def interrupted():
+    # Ctrl-C while a command loads torch is the command's own interrupt; --help and the CLI module load no torch
+    def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(benchmark.cli, "app", interrupted)
-        with pytest.raises(SystemExit) as stop:
-            benchmark.cli.main()
-    assert stop.value.code == 130
+        mp.setattr(benchmark.config, "load_config", interrupted)   # the command's first import of segbench code
+        code, out = invoke(*train, "--runs-dir", tmp_path / "r")
+    assert code == 130 and "interrupted" in out, out
     loaded = subprocess.run([sys.executable, "-c", "import sys, benchmark.cli; print('torch' in sys.modules)"],
                             capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "False"

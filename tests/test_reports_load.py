@@ -267,7 +267,8 @@ def test_imported_runs_are_listed_as_not_reported_wherever_they_are(tmp_path, wh
 
 
 def test_the_sections_a_config_yaml_must_have_are_those_segbench_writes():
+    from benchmark import records
     from benchmark.config import Config
     from reports.load import CONFIG_SECTIONS
 
-    assert tuple(Config().to_dict()) == CONFIG_SECTIONS
+    assert CONFIG_SECTIONS == records.CONFIG_SECTIONS and set(CONFIG_SECTIONS) <= set(Config().to_dict())

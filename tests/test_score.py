@@ -424,3 +424,19 @@ def test_score_split_scores_class_index_maps_of_a_multiclass_folder_dataset(tmp_
     _save(tmp_path / "pred" / f"{bad.key}.png", np.full(source.read_mask(bad).shape, 7))
     with pytest.raises(ValueError, match=f"{bad.key}.png holds class 7; the dataset has 3 classes"):
         score_split(tmp_path / "pred", source, "test", "medical-native")
+
+
+def test_score_split_names_masks_that_pair_with_no_image(tmp_path):
+    """Masks renamed `<stem>_mask.png` in a folder dataset: the error gives the pairing rule, not "restore"."""
+    from benchmark.data import synthetic
+    from benchmark.metrics import score_split
+    from benchmark.registry import open_dataset
+
+    root = synthetic.write_folder(tmp_path / "mine", 4, 3)
+    source = open_dataset("folder", root)
+    _perfect_predictions(source.splits["test"], tmp_path / "pred", read=lambda r: source.read_mask(r) > 0)
+    for mask in (root / "masks").glob("*.png"):
+        mask.rename(mask.with_name(f"{mask.stem}_mask.png"))
+    with pytest.raises(ValueError, match=r"3 folder test images have no mask: no mask for .*masks has 7 files with "
+                                         r"no image of the same stem .*identical stem .*rename them"):
+        score_split(tmp_path / "pred", open_dataset("folder", root), "test", "segdino")

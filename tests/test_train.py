@@ -158,7 +158,8 @@ def test_a_config_file_is_checked_section_by_section_and_cannot_relabel_the_pres
 def test_decoder_options_the_method_does_not_take_are_refused_up_front():
     from benchmark.registry import check_config
 
-    with pytest.raises(ConfigError, match="decoder.options {'foo': 1} do not fit method 'segdino'.*'foo'"):
+    with pytest.raises(ConfigError, match="do not fit method 'segdino'.*'foo'; it takes project_channels=.*, "
+                                          "features=128"):
         check_config(load_config("smoke", overrides={"decoder.options": {"foo": 1}}))
     check_config(load_config("smoke", overrides={"decoder.name": "unet-small", "decoder.options": {"width": 64}}))
 

@@ -9,15 +9,74 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterable
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+# archive suffix -> the command that extracts it, for the error on an archive passed as a dataset folder
+ARCHIVES = {".zip": "unzip", ".tar": "tar -xf", ".tar.gz": "tar -xzf", ".tgz": "tar -xzf", ".tar.bz2": "tar -xjf",
+            ".tar.xz": "tar -xJf", ".7z": "7z x", ".rar": "unrar x"}
 
 
 class DataError(ValueError):
     """A dataset problem the user can fix; the message names the file or folder and what to do."""
+
+
+class DuplicateStemError(DataError):
+    """Two files of one folder share the key that pairs images and masks (`by_stem`); `pairs` lists every such
+    pair found in that folder, first file first, for `data check` to report one by one."""
+
+    def __init__(self, pairs: list[tuple[Path, Path, str]], what: str = "stem"):
+        n = len(pairs) - 1
+        more = (f"; {n} more file{'s' * (n != 1)} in {pairs[0][0].parent} share{'s' * (n == 1)} a {what} with "
+                "another" if n else "")
+        super().__init__(duplicate_message(*pairs[0], what) + more)
+        self.pairs, self.what = pairs, what
+
+    def __reduce__(self):   # raised in a sweep's worker processes and unpickled in the sweep's
+        return DuplicateStemError, (self.pairs, self.what)
+
+
+def duplicate_message(first: Path, second: Path, key: str, what: str = "stem") -> str:
+    return (f"{first} and {second} share the {what} {key}; keep one of them and move the other out of "
+            f"{first.parent.name}/ (images and masks are paired by {what}, so only one of the two can be used)")
+
+
+def by_stem(files: Iterable[Path], key: Callable[[Path], str] = lambda p: p.stem,
+            what: str = "stem") -> dict[str, Path]:
+    """{key(file): file}, in the order of `files`. Two files with one key (a re-export beside the original:
+    images/a.jpg and images/a.png) are a DuplicateStemError naming both, never a silent pick of either."""
+    found: dict[str, Path] = {}
+    pairs = []
+    for path in files:
+        k = key(path)
+        if k in found:
+            pairs.append((found[k], path, k))
+        else:
+            found[k] = path
+    if pairs:
+        raise DuplicateStemError(pairs, what)
+    return found
+
+
+def unpaired(masks: dict[str, Path], keys: Iterable[str]) -> list[Path]:
+    """The masks (by key, as `by_stem` gives them) whose key is no image's: named after another convention
+    (`<stem>_mask.png`), or left over from removed images."""
+    keys = set(keys)
+    return [p for k, p in masks.items() if k not in keys]
+
+
+def not_a_folder(path: Path, what: str = "data root") -> str:
+    """Why `path`, which is not a directory, cannot be a dataset folder: missing, or a file (an archive: extract it)."""
+    if not path.exists():
+        return f"{what} not found: {path}"
+    command = next((c for suffix, c in ARCHIVES.items() if path.name.lower().endswith(suffix)), None)
+    if command is not None:
+        return (f"{what} {path} is a file, not a folder; extract it first and pass the folder it unpacks to "
+                f"(e.g. {command} {path.name})")
+    return f"{what} {path} is a file, not a folder; pass the dataset's folder"
 
 
 @dataclass(frozen=True)
@@ -52,14 +111,29 @@ class DatasetSource:
     expected_groups: dict[str, int] = field(default_factory=dict)   # official videos per split (video datasets)
     # official samples over all splits, when only that is known
     expected_total: int | None = None
+    # mask files that pair with no image (`unpaired`): named in the missing-mask error and by `data check`
+    unpaired_masks: list[Path] = field(default_factory=list)
 
     def read_image(self, ref: SampleRef) -> np.ndarray:
         return read_image(ref.image)
 
     def read_mask(self, ref: SampleRef) -> np.ndarray:
         if ref.mask is None:
-            raise DataError(f"no mask for {ref.image}: restore it, or skip such samples with --skip-bad")
+            raise DataError(self.no_mask_message(ref))
         return read_mask(ref.mask, self.mask_encoding)
+
+    def no_mask_message(self, ref: SampleRef) -> str:
+        """Why `ref` has no mask and what to do; when mask files pair with no image, the pairing rule, since
+        skipping would skip every sample of a dataset whose masks follow another naming convention."""
+        if not self.unpaired_masks:
+            return f"no mask for {ref.image}: restore it, or skip such samples with --skip-bad"
+        first, n = self.unpaired_masks[0], len(self.unpaired_masks)
+        files = f"{n} file{'s' * (n != 1)} with no image of the same stem"
+        folders = {p.parent for p in self.unpaired_masks}
+        where = (f"{first.parent} has {files} (e.g. {first.name})" if len(folders) == 1 else
+                 f"{len(folders)} mask folders hold {files} (e.g. {first})")
+        return (f"no mask for {ref.image}, and {where}; {self.name} datasets pair an image and its mask by "
+                f"identical stem ({ref.image.name} with {ref.image.stem}{first.suffix}): rename them")
 
 
 def _open(path: Path, skip_hint: bool = True) -> Image.Image:

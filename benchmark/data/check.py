@@ -3,7 +3,8 @@ is wrong, file by file.
 
 It opens each dataset through its own loader (the code path training uses), decodes every image and mask fully,
 and reports
-- errors (`ok` is False): a layout the loader refuses, a missing mask, a mask without an image, an unreadable or
+- errors (`ok` is False): a layout the loader refuses, two files of one stem (which the loaders refuse: a silent
+  pick of either would train on the wrong one), a missing mask, a mask without an image, an unreadable or
   truncated image or mask, a mask whose size differs from its image's, mask values that are not the dataset's
   binary encoding beyond JPEG noise, an empty split;
 - count deviations (warnings): samples or videos per split, or in all, differing from the official counts of
@@ -23,7 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from benchmark.data.base import IMAGE_SUFFIXES, DataError, DatasetSource, SampleRef, child_dir, sub_dirs
+from benchmark.data.base import (IMAGE_SUFFIXES, DataError, DatasetSource, DuplicateStemError, SampleRef, child_dir,
+                                 duplicate_message, not_a_folder, sub_dirs)
 from benchmark.data.isic2017 import MASK_SUFFIX
 
 JPEG = (".jpg", ".jpeg")
@@ -35,8 +37,8 @@ JPEG_NOISE_FRACTION = 0.02    # ... on at most this fraction of its pixels
 class Problem:
     """One thing wrong, naming the file (or folder) it concerns. `severity` is "error" or "warning"."""
 
-    kind: str       # layout, missing_mask, extra_mask, unreadable_image, unreadable_mask, size_mismatch,
-    path: str       # non_binary_mask, empty_split, count_deviation
+    kind: str       # layout, duplicate_stem, missing_mask, extra_mask, unreadable_image, unreadable_mask,
+    path: str       # size_mismatch, non_binary_mask, empty_split, count_deviation
     message: str
     severity: str = "error"
 
@@ -136,8 +138,9 @@ SIGNATURES = {
 
 
 def detect_datasets(root: Path) -> list[tuple[str, Path]]:
-    """(key, folder) for each dataset found at `root` or in its sub-folders, by layout, else by usual folder name."""
-    from benchmark.registry import DATASETS
+    """(key, folder) for each dataset found at `root` or in its sub-folders, by layout, else by usual folder name;
+    runs folders (a runs directory written into the data root) are passed over."""
+    from benchmark.registry import DATASETS, is_runs_folder
 
     def match(d: Path) -> str | None:
         return next((k for k, sig in SIGNATURES.items() if k in DATASETS and sig(d)), None)
@@ -147,7 +150,7 @@ def detect_datasets(root: Path) -> list[tuple[str, Path]]:
     if own is not None and own != "isic2017":
         return [(own, root)]
     found = [("isic2017", root)] if own == "isic2017" else []
-    for child in sub_dirs(root):
+    for child in (c for c in sub_dirs(root) if not is_runs_folder(c)):
         key = match(child) or next((k for k, (_, names) in DATASETS.items()
                                     if child.name.lower() in {n.lower() for n in names}), None)
         if key is not None:
@@ -222,7 +225,8 @@ def _stem(path: Path) -> str:
 
 
 def extra_masks(source: DatasetSource) -> list[Path]:
-    """Mask files in the loader's mask folders with no image of the same stem in the matching image folders."""
+    """Mask files in the loader's mask folders with no image of the same stem in the matching image folders, and
+    those the loader found pairing with no image (`unpaired_masks`: a mask folder none of whose files pairs)."""
     refs = [r for refs in source.splits.values() for r in refs] + \
            [SampleRef(e["key"], Path(e["image"]), None) for e in source.excluded]
     image_dirs: dict[Path, set[Path]] = {}
@@ -234,7 +238,7 @@ def extra_masks(source: DatasetSource) -> list[Path]:
         stems = {_stem(p) for d in dirs for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
         extra += sorted(p for p in mask_dir.iterdir()
                         if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and _stem(p) not in stems)
-    return extra
+    return sorted(set(extra) | set(source.unpaired_masks))
 
 
 def _counts(source: DatasetSource) -> tuple[list[SplitCount], list[Problem]]:
@@ -272,6 +276,10 @@ def check_source(key: str, folder: Path, workers: int | None = None, num_classes
     report = DatasetReport(key, Path(folder))
     try:
         source = _open_source(key, folder, num_classes)
+    except DuplicateStemError as exc:
+        report.problems += [Problem("duplicate_stem", str(second), duplicate_message(first, second, k, exc.what))
+                            for first, second, k in exc.pairs]
+        return report
     except DataError as exc:
         report.problems.append(Problem("layout", str(folder), str(exc)))
         return report
@@ -289,7 +297,8 @@ def check_source(key: str, folder: Path, workers: int | None = None, num_classes
                 report.problems += problems
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = truncated
-    report.problems += [Problem("extra_mask", str(p), f"mask {p} has no image") for p in extra_masks(source)]
+    report.problems += [Problem("extra_mask", str(p), f"mask {p} has no image of the same stem")
+                        for p in extra_masks(source)]
     report.problems += count_problems
     if source.expected_total is not None and report.total != source.expected_total:
         report.problems.append(Problem("count_deviation", str(source.root), f"{report.total:,} samples in all, the "
@@ -306,7 +315,8 @@ def check_dataset(root: str | Path, key: str | None = None, expect_counts: bool 
     root = Path(root).expanduser()
     report = CheckReport(root, expect_counts)
     if not root.is_dir():
-        report.problems.append(Problem("layout", str(root), f"folder not found: {root}"))
+        why = not_a_folder(root) if root.exists() else f"folder not found: {root}"
+        report.problems.append(Problem("layout", str(root), why))
         return report
     if key is not None:
         check_key("dataset", key, DATASETS)

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmark.data.base import DataError, DatasetSource, SampleRef, _open, child_dir, list_images, natural_key
+from benchmark.data.base import (DataError, DatasetSource, SampleRef, _open, by_stem, child_dir, list_images,
+                                 natural_key, unpaired)
 
 LISTS = {"train": "train.txt", "val": "val.txt", "test": "test.txt"}
 JPEG = (".jpg", ".jpeg")
@@ -143,13 +144,15 @@ def open_folder(root: Path, num_classes: int | None = None, seed: int = 0, test_
     if images is None or masks is None:
         raise DataError(f"folder dataset: expected {root / 'images'} and {root / 'masks'} (masks paired with images "
                         "by file stem)")
-    by_stem = {p.stem: p for p in list_images(images)}
-    if not by_stem:
+    image_by_stem = by_stem(list_images(images))
+    if not image_by_stem:
         raise DataError(f"folder dataset: no images in {images}")
-    mask_by_stem = {p.stem: p for p in list_images(masks)}
-    stems, notes = _splits(root, by_stem, seed, test_fraction)
-    splits = {split: [SampleRef(s, by_stem[s], mask_by_stem.get(s)) for s in names] for split, names in stems.items()}
+    mask_by_stem = by_stem(list_images(masks))
+    stems, notes = _splits(root, image_by_stem, seed, test_fraction)
+    splits = {split: [SampleRef(s, image_by_stem[s], mask_by_stem.get(s)) for s in names]
+              for split, names in stems.items()}
     used = sorted({r.mask for refs in splits.values() for r in refs if r.mask is not None})
     encoding, n_classes, how = infer_encoding(used, num_classes, strict)
     notes += how
-    return DatasetSource("folder", root, splits, encoding, n_classes, {}, notes)
+    return DatasetSource("folder", root, splits, encoding, n_classes, {}, notes,
+                         unpaired_masks=unpaired(mask_by_stem, image_by_stem))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.data.base import DataError, DatasetSource, SampleRef, child_dir, list_images, sub_dirs
+from benchmark.data.base import DataError, DatasetSource, SampleRef, by_stem, child_dir, list_images, sub_dirs
 
 EXPECTED = {"train": 2000, "val": 150, "test": 600}
 PARTS = {"train": ("Training",), "val": ("Validation",), "test": ("Test_v2", "Test")}
@@ -39,8 +39,9 @@ def image_files(folder: Path) -> list[Path]:
 
 
 def mask_files(folder: Path) -> dict[str, Path]:
-    """lower-case image id -> mask path, for `<id>_segmentation.*` in any case."""
-    return {p.stem[: -len(MASK_SUFFIX)].lower(): p for p in list_images(folder) if p.stem.lower().endswith(MASK_SUFFIX)}
+    """lower-case image id -> mask path, for `<id>_segmentation.*` in any case (two masks of one id: an error)."""
+    return by_stem((p for p in list_images(folder) if p.stem.lower().endswith(MASK_SUFFIX)),
+                   key=lambda p: p.stem[: -len(MASK_SUFFIX)].lower(), what="image id")
 
 
 def open_isic2017(root: Path) -> DatasetSource:
@@ -64,7 +65,8 @@ def open_isic2017(root: Path) -> DatasetSource:
         if part != parts[0]:
             notes.append(f"{split}: using ISIC-2017_{part}_* (the official test set is Test_v2)")
         masks = mask_files(_unnest(truth))
-        splits[split] = [SampleRef(p.stem, p, masks.get(p.stem.lower())) for p in image_files(_unnest(data))]
+        images = by_stem(image_files(_unnest(data)), key=lambda p: p.stem.lower(), what="image id")
+        splits[split] = [SampleRef(p.stem, p, masks.get(key)) for key, p in images.items()]
     if holder != root:
         notes.append(f"ISIC-2017_* folders found in {holder}")
     return DatasetSource("isic2017", holder, splits, "threshold128", 2, dict(EXPECTED), notes)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.data.base import DataError, DatasetSource, SampleRef, child_dir, list_images
+from benchmark.data.base import DataError, DatasetSource, SampleRef, by_stem, child_dir, list_images, unpaired
 
 EXPECTED = {"train": 880, "test": 120}
 
@@ -25,8 +25,8 @@ def open_kvasir(root: Path) -> DatasetSource:
         if not folder.is_dir():
             raise DataError(f"Kvasir-SEG: expected folder {folder} "
                             "(point --data-root at the unzipped Kvasir-SEG folder)")
-    by_stem = {p.stem: p for p in list_images(images)}
-    mask_by_stem = {p.stem: p for p in list_images(masks)}
+    image_by_stem = by_stem(list_images(images))
+    mask_by_stem = by_stem(list_images(masks))
     lists = {}
     for split, name in (("train", "train.txt"), ("test", "val.txt")):
         found = next((d / name for d in (root, root.parent) if (d / name).is_file()), None)
@@ -45,9 +45,10 @@ def open_kvasir(root: Path) -> DatasetSource:
                         f"e.g. {shared[0]}; the two lists must not overlap")
     splits = {}
     for split, stems in lists.items():
-        missing = [s for s in stems if s not in by_stem]
+        missing = [s for s in stems if s not in image_by_stem]
         if missing:
             raise DataError(f"Kvasir-SEG: {len(missing)} images listed in the {split} list are missing from {images}, "
                             f"e.g. {missing[0]}")
-        splits[split] = [SampleRef(s, by_stem[s], mask_by_stem.get(s)) for s in stems]
-    return DatasetSource("kvasir", root, splits, "threshold128", 2, dict(EXPECTED))
+        splits[split] = [SampleRef(s, image_by_stem[s], mask_by_stem.get(s)) for s in stems]
+    return DatasetSource("kvasir", root, splits, "threshold128", 2, dict(EXPECTED),
+                         unpaired_masks=unpaired(mask_by_stem, image_by_stem))

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.data.base import DataError, DatasetSource, SampleRef, child_dir, list_images, natural_key
+from benchmark.data.base import (DataError, DatasetSource, SampleRef, by_stem, child_dir, list_images, natural_key,
+                                 unpaired)
 
 EXPECTED = {"train": 3063, "test": 955}
 KNOWN_BAD = {"1751_512x640": "known bad ground-truth mask, skipped by the mirror-segmentation literature"}
@@ -17,7 +18,7 @@ KNOWN_BAD = {"1751_512x640": "known bad ground-truth mask, skipped by the mirror
 
 def open_msd(root: Path) -> DatasetSource:
     root = Path(root)
-    splits, excluded = {}, []
+    splits, excluded, extra = {}, [], []
     for split in ("train", "test"):
         folder = child_dir(root, split)
         images, masks = ((child_dir(folder, "image") if folder else None),
@@ -25,14 +26,15 @@ def open_msd(root: Path) -> DatasetSource:
         if images is None or masks is None:
             raise DataError(f"MSD: expected folders {root / split / 'image'} and {root / split / 'mask'} (point "
                             "--data-root at the unzipped MSD folder)")
-        mask_by_stem = {p.stem: p for p in list_images(masks)}
+        image_by_stem, mask_by_stem = by_stem(list_images(images)), by_stem(list_images(masks))
+        extra += unpaired(mask_by_stem, image_by_stem)
         refs = []
-        for p in sorted(list_images(images), key=lambda p: natural_key(p.stem)):
-            ref = SampleRef(p.stem, p, mask_by_stem.get(p.stem))
-            if p.stem in KNOWN_BAD:
-                excluded.append({"split": split, "key": p.stem, "image": str(p), "reason": KNOWN_BAD[p.stem]})
+        for stem, p in sorted(image_by_stem.items(), key=lambda item: natural_key(item[0])):
+            if stem in KNOWN_BAD:
+                excluded.append({"split": split, "key": stem, "image": str(p), "reason": KNOWN_BAD[stem]})
             else:
-                refs.append(ref)
+                refs.append(SampleRef(stem, p, mask_by_stem.get(stem)))
         splits[split] = refs
     notes = [f"excluded {e['split']}/{e['key']}: {e['reason']}" for e in excluded]
-    return DatasetSource("msd", root, splits, "threshold128", 2, dict(EXPECTED), notes, excluded=excluded)
+    return DatasetSource("msd", root, splits, "threshold128", 2, dict(EXPECTED), notes, excluded=excluded,
+                         unpaired_masks=extra)

@@ -17,16 +17,19 @@ import json
 import re
 from pathlib import Path
 
-from benchmark.data.base import DataError, DatasetSource, SampleRef, child_dir, list_images, natural_key
+from benchmark.data.base import (DataError, DatasetSource, SampleRef, by_stem, child_dir, list_images, natural_key,
+                                 unpaired)
 
 EXPECTED = {"train": 2879, "test": 614}
 FOLDERS = ("trainval-image", "trainval-mask", "test-image", "test-mask")
 
 
-def _refs(images: Path, masks: Path) -> list[SampleRef]:
-    mask_by_stem = {p.stem: p for p in list_images(masks)}
-    return [SampleRef(p.stem, p, mask_by_stem.get(p.stem))
-            for p in sorted(list_images(images), key=lambda p: natural_key(p.stem))]
+def _refs(images: Path, masks: Path) -> tuple[list[SampleRef], list[Path]]:
+    """The samples of one image folder in number order, and the masks that pair with none of them."""
+    image_by_stem, mask_by_stem = by_stem(list_images(images)), by_stem(list_images(masks))
+    refs = [SampleRef(stem, p, mask_by_stem.get(stem))
+            for stem, p in sorted(image_by_stem.items(), key=lambda item: natural_key(item[0]))]
+    return refs, unpaired(mask_by_stem, image_by_stem)
 
 
 def read_fold(path: Path, train: list[SampleRef]) -> list[str]:
@@ -67,8 +70,9 @@ def open_tn3k(root: Path) -> DatasetSource:
     if missing:
         raise DataError(f"TN3K: expected folder(s) {', '.join(missing)} in {root} (point --data-root at the unzipped "
                         "tn3k folder, the one holding trainval-image/ and the fold files)")
-    splits = {"train": _refs(dirs["trainval-image"], dirs["trainval-mask"]),
-              "test": _refs(dirs["test-image"], dirs["test-mask"])}
+    (train, extra), (test, extra_test) = (_refs(dirs["trainval-image"], dirs["trainval-mask"]),
+                                          _refs(dirs["test-image"], dirs["test-mask"]))
+    splits = {"train": train, "test": test}
     notes = []
     fold_files = sorted(root.glob("tn3k-trainval-fold*.json"), key=lambda p: natural_key(p.name))
     fold_files = [p for p in fold_files if re.fullmatch(r"tn3k-trainval-fold\d+\.json", p.name)]
@@ -80,4 +84,5 @@ def open_tn3k(root: Path) -> DatasetSource:
                         "since its files are not numbered as in the official archive"))
     else:
         notes.append("no tn3k-trainval-fold*.json found: validation falls back to a seeded split of trainval")
-    return DatasetSource("tn3k", root, splits, "threshold128", 2, dict(EXPECTED), notes, val_folds)
+    return DatasetSource("tn3k", root, splits, "threshold128", 2, dict(EXPECTED), notes, val_folds,
+                         unpaired_masks=extra + extra_test)

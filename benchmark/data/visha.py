@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.data.base import DataError, DatasetSource, SampleRef, child_dir, list_images, natural_key, sub_dirs
+from benchmark.data.base import (DataError, DatasetSource, SampleRef, by_stem, child_dir, list_images, natural_key,
+                                 sub_dirs, unpaired)
 
 EXPECTED_VIDEOS = {"train": 50, "test": 70}
 EXPECTED_TOTAL = 11685
@@ -16,7 +17,7 @@ EXPECTED_TOTAL = 11685
 
 def open_visha(root: Path) -> DatasetSource:
     root = Path(root)
-    splits, notes = {}, []
+    splits, notes, extra = {}, [], []
     for split in ("train", "test"):
         folder = child_dir(root, split)
         images, labels = ((child_dir(folder, "images") if folder else None),
@@ -27,12 +28,14 @@ def open_visha(root: Path) -> DatasetSource:
         refs = []
         for video in sorted(sub_dirs(images), key=lambda v: natural_key(v.name)):
             label_dir = child_dir(labels, video.name)
-            mask_by_stem = {p.stem: p for p in list_images(label_dir)} if label_dir is not None else {}
-            refs += [SampleRef(f"{video.name}/{p.stem}", p, mask_by_stem.get(p.stem), group=video.name)
-                     for p in sorted(list_images(video), key=lambda p: natural_key(p.stem))]
+            image_by_stem = by_stem(list_images(video))
+            mask_by_stem = by_stem(list_images(label_dir)) if label_dir is not None else {}
+            extra += unpaired(mask_by_stem, image_by_stem)
+            refs += [SampleRef(f"{video.name}/{stem}", p, mask_by_stem.get(stem), group=video.name)
+                     for stem, p in sorted(image_by_stem.items(), key=lambda item: natural_key(item[0]))]
         orphans = sorted({v.name for v in sub_dirs(labels)} - {v.name for v in sub_dirs(images)})
         if orphans:
             notes.append(f"{split}: label folders without images: {', '.join(orphans)}")
         splits[split] = refs
     return DatasetSource("visha", root, splits, "threshold128", 2, {}, notes,
-                         expected_groups=dict(EXPECTED_VIDEOS), expected_total=EXPECTED_TOTAL)
+                         expected_groups=dict(EXPECTED_VIDEOS), expected_total=EXPECTED_TOTAL, unpaired_masks=extra)

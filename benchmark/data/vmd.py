@@ -9,24 +9,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.data.base import DataError, DatasetSource, SampleRef, child_dir, list_images, natural_key, sub_dirs
+from benchmark.data.base import (DataError, DatasetSource, SampleRef, by_stem, child_dir, list_images, natural_key,
+                                 sub_dirs, unpaired)
 
 EXPECTED = {"train": 7835, "test": 7152}
 EXPECTED_VIDEOS = {"train": 143, "test": 126}
 
 
-def _video_refs(video: Path) -> list[SampleRef]:
+def _video_refs(video: Path) -> tuple[list[SampleRef], list[Path]]:
+    """One video's frames in order, and the masks that pair with none of them."""
     images, masks = child_dir(video, "JPEGImages"), child_dir(video, "SegmentationClassPNG")
     if images is None:
         raise DataError(f"VMD: video folder {video} has no JPEGImages/ folder; re-extract this video")
-    mask_by_stem = {p.stem: p for p in list_images(masks)} if masks is not None else {}
-    return [SampleRef(f"{video.name}/{p.stem}", p, mask_by_stem.get(p.stem), group=video.name)
-            for p in sorted(list_images(images), key=lambda p: natural_key(p.stem))]
+    image_by_stem = by_stem(list_images(images))
+    mask_by_stem = by_stem(list_images(masks)) if masks is not None else {}
+    refs = [SampleRef(f"{video.name}/{stem}", p, mask_by_stem.get(stem), group=video.name)
+            for stem, p in sorted(image_by_stem.items(), key=lambda item: natural_key(item[0]))]
+    return refs, unpaired(mask_by_stem, image_by_stem)
 
 
 def open_vmd(root: Path) -> DatasetSource:
     root = Path(root)
-    splits, notes = {}, []
+    splits, notes, extra = {}, [], []
     for split in ("train", "test"):
         # some copies of the archive unzip the training videos as train_origin/ (train_origin.zip)
         folder = child_dir(root, split, *(("train_origin",) if split == "train" else ()))
@@ -36,7 +40,11 @@ def open_vmd(root: Path) -> DatasetSource:
             raise DataError(f"VMD: expected folder {root / split} holding one folder per video (point --data-root "
                             "at the unzipped VMD folder)")
         videos = sorted(sub_dirs(folder), key=lambda v: natural_key(v.name))
-        splits[split] = [ref for video in videos for ref in _video_refs(video)]
+        splits[split] = []
+        for video in videos:
+            refs, unmatched = _video_refs(video)
+            splits[split] += refs
+            extra += unmatched
     return DatasetSource("vmd", root, splits, "nonzero", 2, dict(EXPECTED),
                          ["masks are palette PNGs: foreground = palette index > 0", *notes],
-                         expected_groups=dict(EXPECTED_VIDEOS))
+                         expected_groups=dict(EXPECTED_VIDEOS), unpaired_masks=extra)

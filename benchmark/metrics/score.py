@@ -564,7 +564,7 @@ def score_split(pred_dir, source, split: str, profile_name: str | ScoringProfile
         if not found:
             missing.append(ref.key)
         elif ref.mask is None:
-            no_mask.append(str(ref.image))
+            no_mask.append(ref)
         else:
             used.add(found[0])
             pairs.append((ref, preds[found[0]]))
@@ -573,9 +573,9 @@ def score_split(pred_dir, source, split: str, profile_name: str | ScoringProfile
         raise ValueError(f"{len(missing)} of the {len(refs)} {source.name} {split} samples have no prediction in "
                          f"{pred_dir}: {shown}. Name each prediction `<key>.png` (`segbench predict RUN --split "
                          f"{split} --out DIR` does), or after its mask file")
-    if no_mask:
-        raise ValueError(f"{len(no_mask)} {source.name} {split} images have no mask, e.g. {no_mask[0]}; restore "
-                         "the dataset's masks")
+    if no_mask:   # the loader's own words: with the pairing rule when mask files pair with no image
+        raise ValueError(f"{len(no_mask)} {source.name} {split} images have no mask: "
+                         + source.no_mask_message(no_mask[0]).replace(", or skip such samples with --skip-bad", ""))
     scorer = Scorer(get_profile(profile_name), source.num_classes)
     probability = probability_folder(pred_dir)
     for ref, pred_path in pairs:

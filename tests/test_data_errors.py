@@ -1,0 +1,187 @@
+"""Dataset mistakes a user makes on disk, each refused or reported with a message that names the files and the fix:
+two files with one stem, masks named after another convention, an archive passed as the data root, and a runs
+directory written inside the dataset folder."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from benchmark.cli import app
+from benchmark.data.base import DataError
+from benchmark.data.check import check_dataset, detect_datasets
+from benchmark.data.folder import open_folder
+from benchmark.data.synthetic import write_all, write_folder, write_kvasir, write_tn3k
+from benchmark.registry import DATASETS, find_dataset_root, open_dataset
+
+runner = CliRunner()
+
+
+def _invoke(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+@pytest.fixture(scope="module")
+def replicas(tmp_path_factory) -> dict[str, Path]:
+    return write_all(tmp_path_factory.mktemp("replicas"), n_train=4, n_test=3)
+
+
+def _copy(replicas: dict[str, Path], key: str, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(replicas[key], tmp_path / replicas[key].name))
+
+
+def _twin(path: Path) -> Path:
+    """A copy of `path` under the same stem with another image suffix."""
+    twin = path.with_suffix(".jpg" if path.suffix.lower() == ".png" else ".png")
+    shutil.copy(path, twin)
+    return twin
+
+
+# --- 1. two files with one stem ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("what", ["image", "mask"])
+@pytest.mark.parametrize("key", list(DATASETS))
+def test_two_files_with_one_stem_are_refused_by_every_loader(key, what, replicas, tmp_path):
+    root = _copy(replicas, key, tmp_path)
+    ref = open_dataset(key, root).splits["train"][0]
+    first = getattr(ref, what)
+    twin = _twin(first)
+    with pytest.raises(DataError) as caught:
+        open_dataset(key, root)
+    message = str(caught.value)
+    assert str(min(first, twin)) in message and str(max(first, twin)) in message, message
+    assert "keep one of them" in message
+
+
+def test_data_check_names_both_files_of_a_stem(tmp_path):
+    root = write_folder(tmp_path / "F2", n_train=4, n_test=2)
+    image = root / "images" / "sample_000.jpg"
+    Image.new("RGB", Image.open(image).size).save(root / "images" / "sample_000.png")   # a black re-export
+    code, out = _invoke("data", "check", root, "--dataset", "folder", "--miniature", "--json")
+    assert code == 1, out
+    (problem,) = [p for d in json.loads(out)["datasets"] for p in d["problems"]]
+    assert problem["kind"] == "duplicate_stem"
+    assert f"{image} and {root / 'images' / 'sample_000.png'} share the stem sample_000" in problem["message"]
+    assert "keep one of them" in problem["message"]
+    assert "duplicate_stem" in check_dataset(root, "folder", expect_counts=False).to_text()
+
+
+# --- 2. masks named after another convention -----------------------------------------------------------------------
+
+def _suffixed_masks(tmp_path: Path) -> Path:
+    root = write_folder(tmp_path / "F", n_train=4, n_test=2)
+    for mask in (root / "masks").iterdir():
+        mask.rename(mask.with_name(f"{mask.stem}_mask{mask.suffix}"))
+    return root
+
+
+def test_missing_mask_error_names_the_unpaired_masks(tmp_path):
+    root = _suffixed_masks(tmp_path)
+    source = open_folder(root)
+    ref = source.splits["train"][0]
+    with pytest.raises(DataError) as caught:
+        source.read_mask(ref)
+    message = str(caught.value)
+    assert f"no mask for {ref.image}" in message
+    assert f"{root / 'masks'} has 6 files with no image of the same stem (e.g. sample_000_mask.png)" in message
+    assert "pair an image and its mask by identical stem" in message and "rename them" in message
+    assert "--skip-bad" not in message    # skipping would skip every sample
+
+
+def test_a_plainly_missing_mask_keeps_its_advice(tmp_path):
+    root = write_folder(tmp_path / "F", n_train=4, n_test=2)
+    (root / "masks" / "sample_000.png").unlink()
+    source = open_folder(root)
+    ref = next(r for refs in source.splits.values() for r in refs if r.key == "sample_000")
+    with pytest.raises(DataError, match="restore it, or skip such samples with --skip-bad"):
+        source.read_mask(ref)
+
+
+def test_data_check_lists_masks_without_an_image(tmp_path):
+    root = _suffixed_masks(tmp_path)
+    report = check_dataset(root, "folder", expect_counts=False)
+    kinds = [p.kind for p in report.errors]
+    assert kinds.count("missing_mask") == 6 and kinds.count("extra_mask") == 6, kinds
+    extra = [p for p in report.errors if p.kind == "extra_mask"]
+    assert extra[0].path == str(root / "masks" / "sample_000_mask.png")
+    assert "sample_000_mask.png has no image of the same stem" in extra[0].message
+
+
+# --- 3. an archive or other file as the data root ------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["Kvasir-SEG.zip", "kvasir.tar.gz", "kvasir.tgz", "kvasir.7z", "kvasir.tar"])
+def test_an_archive_as_data_root_says_extract_it(name, tmp_path):
+    archive = tmp_path / name
+    archive.write_bytes(b"PK\x03\x04")
+    with pytest.raises(DataError) as caught:
+        find_dataset_root("kvasir", archive)
+    message = str(caught.value)
+    assert f"data root {archive} is a file, not a folder" in message
+    assert "extract it first and pass the folder" in message and "not found" not in message
+    assert "is a file, not a folder" in check_dataset(archive, "kvasir").problems[0].message
+
+
+def test_a_plain_file_as_data_root_is_called_a_file(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("x")
+    with pytest.raises(DataError) as caught:
+        open_dataset("folder", path)
+    assert str(caught.value) == f"data root {path} is a file, not a folder; pass the dataset's folder"
+    with pytest.raises(DataError, match="data root not found"):
+        find_dataset_root("kvasir", tmp_path / "missing")
+
+
+# --- 4. a runs directory inside the dataset folder -----------------------------------------------------------------
+
+def _runs_in(folder: Path, dataset: str) -> Path:
+    """What `segbench train --runs-dir FOLDER` leaves: FOLDER/<dataset>/<run>/config.yaml, a lock, FOLDER/.cache."""
+    run = folder / dataset / "segdino__test__smoke__s0"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("data:\n  dataset: %s\n" % dataset)
+    (run / "DONE").write_text("")
+    (folder / dataset / ".segdino__test__smoke__s0.lock").write_text("{}")
+    (folder / dataset / "unet__test__smoke__s0.corrupt-20250101-120000").mkdir()   # moved aside, config.yaml lost
+    (folder / ".cache").mkdir()
+    return folder / dataset
+
+
+def test_a_runs_folder_in_the_dataset_folder_is_not_the_dataset(tmp_path):
+    root = write_kvasir(tmp_path / "K3", n_train=4, n_test=2)
+    _runs_in(root, "kvasir")
+    assert find_dataset_root("kvasir", root) == root
+    assert len(open_dataset("kvasir", root).splits["train"]) == 4
+    assert detect_datasets(root) == [("kvasir", root)]
+    assert check_dataset(root, "kvasir", expect_counts=False).ok
+
+
+def test_a_runs_folder_beside_the_dataset_is_not_the_dataset(tmp_path):
+    data = write_kvasir(tmp_path / "data" / "kvasir-seg", n_train=4, n_test=2).parent
+    _runs_in(data, "kvasir")      # data/kvasir/ (runs) sorts before data/kvasir-seg/ (the dataset)
+    assert find_dataset_root("kvasir", data) == data / "kvasir-seg"
+    assert detect_datasets(data) == [("kvasir", data / "kvasir-seg")]
+
+
+def test_a_dataset_folder_holding_a_run_is_still_the_dataset(tmp_path):
+    data = tmp_path / "data"
+    write_tn3k(data / "tn3k", n_train=5, n_test=2)
+    _runs_in(data, "tn3k")        # runs written into the dataset's own folder: it still holds the dataset
+    assert find_dataset_root("tn3k", data) == data / "tn3k"
+
+
+def test_a_duplicate_stem_error_survives_a_worker_process(tmp_path):
+    """A sweep's workers raise it and the sweep unpickles it: the files and the message travel with it."""
+    import pickle
+
+    from benchmark.data.base import DuplicateStemError, by_stem
+
+    files = [tmp_path / "images" / name for name in ("a.jpg", "a.png", "b.jpg", "b.tif")]
+    with pytest.raises(DuplicateStemError) as caught:
+        by_stem(files)
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert again.pairs == caught.value.pairs and str(again) == str(caught.value)
+    assert str(again).endswith(f"; 1 more file in {tmp_path / 'images'} shares a stem with another")
