@@ -91,7 +91,7 @@ def _write_maps(model, size: int, jobs: list[tuple[Path, Path]], device: str, pr
     at the image's native size, saved as 8-bit PNG."""
     written = []
     for path, target in tqdm(jobs, desc="predict", disable=bars_off(progress)):
-        image = read_image(path)
+        image = read_image(path, skip_hint=False)
         resized = np.array(Image.fromarray(image).resize((size, size), Image.BICUBIC))
         with torch.no_grad():
             prob = probabilities(

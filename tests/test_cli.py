@@ -177,6 +177,9 @@ def test_predict_on_an_empty_folder(trained_run, tmp_path):
     (tmp_path / "empty").mkdir()
     code, out = invoke("predict", trained_run, tmp_path / "empty", "--out", tmp_path / "p")
     assert code == 2 and "no images" in out
+    (tmp_path / "empty" / "broken.jpg").write_bytes(b"")   # predict has no --skip-bad: its error does not offer it
+    code, out = invoke("predict", trained_run, tmp_path / "empty", "--out", tmp_path / "p")
+    assert code == 2 and "cannot read image" in out and "replace this file" in out and "skip" not in out, out
 
 
 def test_data_check_exit_codes(tmp_path):

@@ -148,9 +148,10 @@ def _open(path: Path, skip_hint: bool = True) -> Image.Image:
     return img
 
 
-def read_image(path: Path) -> np.ndarray:
-    """uint8 H x W x 3 RGB."""
-    return np.asarray(_open(Path(path)).convert("RGB"))
+def read_image(path: Path, skip_hint: bool = True) -> np.ndarray:
+    """uint8 H x W x 3 RGB. `skip_hint`: an unreadable file's error mentions --skip-bad (training and data
+    commands have it; `predict` has not)."""
+    return np.asarray(_open(Path(path), skip_hint).convert("RGB"))
 
 
 MASK_ENCODINGS = ("threshold128", "nonzero", "index")
