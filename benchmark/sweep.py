@@ -566,7 +566,7 @@ def _run_submitit(dicts: list[dict], executor: str, slurm: SlurmOptions, progres
             [f"{_count(len(unsubmitted), 'run')} could not be submitted again"] if unsubmitted else [])
         raise SweepError(f"{' and '.join(what)} (the other runs are recorded in {table}; fix and run the same "
                          "command again): " + "; ".join(failures + stopped + unsubmitted),
-                         rows=list(results.values()))
+                         rows=[results[_label(d)] for d in dicts if _label(d) in results])   # plan order
     return [summary_row(records.run_dir_for(_cfg(d)), "done", 0.0) if is_done else results[_label(d)]
             for d, is_done in zip(dicts, done)]
 
