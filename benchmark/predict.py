@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -39,9 +40,8 @@ def predict_folder(run_dir: str | Path, images: str | Path, out: str | Path, dev
             raise DataError(f"{seen[target]} and {path} would both write {target}; rename one of them")
         seen[target] = path
     cfg, model = load_run_model(run_dir, device)
-    written = _write_maps(model, cfg.data.size, list(zip(files, targets)), device, progress)
-    _write_meta(out, run_dir, cfg.data.size, {"images": str(images.resolve())}, len(written))
-    return written
+    return _predict(model, run_dir, cfg.data.size, list(zip(files, targets)), out, {"images": str(images.resolve())},
+                    device, progress)
 
 
 def predict_split(run_dir: str | Path, out: str | Path, split: str = "test", data_root: str | None = None,
@@ -64,16 +64,33 @@ def predict_split(run_dir: str | Path, out: str | Path, split: str = "test", dat
     if not refs:
         raise DataError(f"{source.name}'s {split} split under {source.root} is empty")
     out = Path(out)
-    written = _write_maps(model, cfg.data.size, [(ref.image, out / f"{ref.key}.png") for ref in refs], device,
-                          progress)
-    _write_meta(out, run_dir, cfg.data.size, {"dataset": source.name, "split": split, "root": str(source.root)},
-                len(written))
+    written = _predict(model, run_dir, cfg.data.size, [(ref.image, out / f"{ref.key}.png") for ref in refs], out,
+                       {"dataset": source.name, "split": split, "root": str(source.root)}, device, progress)
     return written, f"{source.name} {split} split in {source.root}"
 
 
-def _write_meta(out: Path, run_dir, size: int, what: dict, n: int) -> None:
-    write_json(Path(out) / PREDICTIONS_META, {"run_dir": str(Path(run_dir).resolve()), "network_size": size, **what,
-                                              "maps": n, "written": now()})
+def _predict(model, run_dir, size: int, jobs: list[tuple[Path, Path]], out: Path, what: dict, device: str,
+             progress: bool) -> list[Path]:
+    """The maps of `jobs`, with PREDICTIONS_META beside them: written first with `complete: false`, so that a
+    predict stopped part-way (an unreadable image, Ctrl-C, a killed job) leaves a folder `segbench score` refuses
+    instead of scoring what is there, or the older maps of another predict, as if they were the whole set."""
+    meta_path = Path(out) / PREDICTIONS_META
+    meta = {"run_dir": str(Path(run_dir).resolve()), "network_size": size, **what, "maps": len(jobs)}
+    write_json(meta_path, {**meta, "complete": False, "started": now()})
+    written: list[Path] = []
+    try:
+        for target in _write_maps(model, size, jobs, device, progress):
+            written.append(target)
+    except BaseException as err:
+        reason = "interrupted" if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {err}"
+        write_json(meta_path, {**meta, "complete": False, "maps_written": len(written),
+                               "stopped_at": str(jobs[len(written)][0]), "reason": reason, "stopped": now()})
+        if isinstance(err, DataError):
+            raise DataError(f"{err} ({len(written)} of the {len(jobs)} maps were written to {out} before it; "
+                            f"segbench score refuses the folder until a predict finishes)") from err
+        raise
+    write_json(meta_path, {**meta, "complete": True, "written": now()})
+    return written
 
 
 def predictions_size(pred_dir: str | Path) -> int | None:
@@ -86,10 +103,9 @@ def predictions_size(pred_dir: str | Path) -> int | None:
         return None
 
 
-def _write_maps(model, size: int, jobs: list[tuple[Path, Path]], device: str, progress: bool) -> list[Path]:
+def _write_maps(model, size: int, jobs: list[tuple[Path, Path]], device: str, progress: bool) -> Iterator[Path]:
     """For each (image, target): the foreground probability x 255 (binary) or the class index map (multi-class)
-    at the image's native size, saved as 8-bit PNG."""
-    written = []
+    at the image's native size, saved as 8-bit PNG; yields each target once written."""
     for path, target in tqdm(jobs, desc="predict", disable=bars_off(progress)):
         image = read_image(path, skip_hint=False)
         resized = np.array(Image.fromarray(image).resize((size, size), Image.BICUBIC))
@@ -102,8 +118,7 @@ def _write_maps(model, size: int, jobs: list[tuple[Path, Path]], device: str, pr
         buffer = io.BytesIO()
         Image.fromarray(pixels.astype(np.uint8)).save(buffer, format="PNG")
         atomic_write_bytes(target, buffer.getvalue(), fsync=False)   # an interrupted predict leaves no half-written map
-        written.append(target)
-    return written
+        yield target
 
 
 def _images_below(folder: Path) -> list[Path]:

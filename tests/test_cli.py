@@ -182,6 +182,33 @@ def test_predict_on_an_empty_folder(trained_run, tmp_path):
     assert code == 2 and "cannot read image" in out and "replace this file" in out and "skip" not in out, out
 
 
+def test_a_predict_stopped_part_way_leaves_a_folder_score_refuses(trained_run, tmp_path):
+    """An unreadable image after the first stops predict: the maps before it stay, and the record beside them
+    says the set is incomplete, so `segbench score` refuses the folder instead of scoring part of it."""
+    frames, masks = tmp_path / "images", tmp_path / "masks"
+    frames.mkdir(), masks.mkdir()
+    for name in ("a", "c"):
+        Image.fromarray(np.zeros((40, 56, 3), np.uint8)).save(frames / f"{name}.jpg")
+    for name in ("a", "b", "c"):
+        Image.fromarray(np.zeros((40, 56), np.uint8)).save(masks / f"{name}.png")
+    (frames / "b.jpg").write_bytes(b"not a jpeg")
+    code, out = invoke("predict", trained_run, frames, "--out", tmp_path / "pred")
+    assert code == 2 and "b.jpg" in out and "1 of the 3 maps were written to" in " ".join(out.split()), out
+    meta = json.loads((tmp_path / "pred" / "segbench_predictions.json").read_text())
+    assert meta["complete"] is False and meta["maps"] == 3 and meta["maps_written"] == 1
+    assert meta["stopped_at"].endswith("b.jpg") and "cannot read image" in meta["reason"]
+    assert (tmp_path / "pred" / "a.png").is_file() and not (tmp_path / "pred" / "c.png").exists()
+    code, out = invoke("score", tmp_path / "pred", masks, "--profile", "segdino")
+    flat = " ".join(out.split())
+    assert code == 2 and "holds 1 of the 3 maps of a `segbench predict` that stopped at" in flat, out
+    assert "run segbench predict again" in flat, out
+    Image.fromarray(np.zeros((40, 56, 3), np.uint8)).save(frames / "b.jpg")
+    code, out = invoke("predict", trained_run, frames, "--out", tmp_path / "pred")
+    assert code == 0 and json.loads((tmp_path / "pred" / "segbench_predictions.json").read_text())["complete"]
+    code, out = invoke("score", tmp_path / "pred", masks, "--profile", "segdino")
+    assert code == 0 and "3 images scored" in out, out
+
+
 def test_data_check_exit_codes(tmp_path):
     from benchmark.data.synthetic import plant_defects, write_all
 

@@ -8,6 +8,7 @@ curve-based max-F, accumulated or per-image BER) and returns them with the profi
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 from pathlib import Path
@@ -419,8 +420,23 @@ PREDICTIONS_META = "segbench_predictions.json"   # what `segbench predict` leave
 
 def probability_folder(pred_dir) -> bool:
     """Whether `segbench predict` wrote `pred_dir`: its binary maps are then all probability x 255, and a map whose
-    largest value is 1 (a confident background, p < 0.006) must not be read as a 0/1 mask."""
-    return (Path(pred_dir) / PREDICTIONS_META).is_file()
+    largest value is 1 (a confident background, p < 0.006) must not be read as a 0/1 mask. A folder that predict
+    did not finish (stopped by an unreadable image, Ctrl-C or a killed job) is refused: it lacks maps that scoring
+    would report one at a time as missing, or, for `score_split`, its other maps could be stale."""
+    meta_path = Path(pred_dir) / PREDICTIONS_META
+    if not meta_path.is_file():
+        return False
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return True   # damaged; its maps are still predict's
+    if isinstance(meta, dict) and meta.get("complete") is False:   # written before the maps; older files lack it
+        done, total = meta.get("maps_written", "some"), meta.get("maps", "?")
+        stopped = f" at {meta['stopped_at']}" if meta.get("stopped_at") else ""
+        reason = f" ({meta['reason']})" if meta.get("reason") else ""
+        raise ValueError(f"{pred_dir} holds {done} of the {total} maps of a `segbench predict` that stopped"
+                         f"{stopped}{reason}, as {meta_path.name} records; run segbench predict again")
+    return True
 
 
 def read_prediction(path, probability: bool = False) -> np.ndarray:
@@ -480,10 +496,10 @@ def score_directories(pred_dir, gt_dir, profile_name: str | ScoringProfile, out_
     Returns (summary, rows) as Scorer does, and writes the rows as per_image.csv to `out_csv` if given.
     """
     scorer = Scorer(get_profile(profile_name))
+    probability = probability_folder(pred_dir)
     dropped: set = set()
     pairs = pair_files(pred_dir, gt_dir, exclude=KNOWN_BAD_SAMPLES, dropped=dropped)
     excluded = [{"key": key, "reason": KNOWN_BAD_SAMPLES[key.rsplit("/", 1)[-1]]} for key in sorted(dropped)]
-    probability = probability_folder(pred_dir)
     for key, pred_path, gt_path in pairs:
         _add_pair(scorer, key, read_prediction(pred_path, probability), read_mask(gt_path), pred_path, gt_path,
                   network_size)
@@ -550,6 +566,7 @@ def score_split(pred_dir, source, split: str, profile_name: str | ScoringProfile
     refs = source.splits[split]
     if not refs:
         raise ValueError(f"{source.name}'s {split} split under {source.root} is empty")
+    probability = probability_folder(pred_dir)
     preds = _index_folder(pred_dir, "prediction")
     folded = {k.lower(): k for k in preds}   # mask names vary in case (ISIC's _Segmentation / _segmentation)
     pairs, missing, no_mask, used = [], [], [], set()
@@ -577,7 +594,6 @@ def score_split(pred_dir, source, split: str, profile_name: str | ScoringProfile
         raise ValueError(f"{len(no_mask)} {source.name} {split} images have no mask: "
                          + source.no_mask_message(no_mask[0]).replace(", or skip such samples with --skip-bad", ""))
     scorer = Scorer(get_profile(profile_name), source.num_classes)
-    probability = probability_folder(pred_dir)
     for ref, pred_path in pairs:
         gt = source.read_mask(ref)
         prob = (_read_dataset_mask(pred_path, "index", skip_hint=False) if scorer.num_classes > 2
