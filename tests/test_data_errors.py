@@ -15,7 +15,7 @@ from benchmark.cli import app
 from benchmark.data.base import DataError
 from benchmark.data.check import check_dataset, detect_datasets
 from benchmark.data.folder import open_folder
-from benchmark.data.synthetic import write_all, write_folder, write_kvasir, write_tn3k
+from benchmark.data.synthetic import write_all, write_folder, write_isic2017, write_kvasir, write_tn3k
 from benchmark.registry import DATASETS, find_dataset_root, open_dataset
 
 runner = CliRunner()
@@ -110,6 +110,29 @@ def test_data_check_lists_masks_without_an_image(tmp_path):
     extra = [p for p in report.errors if p.kind == "extra_mask"]
     assert extra[0].path == str(root / "masks" / "sample_000_mask.png")
     assert "sample_000_mask.png has no image of the same stem" in extra[0].message
+
+
+def test_isic_masks_named_without_their_suffix_are_named_with_isic_s_rule(tmp_path):
+    """ISIC pairs `ISIC_<id>.jpg` with `ISIC_<id>_segmentation.png`: masks saved as `ISIC_<id>.png` pair with
+    nothing, and the missing-mask error and `data check` say so with ISIC's rule, not "identical stem"."""
+    root = write_isic2017(tmp_path / "isic", n_train=3, n_test=2)
+    truth = root / "ISIC-2017_Training_Part1_GroundTruth"
+    for mask in list(truth.iterdir()):
+        mask.rename(mask.with_name(mask.name.lower().replace("_segmentation", "")))
+    source = open_dataset("isic2017", root)
+    ref = source.splits["train"][0]
+    assert ref.mask is None and len(source.unpaired_masks) == 3
+    with pytest.raises(DataError) as caught:
+        source.read_mask(ref)
+    message = str(caught.value)
+    assert f"{truth} has 3 files with no image (e.g. {ref.key.lower()}.png)" in message, message
+    assert (f"pair an image and its mask by stem + `_segmentation` ({ref.key}.jpg with {ref.key}_segmentation.png)"
+            in message and "--skip-bad" not in message), message
+    report = check_dataset(root, "isic2017", expect_counts=False)
+    extra = [p for p in report.errors if p.kind == "extra_mask"]
+    assert len(extra) == 3 and "names a mask <image stem>_segmentation" in extra[0].message, report.errors
+    assert [p.kind for p in check_dataset(write_isic2017(tmp_path / "ok", n_train=3, n_test=2), "isic2017",
+                                          expect_counts=False).errors] == []
 
 
 # --- 3. an archive or other file as the data root ------------------------------------------------------------------

@@ -113,6 +113,7 @@ class DatasetSource:
     expected_total: int | None = None
     # mask files that pair with no image (`unpaired`): named in the missing-mask error and by `data check`
     unpaired_masks: list[Path] = field(default_factory=list)
+    mask_suffix: str = ""   # a mask's stem is its image's stem + this (ISIC's `_segmentation`); the pairing rule
 
     def read_image(self, ref: SampleRef) -> np.ndarray:
         return read_image(ref.image)
@@ -128,12 +129,13 @@ class DatasetSource:
         if not self.unpaired_masks:
             return f"no mask for {ref.image}: restore it, or skip such samples with --skip-bad"
         first, n = self.unpaired_masks[0], len(self.unpaired_masks)
-        files = f"{n} file{'s' * (n != 1)} with no image of the same stem"
+        files = f"{n} file{'s' * (n != 1)} with no image" + ("" if self.mask_suffix else " of the same stem")
         folders = {p.parent for p in self.unpaired_masks}
         where = (f"{first.parent} has {files} (e.g. {first.name})" if len(folders) == 1 else
                  f"{len(folders)} mask folders hold {files} (e.g. {first})")
-        return (f"no mask for {ref.image}, and {where}; {self.name} datasets pair an image and its mask by "
-                f"identical stem ({ref.image.name} with {ref.image.stem}{first.suffix}): rename them")
+        rule = f"stem + `{self.mask_suffix}`" if self.mask_suffix else "identical stem"
+        return (f"no mask for {ref.image}, and {where}; {self.name} datasets pair an image and its mask by {rule} "
+                f"({ref.image.name} with {ref.image.stem}{self.mask_suffix}{first.suffix}): rename them")
 
 
 def _open(path: Path, skip_hint: bool = True) -> Image.Image:

@@ -297,8 +297,9 @@ def check_source(key: str, folder: Path, workers: int | None = None, num_classes
                 report.problems += problems
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = truncated
-    report.problems += [Problem("extra_mask", str(p), f"mask {p} has no image of the same stem")
-                        for p in extra_masks(source)]
+    rule = (f"pairs with no image ({source.name} names a mask <image stem>{source.mask_suffix})"
+            if source.mask_suffix else "has no image of the same stem")
+    report.problems += [Problem("extra_mask", str(p), f"mask {p} {rule}") for p in extra_masks(source)]
     report.problems += count_problems
     if source.expected_total is not None and report.total != source.expected_total:
         report.problems.append(Problem("count_deviation", str(source.root), f"{report.total:,} samples in all, the "

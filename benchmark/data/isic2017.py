@@ -50,7 +50,7 @@ def open_isic2017(root: Path) -> DatasetSource:
     if holder is None:
         raise DataError(f"ISIC 2017: no ISIC-2017_* folders in {root} or its sub-folders (point --data-root at the "
                         "folder holding ISIC-2017_Training_Data/, ISIC-2017_Training_Part1_GroundTruth/, ...)")
-    splits, notes = {}, []
+    splits, notes, unpaired = {}, [], []
     for split, parts in PARTS.items():
         found = next(((part, child_dir(holder, f"ISIC-2017_{part}_Data"),
                        child_dir(holder, f"ISIC-2017_{part}_Part1_GroundTruth"))
@@ -67,6 +67,9 @@ def open_isic2017(root: Path) -> DatasetSource:
         masks = mask_files(_unnest(truth))
         images = by_stem(image_files(_unnest(data)), key=lambda p: p.stem.lower(), what="image id")
         splits[split] = [SampleRef(p.stem, p, masks.get(key)) for key, p in images.items()]
+        paired = {masks[key] for key in images if key in masks}   # files named another way pair with nothing
+        unpaired += [p for p in list_images(_unnest(truth)) if p not in paired]
     if holder != root:
         notes.append(f"ISIC-2017_* folders found in {holder}")
-    return DatasetSource("isic2017", holder, splits, "threshold128", 2, dict(EXPECTED), notes)
+    return DatasetSource("isic2017", holder, splits, "threshold128", 2, dict(EXPECTED), notes,
+                         unpaired_masks=unpaired, mask_suffix=MASK_SUFFIX)
