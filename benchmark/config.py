@@ -231,10 +231,30 @@ def load_config(preset: str = "paper", yaml_file: str | Path | None = None,
                               f"{exc.problem})" if where is not None else f" ({exc})")) from None
         if not isinstance(data, dict):
             raise ConfigError(f"{yaml_file}: expected a mapping of sections")
-        cfg = apply_overrides(cfg, _without_fixed_keys(flatten(data, str(path)), str(path), preset))
+        from_file = _without_fixed_keys(flatten(data, str(path)), str(path), preset)
+        cfg = apply_overrides(cfg, from_file)
     cfg = apply_overrides(cfg, _without_fixed_keys(overrides or {}, "--set", preset))
     validate(cfg)
+    if yaml_file is not None:
+        _check_relative_inputs(cfg, from_file, Path(yaml_file))
     return absolute_paths(cfg)
+
+
+def _check_relative_inputs(cfg: Config, from_file: dict[str, Any], path: Path) -> None:
+    """A relative path in a config file is read from the working directory, as on the command line; one that is
+    missing there but present beside the file was meant from the file's folder: say so rather than fail later with
+    "not found"."""
+    for key in ("data.root", "backbone.weights"):
+        value = from_file.get(key)
+        section, name = key.split(".")
+        if (not isinstance(value, str) or value != getattr(getattr(cfg, section), name) or value.startswith("hub:")
+                or Path(value).expanduser().is_absolute() or Path(value).exists()):
+            continue
+        beside = path.parent / value
+        if beside.exists():
+            raise ConfigError(f"{path} sets {key}: {value}, which is not in the working directory {Path.cwd()}: "
+                              f"paths in a config file are read from where segbench runs, as on the command line; "
+                              f"write {beside.absolute()} if that is the one")
 
 
 def absolute_paths(cfg: Config) -> Config:

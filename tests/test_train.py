@@ -634,3 +634,20 @@ def test_selection_last_trains_on_the_whole_training_split_and_keeps_the_last_ep
                                                        "selection and no images held out of training")
     with pytest.raises(ConfigError, match="train.selection_split must be one of val, test, last"):
         load_config("smoke", overrides={**overrides, "train.selection_split": "best"})
+
+
+def test_a_relative_path_meant_from_the_config_file_s_folder_is_named(tmp_path, monkeypatch):
+    """Paths in --config are read from the working directory, as on the command line; one that exists only beside
+    the file is refused with both places named, and one that exists from the working directory is kept."""
+    (tmp_path / "exp" / "data").mkdir(parents=True)
+    exp = tmp_path / "exp" / "exp.yaml"
+    exp.write_text("data:\n  root: data\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_config("smoke", exp)
+    message = " ".join(str(caught.value).split())
+    assert f"sets data.root: data, which is not in the working directory {tmp_path}" in message, message
+    assert f"write {tmp_path / 'exp' / 'data'} if that is the one" in message, message
+    assert load_config("smoke", exp, {"data.root": str(tmp_path)}).data.root == str(tmp_path)   # the CLI's wins
+    monkeypatch.chdir(tmp_path / "exp")
+    assert load_config("smoke", exp).data.root == str(tmp_path / "exp" / "data")
