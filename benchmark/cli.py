@@ -211,13 +211,13 @@ def evaluate(
     data_root: Optional[str] = typer.Option(None, help="override the recorded data root"),
     dataset: Optional[str] = typer.Option(None, help="override the recorded dataset"),
     profile: Optional[List[str]] = typer.Option(None, help="scoring profile(s); default: the dataset's"),
-    device: str = typer.Option("cpu"),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto (cuda when there is one)"),
 ):
     """Re-score a run's selected model on its test split (any scoring profile); updates metrics.json."""
     from benchmark.evaluate import evaluate_run
     from benchmark.train import resolve_device
 
-    resolve_device(device)   # a missing GPU is one line with the fix
+    device = str(resolve_device(device))   # auto chosen here; a missing GPU is one line with the fix
     evaluate_run(run_dir, data_root, tuple(profile) if profile else None, dataset, device)
     _print_metrics(run_dir)
 
@@ -233,7 +233,7 @@ def predict(
                                         "one `<key>.png` per sample"),
     data_root: Optional[str] = typer.Option(None, help="with --split: override the recorded data root"),
     dataset: Optional[str] = typer.Option(None, help="with --split: another dataset than the run's"),
-    device: str = typer.Option("cpu"),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto (cuda when there is one)"),
 ):
     """Write a probability map per image at its native size."""
     from benchmark.predict import predict_folder, predict_split
@@ -241,7 +241,7 @@ def predict(
 
     if images is not None and (split or data_root or dataset):
         raise ValueError("predict takes either IMAGES or --split (with --data-root/--dataset), not both")
-    resolve_device(device)
+    device = str(resolve_device(device))
     check_folder_option(out, "--out")
     source = ""
     if images is None:
@@ -353,7 +353,7 @@ def profile(
 
     from benchmark.train import resolve_device
 
-    resolve_device(device)
+    device = str(resolve_device(device))
     if out:
         check_folder_option(out, "--out")
     if batch < 1:

@@ -53,7 +53,7 @@ def test_profile_json_reports_paper_parameter_counts():
 
 def test_evaluate_and_predict_a_trained_run(trained_run, kvasir_root, tmp_path):
     before = pd.read_csv(trained_run / "per_image.csv")
-    code, out = invoke("evaluate", trained_run, "--profile", "mirror")
+    code, out = invoke("evaluate", trained_run, "--profile", "mirror", "--device", "auto")   # auto: cuda or cpu
     assert code == 0, out
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert {"segdino", "medical-native", "mirror"} <= set(metrics["profiles"])
@@ -203,7 +203,7 @@ def test_a_predict_stopped_part_way_leaves_a_folder_score_refuses(trained_run, t
     assert code == 2 and "holds 1 of the 3 maps of a `segbench predict` that stopped at" in flat, out
     assert "run segbench predict again" in flat, out
     Image.fromarray(np.zeros((40, 56, 3), np.uint8)).save(frames / "b.jpg")
-    code, out = invoke("predict", trained_run, frames, "--out", tmp_path / "pred")
+    code, out = invoke("predict", trained_run, frames, "--out", tmp_path / "pred", "--device", "auto")
     assert code == 0 and json.loads((tmp_path / "pred" / "segbench_predictions.json").read_text())["complete"]
     code, out = invoke("score", tmp_path / "pred", masks, "--profile", "segdino")
     assert code == 0 and "3 images scored" in out, out
