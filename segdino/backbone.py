@@ -6,8 +6,10 @@ initialisation. Nothing is ever downloaded implicitly.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,7 +126,10 @@ def load_backbone_weights(model: nn.Module, name: str, state: dict[str, torch.Te
     """Convert Meta's key layout with timm's own converter and load strictly, naming any mismatch."""
     from timm.models.eva import checkpoint_filter_fn
 
-    converted = checkpoint_filter_fn(state, model)
+    # timm's converter print()s each block index it cannot find (weights of a deeper model): stdout would carry
+    # those lines into `--json` / `--csv` output, and the mismatch is reported below with the fix
+    with contextlib.redirect_stdout(io.StringIO()):
+        converted = checkpoint_filter_fn(state, model)
     expected = model.state_dict()
     mismatched = [(k, tuple(v.shape), tuple(expected[k].shape)) for k, v in converted.items()
                   if k in expected and v.shape != expected[k].shape]

@@ -183,3 +183,17 @@ def test_a_timm_without_rope_rescaling_is_named_with_the_fix(monkeypatch):
             build_backbone("test")
     finally:
         backbone.check_timm.cache_clear()
+
+
+def test_weights_of_a_deeper_model_are_refused_without_stray_output(capsys):
+    """timm's key converter print()s every block it cannot place; those lines must not reach stdout (where
+    `--json` and `--csv` output goes): the mismatch is one BackboneError."""
+    import timm
+
+    from segdino.backbone import BackboneError, build_backbone, load_backbone_weights
+    from segdino.meta_layout import timm_to_meta
+
+    deeper = timm.create_model("vit_small_patch16_dinov3_qkvb", pretrained=False, embed_dim=64, depth=6, num_heads=2)
+    with pytest.raises(BackboneError, match="do not fit backbone 'test'"):
+        load_backbone_weights(build_backbone("test").vit, "test", timm_to_meta(deeper.state_dict()), "deeper.pth")
+    assert capsys.readouterr().out == ""
