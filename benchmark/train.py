@@ -120,8 +120,10 @@ def prepare_run_dir(cfg: Config, run_dir: Path) -> None:
 
 
 def has_progress(run_dir: Path) -> bool:
-    """Whether `run_dir` holds trained work: a checkpoint or a finished run."""
-    return (run_dir / "config.yaml").is_file() and (records.is_done(run_dir) or (run_dir / "checkpoint.pt").is_file())
+    """Whether `run_dir` holds trained work: a checkpoint, a finished run, or a selected model (a finished run's
+    checkpoint is removed; its DONE may be lost by hand)."""
+    return (run_dir / "config.yaml").is_file() and (records.is_done(run_dir) or (run_dir / "checkpoint.pt").is_file()
+                                                    or (run_dir / "model.pt").is_file())
 
 
 def check_same_config(cfg: Config, run_dir: Path) -> None:
@@ -227,7 +229,7 @@ def load_data(cfg: Config, run_dir: Path, source=None) -> tuple[object, dict[str
                                    cache_dir(cfg), cfg.data.skip_bad, desc=name)
                 for name, lst in source.splits.items() if lst}
     content = {name: split.cache_key for name, split in official.items()}   # a hash of every file's bytes
-    if (run_dir / "checkpoint.pt").is_file():
+    if has_progress(run_dir):
         check_same_content(cfg, run_dir, content)
     records.write_json(run_dir / "split.json", {**manifest(refs, rule), "content": content,
                                                 "content_scheme": CONTENT_SCHEME})
@@ -548,6 +550,9 @@ def finish_run(cfg: Config, run_dir: Path, model: Segmenter, source, test: Resiz
     records.write_json(run_dir / "profile.json", profile_record(model, cfg))
     records.write_json(run_dir / "env.json", {**env, "finished": records.now()})
     records.mark_done(run_dir)
+    # a finished run never resumes, and its optimiser state is most of the checkpoint's size (a DPT run's 457 MB
+    # beside a 114 MB model.pt; the paper matrix would keep gigabytes): model.pt is what evaluate/predict load
+    (run_dir / "checkpoint.pt").unlink(missing_ok=True)
 
 
 def write_scores(run_dir: Path, cfg: Config, probs, test: ResizedSplit, source,

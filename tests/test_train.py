@@ -9,7 +9,7 @@ from benchmark.config import ConfigError, load_config
 from benchmark.train import RunConflict, train_run
 
 RECORD_FILES = ["config.yaml", "env.json", "history.csv", "metrics.json", "per_image.csv", "profile.json",
-                "checkpoint.pt", "model.pt", "split.json", "DONE"]
+                "model.pt", "split.json", "DONE"]
 
 
 def test_run_writes_every_record(tmp_path, smoke_overrides):
@@ -33,9 +33,8 @@ def test_run_writes_every_record(tmp_path, smoke_overrides):
     assert set(per_image.profile) == {"segdino", "medical-native"} and len(per_image) == 16
     profile = json.loads((run_dir / "profile.json").read_text())
     assert profile["trainable_params"] > 0 and profile["flops"]["total_gflops"] > 0
-    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
-    assert {"model", "optimizer", "scheduler", "rng", "best"} <= set(ckpt)
-    assert all(k.startswith("decoder.") for k in ckpt["model"])   # the frozen backbone is never saved again
+    assert not (run_dir / "checkpoint.pt").exists()   # a finished run never resumes: only model.pt is kept
+    assert all(k.startswith("decoder.") for k in torch.load(run_dir / "model.pt", weights_only=True)["state"])
 
 
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, smoke_overrides, monkeypatch):
@@ -58,7 +57,9 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, smoke_overrides, m
     monkeypatch.setattr(T.records, "write_csv", real_write_csv)
     run_dir = tmp_path / "b" / "kvasir" / "segdino__test__smoke__s0"
     assert not (run_dir / "DONE").exists()
-    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"] == 2
+    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    assert ckpt["epoch"] == 2 and {"model", "optimizer", "scheduler", "rng", "best"} <= set(ckpt)
+    assert all(k.startswith("decoder.") for k in ckpt["model"])   # the frozen backbone is never saved again
     resumed = json.loads((train_run(cfg, progress=False) / "metrics.json").read_text())
     assert resumed["selected_epoch"] == ref["selected_epoch"]
     assert resumed["profiles"]["segdino"]["metrics"] == pytest.approx(ref["profiles"]["segdino"]["metrics"])
@@ -92,8 +93,7 @@ def test_public_code_preset_selects_on_test_and_trains_backbone(tmp_path, smoke_
     run_dir = train_run(cfg, progress=False)
     split = json.loads((run_dir / "split.json").read_text())
     assert split["val"] == split["test"] and "public code" in split["validation_rule"]
-    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
-    assert any(k.startswith("backbone.") for k in ckpt["model"])
+    assert any(k.startswith("backbone.") for k in torch.load(run_dir / "model.pt", weights_only=True)["state"])
 
 
 def test_size_must_be_a_multiple_of_16():
@@ -528,15 +528,24 @@ def test_skip_bad_only_conflicts_with_a_run_that_skipped_something(tmp_path, smo
         check_same_config(again, run_dir)
 
 
-def test_a_run_killed_after_its_last_checkpoint_finishes_whole(tmp_path, smoke_overrides):
+def test_a_run_killed_after_its_last_checkpoint_finishes_whole(tmp_path, smoke_overrides, monkeypatch):
     """A kill between the last epoch's checkpoint and history.csv (or mid atomic write) used to leave history.csv
     an epoch short for good and temporary files behind: the resumed attempt rewrites history from the checkpoint
     and clears what the killed one was writing."""
+    import benchmark.train as T
+
     cfg = load_config("smoke", overrides={**smoke_overrides, "train.epochs": 2, "run.runs_dir": str(tmp_path)})
-    run_dir = train_run(cfg, progress=False)
+
+    def killed(run_dir):   # just before DONE, so the last checkpoint is still there (a finished run drops it)
+        raise KeyboardInterrupt
+    with monkeypatch.context() as patch:
+        patch.setattr(T.records, "mark_done", killed)
+        with pytest.raises(KeyboardInterrupt):
+            train_run(cfg, progress=False)
+    run_dir = tmp_path / "kvasir" / "segdino__test__smoke__s0"
     whole = (run_dir / "history.csv").read_text()
-    assert len(whole.splitlines()) == 3
-    for name in ("DONE", "metrics.json", "model.pt"):   # back to the moment after the last checkpoint
+    assert len(whole.splitlines()) == 3 and (run_dir / "checkpoint.pt").is_file()
+    for name in ("metrics.json", "model.pt"):   # back to the moment after the last checkpoint
         (run_dir / name).unlink()
     (run_dir / "history.csv").write_text("\n".join(whole.splitlines()[:2]) + "\n")
     (run_dir / ".checkpoint.pt.x1y2.tmp").write_bytes(b"half a checkpoint")
