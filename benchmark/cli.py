@@ -537,8 +537,9 @@ def report(
     if as_json:
         print(json.dumps(result, indent=2, default=str))
         return
-    console.print(f"report of {runs_text(result['n_runs_used'])} ({result['n_runs_skipped']} skipped) in {out}: "
-                  f"{len(result['tables'])} tables, {len(result['figures'])} figures, {result['summary_md']}")
+    excluded = f", {result['n_runs_excluded']} not selected" if result["n_runs_excluded"] else ""
+    console.print(f"report of {runs_text(result['n_runs_used'])} ({result['n_runs_skipped']} skipped{excluded}) in "
+                  f"{out}: {len(result['tables'])} tables, {len(result['figures'])} figures, {result['summary_md']}")
     for item in result["skipped"]:
         console.print(f"  skipped {item['run']}: {item['reason']}")
     for warning in result["warnings"]:

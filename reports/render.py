@@ -6,7 +6,7 @@ Output layout (for the main group; any other group gets the same under `<backbon
 ```
 OUT/report.tex          standalone LaTeX document (\\input's the tables, includes the PDF figures)
 OUT/summary.md          the same content in Markdown, with the runs used and skipped
-OUT/runs_used.txt       one line per run: USED / SKIPPED (with the reason) / NOTE
+OUT/runs_used.txt       one line per run: USED / SKIPPED (with the reason) / NOTE / EXCLUDED (--backbone, --preset)
 OUT/results.csv         one row per used run (the RUNS_DIR/results.csv format)
 OUT/results_tidy.csv    one row per run x profile x metric, raw values
 OUT/tables/*.tex|md|csv
@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -32,6 +32,7 @@ from reports import tables as tbl
 from reports.labels import plural
 from reports.load import (
     Runs,
+    Skipped,
     load_runs,
     read_speed,
     write_csv_atomic,
@@ -83,28 +84,60 @@ def groups_of(wide: pd.DataFrame) -> list[tuple[str, str, str]]:
     return [tuple(g) for g in groups]
 
 
+def select_runs(runs: Runs, backbone: str | None, preset: str | None) -> tuple[Runs, list[Skipped]]:
+    """The runs of this backbone and/or preset, and the others as (run, "not selected (--backbone B)"): with a
+    filter, every count, CSV and list of the report is of the selected runs, and the others are named as left out,
+    neither used nor broken. Skipped runs stay listed: their records were not read, so their backbone is unknown.
+
+    ValueError, naming what the folder holds, when runs were read but none matches (else an empty report)."""
+    wide = runs.wide
+    if (backbone is None and preset is None) or wide.empty:
+        return runs, []
+    filters = [(column, value) for column, value in (("backbone", backbone), ("preset", preset)) if value is not None]
+    keep = pd.Series(True, index=wide.index)
+    for column, value in filters:
+        keep &= wide[column] == value
+    if not keep.any():
+        present = ", ".join(sorted({f"--backbone {b} --preset {p}" for b, p in zip(wide.backbone, wide.preset)}))
+        raise ValueError(f"no finished runs under {runs.root} match --backbone {backbone or 'any'} --preset "
+                         f"{preset or 'any'}; present: {present}")
+    excluded = [Skipped(row["run"], "not selected (" + " ".join(f"--{c} {v}" for c, v in filters if row[c] != v)
+                        + ")") for _, row in wide[~keep].iterrows()]
+    kept = set(wide.loc[keep, "run"])
+
+    def pick(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[frame["run"].isin(kept)].reset_index(drop=True)
+
+    return replace(runs, wide=pick(wide), tidy=pick(runs.tidy), counts=pick(runs.counts),
+                   conventions=pick(runs.conventions), notes=[n for n in runs.notes if n.run in kept],
+                   settings={r: s for r, s in runs.settings.items() if r in kept}), excluded
+
+
 def render_report(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, *, backbone: str | None = None,
                   preset: str | None = None, figures: bool = True, update_results_csv: bool = False,
                   speed: str | os.PathLike | None = None) -> dict:
     """Render everything for the runs under `runs_dir` into `out_dir`; returns a JSON-friendly summary.
 
     backbone/preset: restrict to one backbone or preset (default: every group present, the paper's recipe first;
-    runs of one backbone and preset trained with different settings form one group per recipe).
+    runs of one backbone and preset trained with different settings form one group per recipe); the other runs are
+    listed as excluded and count nowhere else (`select_runs`; ValueError when none matches).
     figures: False skips matplotlib (tables and documents only). update_results_csv: also regenerate
     RUNS_DIR/results.csv. speed: a `segbench profile` CSV/JSON whose latency and throughput fill the efficiency
     table (training records no latency). Returned keys: out_dir, report_tex, summary_md, runs_used_txt, results_csv,
     results_tidy_csv, tables, figures (lists of paths), warnings, n_runs_used, n_runs_skipped, skipped (run, reason),
-    groups (each with its recipe and the backbone weights its runs used).
+    n_runs_excluded, excluded (run, reason: not selected by backbone/preset), groups (each with its recipe and the
+    backbone weights its runs used).
     """
     out = Path(out_dir)
+    everything = load_runs(runs_dir)
+    runs, excluded = select_runs(everything, backbone, preset)   # before anything is written: a bad filter is an error
     out.mkdir(parents=True, exist_ok=True)
-    runs = load_runs(runs_dir)
     speed_rows = read_speed(speed) if speed is not None else None
     previous = _previous(out)
-    if update_results_csv:
-        write_results_csv(runs_dir, runs)
+    if update_results_csv:   # the runs directory's own table: every run, whatever this report selects
+        write_results_csv(runs_dir, everything)
     wide, tidy = runs.wide, runs.tidy
-    chosen = [g for g in groups_of(wide) if (backbone in (None, g[0])) and (preset in (None, g[1]))]
+    chosen = groups_of(wide)
     groups = []
     for i, (bb, pr, recipe) in enumerate(chosen):
         prefix = "" if i == 0 else tbl.file_safe("__".join([bb, pr] + ([recipe] if recipe else [])))
@@ -116,9 +149,9 @@ def render_report(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ba
                 if speed_rows is not None and tbl.timed_rows(speed_rows, g.backbone, g.ctx.wide["method"]).empty]
     write_csv_atomic(wide, out / "results.csv")
     write_csv_atomic(tidy, out / "results_tidy.csv")
-    write_text_atomic(out / "runs_used.txt", _runs_used_text(runs))
-    write_text_atomic(out / "summary.md", _summary_md(runs, groups, out))
-    write_text_atomic(out / "report.tex", _report_tex(runs, groups, out))
+    write_text_atomic(out / "runs_used.txt", _runs_used_text(runs, excluded))
+    write_text_atomic(out / "summary.md", _summary_md(runs, groups, out, excluded))
+    write_text_atomic(out / "report.tex", _report_tex(runs, groups, out, excluded))
     written = {Path(p) for g in groups for p in [*g.table_paths, *g.figure_paths]}
     for path in previous - written:   # stale: a dataset or figure this render no longer has
         path.unlink(missing_ok=True)
@@ -135,6 +168,8 @@ def render_report(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ba
         "n_runs_used": len(wide),
         "n_runs_skipped": len(runs.skipped),
         "skipped": [{"run": s.run, "reason": s.reason} for s in runs.skipped],
+        "n_runs_excluded": len(excluded),
+        "excluded": [{"run": s.run, "reason": s.reason} for s in excluded],
         "groups": [{"backbone": g.backbone, "preset": g.preset, "recipe": g.recipe, "folder": g.prefix or ".",
                     "n_runs": len(g.ctx.wide), "weights": weights_used(g.ctx.wide)}
                    for g in groups],
@@ -208,12 +243,20 @@ def _by_reason(items: list) -> list[tuple[str, list[str]]]:
     return list(grouped.items())
 
 
-def _runs_used_text(runs: Runs) -> str:
-    lines = [f"# runs directory: {runs.root}", f"# used: {len(runs.wide)}, skipped: {len(runs.skipped)}"]
+def _runs_used_text(runs: Runs, excluded: list[Skipped]) -> str:
+    counts = f"# used: {len(runs.wide)}, skipped: {len(runs.skipped)}" + (
+        f", excluded: {len(excluded)}" if excluded else "")
+    lines = [f"# runs directory: {runs.root}", counts]
     lines += [f"USED     {run}" for run in runs.wide.get("run", [])]
     lines += [f"SKIPPED  {s.run}: {s.reason}" for s in runs.skipped]
     lines += [f"NOTE     {s.run}: {s.reason}" for s in runs.notes]
+    lines += [f"EXCLUDED {s.run}: {s.reason}" for s in excluded]
     return "\n".join(lines) + "\n"
+
+
+def _excluded_text(excluded: list[Skipped]) -> str:
+    """", 3 runs not selected (--backbone B)": how many runs a filter left out, by filter, for the opening line."""
+    return "".join(f", {plural(len(rs), 'run')} {reason}" for reason, rs in _by_reason(excluded))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -248,11 +291,11 @@ def _figure_items(group: Group, out: Path) -> list[tuple[Path, str]]:
 # summary.md
 
 
-def _summary_md(runs: Runs, groups: list[Group], out: Path) -> str:
+def _summary_md(runs: Runs, groups: list[Group], out: Path, excluded: list[Skipped]) -> str:
     md = ["# segbench report", "",
           (f"Runs directory `{runs.root}`: {plural(len(runs.wide), 'run')} used, {len(runs.skipped)} skipped "
-           "(listed below with the reason). Numbers are read from the run records (schema 1) and rounded only "
-           "here."),
+           f"(listed below with the reason){_excluded_text(excluded)}. Numbers are read from the run records "
+           "(schema 1) and rounded only here."),
           ""]
     if not groups:
         md += ["No complete runs were found, so there are no tables or figures.", ""]
@@ -276,6 +319,9 @@ def _summary_md(runs: Runs, groups: list[Group], out: Path) -> str:
     if runs.notes:
         md += ["Used with a remark:", ""]
         md += [f"- {reason}: " + ", ".join(f"`{r}`" for r in rs) for reason, rs in _by_reason(runs.notes)] + [""]
+    if excluded:
+        md += ["Excluded (another backbone or preset; in no number or file of this report):", ""]
+        md += [f"- {reason}: " + ", ".join(f"`{r}`" for r in rs) for reason, rs in _by_reason(excluded)] + [""]
     md += ["The full list of runs used is in `runs_used.txt`.", "", "## Scoring conventions", ""]
     conv = runs.conventions
     for profile in sorted(conv["profile"].unique()) if len(conv) else []:
@@ -312,11 +358,16 @@ PREAMBLE = r"""\documentclass[10pt]{article}
 """
 
 
-def _report_tex(runs: Runs, groups: list[Group], out: Path) -> str:
+def _report_tex(runs: Runs, groups: list[Group], out: Path, excluded: list[Skipped]) -> str:
     tex = tbl.tex
+
+    def option(text: str) -> str:   # "--backbone" as typed, not an en dash
+        return tex(text).replace("--", "-{}-")
+
     lines = [PREAMBLE, r"\begin{document}", r"\maketitle", "",
              (f"Runs directory \\texttt{{{tex(runs.root.name or str(runs.root))}}}: "
-              f"{plural(len(runs.wide), 'run')} used, {len(runs.skipped)} skipped (Section~\\ref{{sec:runs}}). "
+              f"{plural(len(runs.wide), 'run')} used, {len(runs.skipped)} skipped (Section~\\ref{{sec:runs}})"
+              f"{option(_excluded_text(excluded))}. "
               "Our rows are means over seeds with the sample standard deviation (ddof = 1); reported rows are "
               "copied from the SegDINO paper (arXiv 2509.00833 v1) and come from its own models and protocols."), ""]
     if not groups:
@@ -357,6 +408,12 @@ def _report_tex(runs: Runs, groups: list[Group], out: Path) -> str:
         for reason, rs in _by_reason(runs.notes):
             lines.append(f"\\item {tex(reason)} ({plural(len(rs), 'run')}): "
                          + ", ".join(f"\\texttt{{{tex(r)}}}" for r in rs))
+        lines += [r"\end{itemize}"]
+    if excluded:
+        lines += ["", "Excluded (another backbone or preset; in no number of this report):",
+                  r"\begin{itemize}\small\raggedright"]
+        lines += [f"\\item {option(reason)} ({plural(len(rs), 'run')}): "
+                  + ", ".join(f"\\texttt{{{tex(r)}}}" for r in rs) for reason, rs in _by_reason(excluded)]
         lines += [r"\end{itemize}"]
     lines += ["", "The full list of runs used is in \\texttt{runs\\_used.txt}.", ""]
     appendix = [(g, t) for g in groups for t in g.tables if t.key.startswith("dataset_")]

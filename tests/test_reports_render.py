@@ -273,3 +273,80 @@ def test_report_of_only_imported_runs_says_they_are_not_reported(tmp_path):
     assert result.exit_code == 2 and "no finished runs under" in message, message
     assert "imported/public_kvasir: an imported checkpoint" in message
     assert "imported runs are not reported" in message
+
+
+def _mixed_runs(root: Path) -> Path:
+    """3 runs of backbone dinov3_vitb16, preset paper, and 3 others: 2 of another backbone, 1 of another preset."""
+    for seed in (0, 1, 2):
+        write_exact_run(root, "msd", "segdino", seed, {"mirror": {"iou": 0.9}}, backbone="dinov3_vitb16")
+    for seed in (0, 1):
+        write_exact_run(root, "msd", "segdino", seed, {"mirror": {"iou": 0.5}})
+    write_exact_run(root, "msd", "segdino", 0, {"mirror": {"iou": 0.4}}, backbone="dinov3_vitb16", preset="public-code")
+    return root
+
+
+def test_backbone_and_preset_select_the_runs_every_file_counts(tmp_path):
+    # --backbone/--preset used to filter only the tables: counts, CSVs, runs_used.txt and summary.md had all 6 runs
+    runs, out = _mixed_runs(tmp_path / "runs"), tmp_path / "out"
+    result = render_report(runs, out, backbone="dinov3_vitb16", preset="paper", figures=False)
+    chosen = {f"msd/segdino__dinov3_vitb16__paper__s{s}" for s in (0, 1, 2)}
+    other_backbone = [f"msd/segdino__dinov3_vits16__paper__s{s}" for s in (0, 1)]
+    other_preset = "msd/segdino__dinov3_vitb16__public-code__s0"
+    assert (result["n_runs_used"], result["n_runs_skipped"], result["n_runs_excluded"]) == (3, 0, 3)
+    assert [(g["backbone"], g["preset"], g["n_runs"]) for g in result["groups"]] == [("dinov3_vitb16", "paper", 3)]
+    assert {e["run"]: e["reason"] for e in result["excluded"]} == {
+        **{r: "not selected (--backbone dinov3_vitb16)" for r in other_backbone},
+        other_preset: "not selected (--preset paper)"}
+    assert set(pd.read_csv(out / "results.csv")["run"]) == chosen
+    tidy = pd.read_csv(out / "results_tidy.csv")
+    assert set(tidy["run"]) == chosen and set(tidy["value"]) == {0.9}
+    lines = (out / "runs_used.txt").read_text().splitlines()
+    assert lines[1] == "# used: 3, skipped: 0, excluded: 3"
+    assert {line.split()[1] for line in lines if line.startswith("USED")} == chosen
+    assert not any(line.startswith("SKIPPED") for line in lines)
+    assert sorted(line for line in lines if line.startswith("EXCLUDED")) == sorted([
+        f"EXCLUDED {r}: not selected (--backbone dinov3_vitb16)" for r in other_backbone] + [
+        f"EXCLUDED {other_preset}: not selected (--preset paper)"])
+    assert all(line.split()[1].rstrip(":") in chosen for line in lines if line.startswith("NOTE"))  # no env.json
+    summary = (out / "summary.md").read_text()
+    assert ("3 runs used, 0 skipped (listed below with the reason), 1 run not selected (--preset paper), "
+            "2 runs not selected (--backbone dinov3_vitb16).") in summary
+    assert "6 runs" not in summary and "(6 runs)" not in summary
+    assert "- not selected (--preset paper): `msd/segdino__dinov3_vitb16__public-code__s0`" in summary
+    assert "`mirror` (3 runs)" in summary   # scoring conventions of the selected runs only
+    tex = (out / "report.tex").read_text()
+    assert "3 runs used, 0 skipped" in tex and "-{}-backbone dinov3\\_vitb16" in tex
+    if shutil.which("pdflatex"):
+        assert compile_pdf(result["report_tex"]).is_file()
+
+
+def test_one_filter_keeps_every_group_it_matches_and_no_filter_keeps_all(tmp_path):
+    runs = _mixed_runs(tmp_path / "runs")
+    result = render_report(runs, tmp_path / "b16", backbone="dinov3_vitb16", figures=False)
+    assert (result["n_runs_used"], result["n_runs_excluded"]) == (4, 2)
+    assert [(g["preset"], g["n_runs"]) for g in result["groups"]] == [("paper", 3), ("public-code", 1)]
+    result = render_report(runs, tmp_path / "all", figures=False, update_results_csv=True)
+    assert (result["n_runs_used"], result["n_runs_excluded"], result["excluded"]) == (6, 0, [])
+    assert "EXCLUDED" not in (tmp_path / "all" / "runs_used.txt").read_text()
+    assert "# used: 6, skipped: 0\n" in (tmp_path / "all" / "runs_used.txt").read_text()
+    assert "not selected" not in (tmp_path / "all" / "summary.md").read_text()
+    render_report(runs, tmp_path / "b16", backbone="dinov3_vitb16", figures=False, update_results_csv=True)
+    assert len(pd.read_csv(runs / "results.csv")) == 6   # the runs directory's own table keeps every run
+
+
+def test_a_filter_that_matches_nothing_names_what_the_folder_holds(tmp_path):
+    from benchmark.cli import app
+    from typer.testing import CliRunner
+
+    runs = _mixed_runs(tmp_path / "runs")
+    with pytest.raises(ValueError, match="match --backbone dinov3_vitl16 --preset any; present: --backbone "
+                                         "dinov3_vitb16 --preset paper, --backbone dinov3_vitb16 --preset public-code, "
+                                         "--backbone dinov3_vits16 --preset paper"):
+        render_report(runs, tmp_path / "out", backbone="dinov3_vitl16")
+    assert not (tmp_path / "out").exists()   # nothing written for a mistyped filter
+    result = CliRunner().invoke(app, ["report", str(runs), "--out", str(tmp_path / "out"), "--preset", "nope"])
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2 and "present: --backbone dinov3_vitb16 --preset paper" in message, message
+    result = CliRunner().invoke(app, ["report", str(runs), "--out", str(tmp_path / "out"), "--backbone",
+                                      "dinov3_vitb16", "--preset", "paper", "--no-figures"])
+    assert result.exit_code == 0 and "report of 3 runs (0 skipped, 3 not selected)" in " ".join(result.output.split()), result.output
