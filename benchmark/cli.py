@@ -467,6 +467,15 @@ def run(
     if not dry_run:   # a wrong data root or weights path fails before the random-weights note
         check_inputs(plan(spec))
     warn_random_weights(first.backbone.name, first.backbone.weights)
+    if executor == "local" and runs_per_gpu > 1 and not any(d.startswith("cuda") for d in _split(devices)):
+        import os
+
+        import torch
+
+        if not torch.cuda.is_available():
+            err.print(f"note: --runs-per-gpu {runs_per_gpu} with no GPU here: {runs_per_gpu} runs at a time share "
+                      f"the CPU's {os.cpu_count()} cores, which is slower than one after another", highlight=False,
+                      soft_wrap=True)
     if dry_run:
         rows = plan_status(spec)
         missing = [r for r in rows if r["state"] == "no data"]

@@ -293,6 +293,10 @@ def local_devices(requested: list[str] | None, train_device: str, runs_per_gpu: 
                 raise ValueError(f"--devices: {exc}") from None
         base = list(requested)
     else:
+        if train_device != "auto":   # --device cuda:0 on a machine without one: before any work, not in the first run
+            from benchmark.train import resolve_device
+
+            resolve_device(train_device)
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
         use_gpus = gpus > 0 and train_device in ("auto", "cuda")
         base = [f"cuda:{i}" for i in range(gpus)] if use_gpus else ["cpu" if train_device == "auto" else train_device]

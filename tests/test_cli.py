@@ -322,6 +322,16 @@ def test_a_real_backbone_without_weights_is_named_random_with_the_fix(tmp_path, 
     assert code == 0 and "random weights" not in out
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the note of a machine without a GPU")
+def test_runs_per_gpu_without_a_gpu_is_noted(tmp_path, kvasir_root):
+    base = ["run", "--datasets", "kvasir", "--methods", "segdino", "--seeds", "0", "--data-root", kvasir_root,
+            "--runs-dir", tmp_path, "--dry-run", "--preset", "smoke"]
+    code, out = invoke(*base, "--runs-per-gpu", 4)
+    assert code == 0 and "--runs-per-gpu 4 with no GPU here: 4 runs at a time share the CPU's" in out, out
+    code, out = invoke(*base)
+    assert code == 0 and "runs-per-gpu" not in out, out
+
+
 def test_seeds_must_be_whole_numbers(tmp_path, kvasir_root):
     code, out = invoke("run", "--datasets", "kvasir", "--methods", "segdino", "--seeds", "0,a", "--data-root",
                        kvasir_root, "--runs-dir", tmp_path, "--dry-run")

@@ -349,4 +349,5 @@ def test_a_filter_that_matches_nothing_names_what_the_folder_holds(tmp_path):
     assert result.exit_code == 2 and "present: --backbone dinov3_vitb16 --preset paper" in message, message
     result = CliRunner().invoke(app, ["report", str(runs), "--out", str(tmp_path / "out"), "--backbone",
                                       "dinov3_vitb16", "--preset", "paper", "--no-figures"])
-    assert result.exit_code == 0 and "report of 3 runs (0 skipped, 3 not selected)" in " ".join(result.output.split()), result.output
+    flat = " ".join(result.output.split())
+    assert result.exit_code == 0 and "report of 3 runs (0 skipped, 3 not selected)" in flat, result.output

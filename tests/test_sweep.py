@@ -287,6 +287,16 @@ def test_runs_per_gpu_puts_several_workers_on_each_device(monkeypatch):
     assert local_devices(None, "auto", 2) == ["cpu", "cpu"] and local_devices(None, "auto", 1) == []
 
 
+def test_a_gpu_the_machine_lacks_is_refused_before_any_run(tmp_path, kvasir_root, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    spec = _spec(kvasir_root, tmp_path)
+    spec = SweepSpec(spec.datasets, spec.methods, spec.seeds, spec.preset, None,
+                     {**spec.overrides, "train.device": "cuda:0"})
+    with pytest.raises(ValueError, match="device cuda:0: this machine has no usable CUDA GPU"):
+        run_sweep(spec, progress=False)
+    assert not (tmp_path / "kvasir").exists()
+
+
 def test_runs_per_gpu_must_be_positive(tmp_path, kvasir_root):
     with pytest.raises(ValueError, match="--runs-per-gpu must be at least 1"):
         run_sweep(_spec(kvasir_root, tmp_path), runs_per_gpu=0, progress=False)
