@@ -579,6 +579,11 @@ def demo(
         console.print(f"report: {result.report['summary_md']} and {result.report['report_tex']} "
                       f"({len(result.report['figures'])} figures)")
     console.print(f"demo finished in {result.seconds:.0f} s; run records under {out}")
+    reused = [what for what, done in (("headline run", result.headline.get("reused")), ("matrix's runs", result.matrix
+              and all(row.get("was") == "done" for row in result.matrix))) if done]
+    if reused:
+        console.print(f"note: the {' and the '.join(reused)} had already finished under {out}: read from their "
+                      f"records, not trained again (seconds: this command's); give another --out to run it all again")
 
 
 def main() -> None:

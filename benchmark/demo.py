@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmark import records
 from benchmark.config import load_config
 from benchmark.data import synthetic
 from benchmark.data.image_cache import load_resized
@@ -70,13 +71,14 @@ def run_headline(out: Path, progress: bool = True) -> dict:
     cfg = load_config("smoke", overrides={"data.dataset": "kvasir", "data.root": str(root), "train.device": "cpu",
                                           "run.runs_dir": str(Path(out) / "headline")})
     start = time.perf_counter()
+    reused = records.is_done(records.run_dir_for(cfg))   # a demo run again on its --out: read, not trained
     chance = untrained_dice(cfg)
     run_dir = train_run(cfg, progress=progress)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     seg = metrics["profiles"]["segdino"]["metrics"]
     return {"dataset": "kvasir", "method": "segdino", "size": cfg.data.size, "untrained_dice": chance,
             "dice": seg["dice"], "iou": seg["iou"], "hd95": seg["hd95"], "selected_epoch": metrics["selected_epoch"],
-            "seconds": time.perf_counter() - start, "run_dir": str(run_dir)}
+            "seconds": time.perf_counter() - start, "run_dir": str(run_dir), "reused": reused}
 
 
 def run_matrix(out: Path, datasets=DEMO_DATASETS, methods=None, progress: bool = True) -> list[dict]:

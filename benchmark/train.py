@@ -170,8 +170,8 @@ def check_same_samples(cfg: Config, run_dir: Path, source, splits: tuple[str, ..
         pools["training"] = (listed(*with_val), {key for name in with_val for key in official.get(name, [])})
     if "test" in splits:
         pools["test"] = (listed("test"), set(official.get("test", [])))
-    fix = ("Point --data-root at the data it was trained on, or, if the data changed on purpose, remove the run "
-           "directory or choose another --runs-dir")
+    fix = ("Point --data-root at the data it was trained on, or, if the data changed on purpose, train it again: "
+           "remove the run directory, or train into another --runs-dir")
     where = f"{run_dir} was trained on other files than {cfg.data.dataset} at {cfg.data.root} holds now"
     for pool, (was, now) in pools.items():
         if not was or was == now:
@@ -277,8 +277,8 @@ def check_same_content(cfg: Config, run_dir: Path, content: dict[str, str]) -> N
         raise RunConflict(f"{run_dir} was trained on other files than {cfg.data.dataset} at {cfg.data.root} holds "
                           f"now: the same file names, but the contents of its official {' and '.join(changed)} "
                           f"split{'s' if len(changed) > 1 else ''} changed since. Point --data-root at the data it was "
-                          "trained on, or, if the data changed on purpose, remove the run directory or choose another "
-                          "--runs-dir")
+                          "trained on, or, if the data changed on purpose, train it again: remove the run directory, "
+                          "or train into another --runs-dir")
 
 
 def split_refs(cfg: Config, source) -> tuple[dict, str]:

@@ -8,7 +8,13 @@ from benchmark.demo import run_demo
 def test_demo_headline_trains_segdino_well_above_chance(tmp_path):
     result = run_demo(tmp_path / "demo", matrix=False, progress=False)
     assert result.headline["untrained_dice"] <= 0.30
-    assert result.headline["dice"] >= 0.70
+    assert result.headline["dice"] >= 0.70 and not result.headline["reused"]
+    from typer.testing import CliRunner
+
+    from benchmark.cli import app
+
+    again = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--quick"])   # read, and said so
+    assert again.exit_code == 0 and "the headline run had already finished under" in " ".join(again.output.split())
 
 
 @pytest.mark.slow
