@@ -114,7 +114,7 @@ def data_check(
     dataset: Optional[str] = typer.Option(None, help="dataset key; default: detect from the layout"),
     miniature: bool = typer.Option(False, help="do not fail on counts that differ from the official ones"),
     num_classes: Optional[int] = typer.Option(None, help="folder datasets: the number of classes"),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON (exit code unchanged)"),
 ):
     """Validate native layouts, counts and masks; name every problem's file. Exit 1 if anything is wrong."""
     from benchmark.data.check import check_dataset
@@ -151,7 +151,7 @@ def train(
     size: Optional[int] = typer.Option(None, help="input side, a multiple of 16 (paper: 256)"),
     data_root: Optional[str] = typer.Option(None, help="the dataset's folder, or a folder holding several"),
     runs_dir: Optional[str] = typer.Option(None, help="where run directories go (default: runs)"),
-    epochs: Optional[int] = typer.Option(None),
+    epochs: Optional[int] = typer.Option(None, help="training epochs (paper: 50)"),
     batch_size: Optional[int] = typer.Option(None),
     subset: Optional[int] = typer.Option(None, help="first N samples per split (smoke runs on real data)"),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda, cuda:1, ..."),
@@ -487,7 +487,8 @@ def run(
                              f"first: {missing[0]['why']}")
         clashes = [r for r in rows if r["state"] == "conflict"]
         if clashes:   # the real run refuses them before any work: say so, with the same exit code
-            raise ValueError(f"{runs_text(len(clashes))} clash with existing run directories, so `segbench run` "
+            verb = "clashes" if len(clashes) == 1 else "clash"
+            raise ValueError(f"{runs_text(len(clashes))} {verb} with existing run directories, so `segbench run` "
                              f"would refuse this sweep; first: {clashes[0]['why']}")
         return
     slurm = SlurmOptions(partition=partition, time_min=time_min, gpus_per_node=gpus, cpus_per_task=cpus_per_task,
@@ -516,7 +517,7 @@ def report(
     pdf: bool = typer.Option(False, help="also compile report.tex with pdflatex, where installed"),
     backbone: Optional[str] = typer.Option(None, help="only runs on this backbone"),
     preset: Optional[str] = typer.Option(None, help="only runs of this preset"),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help="print what was written (paths, counts, groups) as JSON"),
 ):
     """LaTeX tables, Markdown summary, CSV and figures from run records, with the paper's numbers beside ours."""
     from reports.render import compile_pdf, render_report

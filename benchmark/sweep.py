@@ -265,8 +265,8 @@ def run_sweep(spec: SweepSpec, executor: str = "local", slurm: SlurmOptions | No
     clashes = [clash for cfg in configs if (clash := config_clash(cfg, sources))]
     if clashes:   # before any work: a finished run is never reported for a config it was not trained with
         from benchmark.train import RunConflict
-        raise RunConflict(f"{len(clashes)} planned run{'' if len(clashes) == 1 else 's'} clash with existing run "
-                          f"directories; first: {clashes[0]}")
+        runs = "1 planned run clashes" if len(clashes) == 1 else f"{len(clashes)} planned runs clash"
+        raise RunConflict(f"{runs} with existing run directories; first: {clashes[0]}")
     dicts = [cfg.to_dict() for cfg in configs]
     if executor == "local":
         rows = _run_local(dicts, progress, devices, runs_per_gpu, keep_going)

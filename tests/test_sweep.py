@@ -232,7 +232,7 @@ def test_a_sweep_with_another_config_refuses_finished_runs_before_any_work(tmp_p
                                       "--preset", "smoke", "--epochs", "2", "--size", "64", "--device", "cpu",
                                       "--data-root", str(kvasir_root), "--runs-dir", str(tmp_path), "--dry-run"])
     assert result.exit_code == 2 and "conflict" in result.output   # the table, then the refusal the run would give
-    assert "1 run clash with existing run directories, so `segbench run` would refuse" in result.output
+    assert "1 run clashes with existing run directories, so `segbench run` would refuse" in result.output
 
 
 @pytest.mark.slow
