@@ -58,10 +58,15 @@ def user_errors(fn):
         except KeyError as exc:
             err.print(f"[bold red]error:[/] {exc.args[0] if exc.args else exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             resumes = fn.__name__ in ("train", "run", "demo")
-            err.print("interrupted" + (": nothing finished is lost; the same command continues (a run resumes from "
-                                       "its last checkpoint)" if resumes else ""), highlight=False, soft_wrap=True)
+            if exc.args:   # a run stopped at an epoch boundary says which epoch it saved
+                err.print(f"interrupted: {exc.args[0]}" + ("; nothing finished is lost" if resumes else ""),
+                          highlight=False, soft_wrap=True)
+            else:
+                err.print("interrupted" + (": nothing finished is lost; the same command continues (a run resumes "
+                                           "from its last checkpoint)" if resumes else ""),
+                          highlight=False, soft_wrap=True)
             raise typer.Exit(130) from None
     return wrapper
 

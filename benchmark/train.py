@@ -9,6 +9,9 @@ import csv
 import json
 import os
 import random
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -46,6 +49,39 @@ class RunConflict(RuntimeError):
 
 class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+class EpochBoundaryInterrupt:
+    """Ctrl-C during the epoch loop: the first finishes the epoch under way, which is then checkpointed, and stops
+    the run (a checkpoint is otherwise written only every train.checkpoint_every_s, so a plain interrupt would lose
+    the epochs since); a second stops at once. Only in the main thread, and only where Python's own Ctrl-C handler
+    is installed (a host program's handler is left alone)."""
+
+    def __init__(self, label: str, total: int):
+        self.label, self.total = label, total
+        self.epoch, self.saved = 0, 0   # the epoch under way (1-based) and the last one checkpointed
+        self.requested, self._installed = False, False
+
+    def __enter__(self) -> EpochBoundaryInterrupt:
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            signal.signal(signal.SIGINT, self._first)
+            self._installed = True
+        return self
+
+    def _first(self, signum, frame) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)   # the second Ctrl-C raises KeyboardInterrupt
+        tqdm.write(f"Ctrl-C: {self.label} finishes epoch {self.epoch} of {self.total}, saves it and stops (Ctrl-C "
+                   f"again stops now; the run then resumes from epoch {self.saved})", file=sys.stderr)
+
+    def stop(self) -> KeyboardInterrupt:
+        return KeyboardInterrupt(f"{self.label} stopped after epoch {self.saved} of {self.total}, which is saved: "
+                                 "the same command resumes it from there")
+
+    def __exit__(self, *exc) -> None:
+        if self._installed and signal.getsignal(signal.SIGINT) == self._first:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -401,35 +437,42 @@ def _train_locked(cfg: Config, run_dir: Path, progress: bool, source, model: Seg
     batch = cfg.train.batch_size
     t0 = time.perf_counter() - elapsed
     last_save = time.perf_counter()
-    bar = tqdm(range(start_epoch, cfg.train.epochs), desc=f"{cfg.decoder.name} {cfg.data.dataset} s{cfg.train.seed}",
-               disable=bars_off(progress), unit="epoch", initial=start_epoch, total=cfg.train.epochs, leave=False)
-    for epoch in bar:
-        order = epoch_order(len(train), cfg.train.seed, epoch)
-        losses = train_epoch(model, optimizer, train, batches(order, batch, cfg.train.drop_last), device, amp,
-                             stores.get("train"))
-        scheduler.step()
-        row = {"epoch": epoch + 1, "step": (epoch + 1) * len(losses), "train_loss": float(np.mean(losses))}
-        if len(val):   # train.selection_split=last has no validation split: the last epoch is kept
-            row["val_dice"], row["val_iou"] = validate(model, val, device, max(batch, 16), amp, stores.get("val"))
-        if not np.isfinite(row["train_loss"]):   # before it reaches a checkpoint: the last one stays usable
-            raise TrainingDiverged(
-                f"training diverged in epoch {epoch + 1} (mean loss {row['train_loss']}): lower optim.lr (now "
-                f"{cfg.optim.lr})" + (f" or leave out train.amp_dtype (now {cfg.train.amp_dtype})"
-                                      if cfg.train.amp_dtype else "")
-                + f", in a new run directory (or remove {run_dir}, whose checkpoint holds the epochs before)")
-        history.append({**row, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0})
-        if not len(val) or row["val_dice"] > best["score"]:
-            best = {"epoch": epoch + 1, "score": row.get("val_dice", -1.0),
-                    "state": {k: v.detach().cpu().clone() for k, v in trainable_state(model).items()}}
-        bar.set_postfix(loss=f"{row['train_loss']:.3f}", **({"val_dice": f"{row['val_dice']:.3f}"} if len(val) else {}))
-        due = time.perf_counter() - last_save >= cfg.train.checkpoint_every_s
-        if epoch == start_epoch or epoch + 1 == cfg.train.epochs or due:
-            last_save = time.perf_counter()
-            records.save_torch(ckpt_path, {
-                "epoch": epoch + 1, "model": trainable_state(model), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history, "best": best,
-                "seconds": time.perf_counter() - t0, "started": env["started"]})
-        records.write_csv(run_dir / "history.csv", history)
+    label = f"{cfg.decoder.name} {cfg.data.dataset} s{cfg.train.seed}"
+    bar = tqdm(range(start_epoch, cfg.train.epochs), desc=label, disable=bars_off(progress), unit="epoch",
+               initial=start_epoch, total=cfg.train.epochs, leave=False)
+    with EpochBoundaryInterrupt(f"run {run_dir.name}", cfg.train.epochs) as interrupt:
+        interrupt.saved = start_epoch
+        for epoch in bar:
+            interrupt.epoch = epoch + 1
+            order = epoch_order(len(train), cfg.train.seed, epoch)
+            losses = train_epoch(model, optimizer, train, batches(order, batch, cfg.train.drop_last), device, amp,
+                                 stores.get("train"))
+            scheduler.step()
+            row = {"epoch": epoch + 1, "step": (epoch + 1) * len(losses), "train_loss": float(np.mean(losses))}
+            if len(val):   # train.selection_split=last has no validation split: the last epoch is kept
+                row["val_dice"], row["val_iou"] = validate(model, val, device, max(batch, 16), amp, stores.get("val"))
+            if not np.isfinite(row["train_loss"]):   # before it reaches a checkpoint: the last one stays usable
+                raise TrainingDiverged(
+                    f"training diverged in epoch {epoch + 1} (mean loss {row['train_loss']}): lower optim.lr (now "
+                    f"{cfg.optim.lr})" + (f" or leave out train.amp_dtype (now {cfg.train.amp_dtype})"
+                                          if cfg.train.amp_dtype else "")
+                    + f", in a new run directory (or remove {run_dir}, whose checkpoint holds the epochs before)")
+            history.append({**row, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0})
+            if not len(val) or row["val_dice"] > best["score"]:
+                best = {"epoch": epoch + 1, "score": row.get("val_dice", -1.0),
+                        "state": {k: v.detach().cpu().clone() for k, v in trainable_state(model).items()}}
+            bar.set_postfix(loss=f"{row['train_loss']:.3f}",
+                            **({"val_dice": f"{row['val_dice']:.3f}"} if len(val) else {}))
+            due = time.perf_counter() - last_save >= cfg.train.checkpoint_every_s
+            if epoch == start_epoch or epoch + 1 == cfg.train.epochs or due or interrupt.requested:
+                last_save, interrupt.saved = time.perf_counter(), epoch + 1
+                records.save_torch(ckpt_path, {
+                    "epoch": epoch + 1, "model": trainable_state(model), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history, "best": best,
+                    "seconds": time.perf_counter() - t0, "started": env["started"]})
+            records.write_csv(run_dir / "history.csv", history)
+            if interrupt.requested:
+                raise interrupt.stop()
     train_seconds = history[-1]["seconds"] if history else 0.0
 
     if best["state"] is not None:

@@ -66,6 +66,48 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, smoke_overrides, m
     assert len(pd.read_csv(run_dir / "history.csv")) == 3
 
 
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_finishes_and_saves_the_epoch_under_way(tmp_path, smoke_overrides, monkeypatch, presses):
+    """A real SIGINT in epoch 2 of 4, with checkpoints otherwise only every hour: one Ctrl-C finishes epoch 2, saves
+    it and stops, and the resumed run ends where an uninterrupted one does; a second Ctrl-C stops at once, back to
+    the checkpoint of epoch 1 (the first epoch is always saved)."""
+    import os
+    import signal
+
+    import benchmark.train as T
+
+    overrides = {**smoke_overrides, "train.epochs": 4, "train.checkpoint_every_s": 3600}
+    ref = json.loads((train_run(load_config("smoke", overrides={**overrides, "run.runs_dir": str(tmp_path / "a")}),
+                                progress=False) / "metrics.json").read_text())
+    cfg = load_config("smoke", overrides={**overrides, "run.runs_dir": str(tmp_path / "b")})
+    real_epoch, calls = T.train_epoch, []
+
+    def ctrl_c_in_epoch_2(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            for _ in range(presses):
+                os.kill(os.getpid(), signal.SIGINT)
+        return real_epoch(*args, **kwargs)
+    with monkeypatch.context() as patch:
+        patch.setattr(T, "train_epoch", ctrl_c_in_epoch_2)
+        with pytest.raises(KeyboardInterrupt) as stopped:
+            train_run(cfg, progress=False)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # Python's own handler is back
+    run_dir = tmp_path / "b" / "kvasir" / "segdino__test__smoke__s0"
+    saved = torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"]
+    if presses == 1:
+        assert saved == 2 and len(calls) == 2, (saved, calls)
+        assert "stopped after epoch 2 of 4, which is saved" in str(stopped.value)
+        assert len(pd.read_csv(run_dir / "history.csv")) == 2
+    else:
+        assert saved == 1 and not stopped.value.args
+    assert not (run_dir / "DONE").exists() and not (run_dir / "FAILED").exists()
+    resumed = json.loads((train_run(cfg, progress=False) / "metrics.json").read_text())
+    assert resumed["selected_epoch"] == ref["selected_epoch"]
+    assert resumed["profiles"]["segdino"]["metrics"] == pytest.approx(ref["profiles"]["segdino"]["metrics"])
+    assert len(pd.read_csv(run_dir / "history.csv")) == 4
+
+
 def test_done_run_is_skipped_and_conflicting_config_refused(tmp_path, smoke_overrides):
     cfg = load_config("smoke", overrides={**smoke_overrides, "train.epochs": 1, "run.runs_dir": str(tmp_path)})
     run_dir = train_run(cfg, progress=False)
