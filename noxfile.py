@@ -24,9 +24,13 @@ def fast(session):
 
 @nox.session(venv_backend="none")
 def smoke(session):
-    """The demo end to end on its miniature datasets, in a temporary folder."""
-    out = os.path.join(tempfile.mkdtemp(prefix="segbench-smoke-"), "demo")
-    session.run("segbench", "demo", "--out", out, env=ENV)
+    """The demo end to end on its miniature datasets, in a temporary folder removed afterwards (about 1 GB); give
+    a folder to keep it: `nox -s smoke -- --out segbench_smoke`."""
+    if session.posargs:
+        session.run("segbench", "demo", *session.posargs, env=ENV)
+        return
+    with tempfile.TemporaryDirectory(prefix="segbench-smoke-") as tmp:
+        session.run("segbench", "demo", "--out", os.path.join(tmp, "demo"), env=ENV)
 
 
 @nox.session(venv_backend="none")

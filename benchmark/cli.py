@@ -254,9 +254,11 @@ def predict(
         source = f" for the {source}"
     else:
         written = predict_folder(run_dir, images, out, device)
+    from benchmark.predict import PREDICTIONS_META
+
     kind = "map" if len(written) == 1 else "maps"
-    console.print(f"wrote {len(written)} {kind}{source} to {out} (foreground probability x 255; class indices "
-                  "for a multi-class model)")
+    values = json.loads((out / PREDICTIONS_META).read_text())["map_values"]
+    console.print(f"wrote {len(written)} {kind}{source} to {out} ({values})")
 
 
 @app.command()
@@ -538,6 +540,12 @@ def report(
             reasons = "; ".join(f"{s.run}: {s.reason}" for s in found.skipped[:3])
             raise ValueError(f"no finished runs under {runs_dir}; {len(found.skipped)} skipped ({reasons}"
                              f"{'; ...' if len(found.skipped) > 3 else ''})")
+        from reports.load import runs_dirs_below
+
+        below = runs_dirs_below(runs_dir)
+        if below:
+            raise ValueError(f"no finished runs directly under {runs_dir}, but some in "
+                             f"{', '.join(map(str, below))} (e.g. `segbench report {below[0]}`)")
         raise ValueError(f"no finished runs under {runs_dir} (give the --runs-dir of `segbench run` or "
                          "`segbench train`, e.g. runs)")
     wide = found.wide

@@ -75,7 +75,8 @@ def _predict(model, run_dir, size: int, jobs: list[tuple[Path, Path]], out: Path
     predict stopped part-way (an unreadable image, Ctrl-C, a killed job) leaves a folder `segbench score` refuses
     instead of scoring what is there, or the older maps of another predict, as if they were the whole set."""
     meta_path = Path(out) / PREDICTIONS_META
-    meta = {"run_dir": str(Path(run_dir).resolve()), "network_size": size, **what, "maps": len(jobs)}
+    meta = {"run_dir": str(Path(run_dir).resolve()), "network_size": size, **what, "maps": len(jobs),
+            "map_values": map_values(getattr(model, "num_classes", 2))}
     write_json(meta_path, {**meta, "complete": False, "started": now()})
     written: list[Path] = []
     try:
@@ -91,6 +92,11 @@ def _predict(model, run_dir, size: int, jobs: list[tuple[Path, Path]], out: Path
         raise
     write_json(meta_path, {**meta, "complete": True, "written": now()})
     return written
+
+
+def map_values(num_classes: int) -> str:
+    """What the pixels of a run's maps hold."""
+    return "foreground probability x 255" if num_classes <= 2 else f"class index (0-{num_classes - 1})"
 
 
 def predictions_size(pred_dir: str | Path) -> int | None:

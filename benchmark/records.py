@@ -393,7 +393,7 @@ def damaged_config(path: Path, why: Exception | str) -> str:
 
 
 def load_run_model(run_dir: Path, device: str | torch.device = "cpu"):
-    """The selected model of a run (model.pt), on its configured backbone, in eval mode."""
+    """The selected model of a run (model.pt), on its configured backbone, in eval mode, with its `num_classes`."""
     from benchmark.registry import build_model
 
     run_dir = Path(run_dir)
@@ -426,6 +426,7 @@ def load_run_model(run_dir: Path, device: str | torch.device = "cpu"):
     if missing or unexpected:
         raise ValueError(f"{weights} does not fit the configured model: "
                          f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+    model.num_classes = int(saved["num_classes"])   # what its maps hold: predict records it
     return cfg, model.to(device).eval()
 
 

@@ -172,12 +172,22 @@ def check_same_config(cfg: Config, run_dir: Path) -> None:
     wanted = _flat(_comparable(yaml.safe_load(dump_yaml(cfg))))
     # skip_bad changes nothing for a run that met no unreadable sample (no skipped.json): the same samples train
     same_data = not (run_dir / "skipped.json").exists()
-    diff = [f"{k}: {stored.get(k)!r} there, {wanted.get(k)!r} now" for k in sorted(set(stored) | set(wanted))
+    diff = [f"{k}: {_shown(stored.get(k))} there, {_shown(wanted.get(k))} now"
+            for k in sorted(set(stored) | set(wanted))
             if stored.get(k) != wanted.get(k) and not (k == "data.skip_bad" and same_data)]
     if diff:
         state = "a finished run" if records.is_done(run_dir) else "a run"
         raise RunConflict(f"{run_dir} holds {state} with a different config ({'; '.join(diff[:4])}"
                           f"{'; ...' if len(diff) > 4 else ''}); remove it or choose another --runs-dir")
+
+
+def _shown(value) -> str:
+    """A setting's value as it is written on the command line or in a YAML file (not Python's repr)."""
+    if value is None or value == "":
+        return "unset"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(_shown, value)) or "[]"
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
 
 
 def check_same_samples(cfg: Config, run_dir: Path, source, splits: tuple[str, ...] = ("train", "val", "test")) -> None:

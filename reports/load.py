@@ -291,6 +291,20 @@ def _profile_columns(prof: dict | None) -> dict:
     }
 
 
+def runs_dirs_below(root: Path, depth: int = 2, limit: int = 5) -> list[Path]:
+    """Runs directories (holding `<dataset>/<run>/DONE`) up to `depth` folders below `root`, for the hint when
+    `root` itself holds none (`segbench report segbench_demo` for `segbench_demo/runs`)."""
+    found: list[Path] = []
+    for level in range(1, depth + 1):
+        for done in sorted(root.glob("/".join(["*"] * (level + 2)) + "/DONE")):
+            runs = done.parent.parent.parent
+            if runs not in found and not any(part.startswith(".") for part in runs.relative_to(root).parts):
+                found.append(runs)
+            if len(found) >= limit:
+                return found
+    return found
+
+
 def load_runs(runs_dir: str | os.PathLike) -> Runs:
     """Read every `RUNS_DIR/<dataset>/<run>/` directory; see the module docstring for what is used."""
     root = Path(runs_dir)

@@ -70,7 +70,7 @@ def test_evaluate_and_predict_a_trained_run(trained_run, kvasir_root, tmp_path):
     assert "pass --data-root" not in " ".join(out.split())   # it was passed
     images = kvasir_root / "Kvasir-SEG" / "images"
     code, out = invoke("predict", trained_run, images, "--out", tmp_path / "pred")
-    assert code == 0, out
+    assert code == 0 and "(foreground probability x 255)" in out and "class" not in out, out
     first = sorted(images.iterdir())[0]
     pred = Image.open(tmp_path / "pred" / f"{first.stem}.png")
     assert pred.size == Image.open(first).size and pred.mode == "L"
@@ -256,7 +256,7 @@ def test_multiclass_folder_dataset_trains_predicts_and_reports(tmp_path):
     run_dir = runs / "folder" / "segdino__test__smoke__s0"
     assert torch.load(run_dir / "model.pt", weights_only=True)["num_classes"] == 3
     code, out = invoke("predict", run_dir, tmp_path / "mine" / "images", "--out", tmp_path / "pred")
-    assert code == 0, out
+    assert code == 0 and "(class index (0-2))" in out and "probability" not in out, out
     pred = np.asarray(Image.open(sorted((tmp_path / "pred").iterdir())[0]))
     assert pred.max() <= 2                       # class indices, not probabilities
     code, out = invoke("report", runs, "--out", tmp_path / "report", "--no-figures")

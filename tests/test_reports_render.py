@@ -275,6 +275,23 @@ def test_report_of_only_imported_runs_says_they_are_not_reported(tmp_path):
     assert "imported runs are not reported" in message
 
 
+def test_report_of_a_folder_above_the_runs_names_the_runs_folder(tmp_path):
+    """`segbench report segbench_demo` (the demo's --out, not its runs folder) points at segbench_demo/runs."""
+    from benchmark.cli import app
+    from typer.testing import CliRunner
+
+    run = tmp_path / "demo" / "runs" / "kvasir" / "segdino__test__smoke__s0"
+    run.mkdir(parents=True)
+    (run / "DONE").write_text("")
+    (tmp_path / "demo" / "data" / "mini" / "kvasir").mkdir(parents=True)
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "demo"), "--out", str(tmp_path / "out")])
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2 and "no finished runs directly under" in message, message
+    assert f"(e.g. `segbench report {tmp_path / 'demo' / 'runs'}`)" in message, message
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "demo" / "data"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "directly" not in result.output, result.output   # nothing below: no hint
+
+
 def _mixed_runs(root: Path) -> Path:
     """3 runs of backbone dinov3_vitb16, preset paper, and 3 others: 2 of another backbone, 1 of another preset."""
     for seed in (0, 1, 2):

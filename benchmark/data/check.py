@@ -352,8 +352,11 @@ def _verdict(report: CheckReport) -> str:
     if report.ok:
         note = f" ({_n(n_dev, 'count deviation')} ignored: --miniature)" if n_dev else ""
         return f"OK{note}"
-    return (f"FAILED: {_n(n_err, 'error')}, {_n(n_dev, 'count deviation')}"
-            + ("" if report.expect_counts or not n_dev else " (ignored)"))
+    hint = ""
+    if n_dev:   # a subset or miniature copy differs on purpose; a truncated download does not
+        hint = (" (ignored)" if not report.expect_counts else
+                " (a subset or miniature copy differs on purpose: --miniature keeps counts from failing the check)")
+    return f"FAILED: {_n(n_err, 'error')}, {_n(n_dev, 'count deviation')}{hint}"
 
 
 def render_text(report: CheckReport) -> str:

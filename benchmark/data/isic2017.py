@@ -48,8 +48,8 @@ def open_isic2017(root: Path) -> DatasetSource:
     root = Path(root)
     holder = find_holder(root)
     if holder is None:
-        raise DataError(f"ISIC 2017: no ISIC-2017_* folders in {root} or its sub-folders (point --data-root at the "
-                        "folder holding ISIC-2017_Training_Data/, ISIC-2017_Training_Part1_GroundTruth/, ...)")
+        raise DataError(f"ISIC 2017: no ISIC-2017_* folders in {root} or its sub-folders (the data root should be "
+                        "the folder holding ISIC-2017_Training_Data/, ISIC-2017_Training_Part1_GroundTruth/, ...)")
     splits, notes, unpaired = {}, [], []
     for split, parts in PARTS.items():
         found = next(((part, child_dir(holder, f"ISIC-2017_{part}_Data"),

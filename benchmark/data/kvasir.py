@@ -24,7 +24,7 @@ def open_kvasir(root: Path) -> DatasetSource:
     for folder in (images, masks):
         if not folder.is_dir():
             raise DataError(f"Kvasir-SEG: expected folder {folder} "
-                            "(point --data-root at the unzipped Kvasir-SEG folder)")
+                            "(the data root should be the unzipped Kvasir-SEG folder)")
     image_by_stem = by_stem(list_images(images))
     mask_by_stem = by_stem(list_images(masks))
     lists = {}

@@ -24,8 +24,8 @@ def open_msd(root: Path) -> DatasetSource:
         images, masks = ((child_dir(folder, "image") if folder else None),
                          (child_dir(folder, "mask") if folder else None))
         if images is None or masks is None:
-            raise DataError(f"MSD: expected folders {root / split / 'image'} and {root / split / 'mask'} (point "
-                            "--data-root at the unzipped MSD folder)")
+            raise DataError(f"MSD: expected folders {root / split / 'image'} and {root / split / 'mask'} (the data "
+                            "root should be the unzipped MSD folder)")
         image_by_stem, mask_by_stem = by_stem(list_images(images)), by_stem(list_images(masks))
         extra += unpaired(mask_by_stem, image_by_stem)
         refs = []

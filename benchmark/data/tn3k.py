@@ -68,8 +68,8 @@ def open_tn3k(root: Path) -> DatasetSource:
     dirs = {name: child_dir(root, name) for name in FOLDERS}
     missing = [name for name, d in dirs.items() if d is None]
     if missing:
-        raise DataError(f"TN3K: expected folder(s) {', '.join(missing)} in {root} (point --data-root at the unzipped "
-                        "tn3k folder, the one holding trainval-image/ and the fold files)")
+        raise DataError(f"TN3K: expected folder(s) {', '.join(missing)} in {root} (the data root should be the "
+                        "unzipped tn3k folder, the one holding trainval-image/ and the fold files)")
     (train, extra), (test, extra_test) = (_refs(dirs["trainval-image"], dirs["trainval-mask"]),
                                           _refs(dirs["test-image"], dirs["test-mask"]))
     splits = {"train": train, "test": test}

@@ -23,8 +23,8 @@ def open_visha(root: Path) -> DatasetSource:
         images, labels = ((child_dir(folder, "images") if folder else None),
                           (child_dir(folder, "labels") if folder else None))
         if images is None or labels is None:
-            raise DataError(f"ViSha: expected folders {root / split / 'images'} and {root / split / 'labels'} (point "
-                            "--data-root at the unzipped ViSha folder)")
+            raise DataError(f"ViSha: expected folders {root / split / 'images'} and {root / split / 'labels'} (the "
+                            "data root should be the unzipped ViSha folder)")
         refs = []
         for video in sorted(sub_dirs(images), key=lambda v: natural_key(v.name)):
             label_dir = child_dir(labels, video.name)

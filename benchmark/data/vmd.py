@@ -37,8 +37,8 @@ def open_vmd(root: Path) -> DatasetSource:
         if folder is not None and folder.name.lower() != split:
             notes.append(f"{split} split read from {folder.name}/")
         if folder is None:
-            raise DataError(f"VMD: expected folder {root / split} holding one folder per video (point --data-root "
-                            "at the unzipped VMD folder)")
+            raise DataError(f"VMD: expected folder {root / split} holding one folder per video (the data root "
+                            "should be the unzipped VMD folder)")
         videos = sorted(sub_dirs(folder), key=lambda v: natural_key(v.name))
         splits[split] = []
         for video in videos:
