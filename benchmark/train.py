@@ -25,7 +25,7 @@ from benchmark import records
 from benchmark.config import Config, check_device, dump_yaml
 from benchmark.data.base import DataError
 from benchmark.data.image_cache import CONTENT_SCHEME, ResizedSplit, load_resized
-from benchmark.data.splits import make_splits, manifest
+from benchmark.data.splits import make_splits, manifest, size_fingerprint
 from benchmark.evaluate import (
     keeping,
     predict_batches,
@@ -226,6 +226,15 @@ def check_same_samples(cfg: Config, run_dir: Path, source, splits: tuple[str, ..
         what = "; ".join(f"{_count(len(keys), 'file')} {label} (first: {keys[0]})" for keys, label in
                          ((gone, "not there now"), (new, "new")) if keys)
         raise RunConflict(f"{where}: of its {len(was)} {pool} images, {what}. {fix}")
+    sizes = recorded.get("file_sizes") if isinstance(recorded.get("file_sizes"), dict) else {}
+    compared = (("train", "val") if "train" in splits else ()) + (("test",) if "test" in splits else ())
+    changed = [name for name in compared if name in sizes and source.splits.get(name)
+               and size_fingerprint(source.splits[name][:cfg.data.subset] if cfg.data.subset
+                                    else source.splits[name]) != sizes[name]]
+    if changed:
+        raise RunConflict(f"{where}: the same file names, but files of its official {' and '.join(changed)} "
+                          f"split{'s' if len(changed) > 1 else ''} changed size since (replaced images or masks). "
+                          f"{fix}")
     refs, rule = make_splits(source, cfg.train.seed, cfg.data.val_fraction, cfg.data.subset, selection)
     for name in splits:
         if isinstance(recorded.get(name), list) and set(recorded[name]) != {r.key for r in refs.get(name, [])}:
@@ -277,8 +286,10 @@ def load_data(cfg: Config, run_dir: Path, source=None) -> tuple[object, dict[str
     content = {name: split.cache_key for name, split in official.items()}   # a hash of every file's bytes
     if has_progress(run_dir):
         check_same_content(cfg, run_dir, content)
+    sizes = {name: size_fingerprint(lst[:cfg.data.subset] if cfg.data.subset else lst)
+             for name, lst in source.splits.items() if lst}
     records.write_json(run_dir / "split.json", {**manifest(refs, rule), "content": content,
-                                                "content_scheme": CONTENT_SCHEME})
+                                                "content_scheme": CONTENT_SCHEME, "file_sizes": sizes})
     # each split is a view of the official split its refs came from (keys may repeat across official splits:
     # TN3K numbers its trainval and test images alike)
     origin = {"train": "train", "test": "test",

@@ -653,9 +653,19 @@ def test_a_run_resumes_and_reports_only_on_the_files_it_was_trained_on(tmp_path)
     changed = r"other files than folder at .*b.data holds now: of its 6 training images, 1 file new \(first: sample_006"
     with pytest.raises(RunConflict, match=changed):
         train_run(cfg(tmp_path / "b" / "data"), progress=False)
+    # files replaced under the same names: a finished run is checked by the files' sizes (no bytes read)
+    assert set(split["file_sizes"]) == {"train", "test"}
+    replaced = r"same file names, but files of its official train and test splits changed size since"
+    with pytest.raises(RunConflict, match=replaced):
+        train_run(cfg(tmp_path / "c" / "data"), progress=False)
     (run_dir / "DONE").unlink()                              # as if killed after its last checkpoint
     with pytest.raises(RunConflict, match=changed):
         train_run(cfg(tmp_path / "b" / "data"), progress=False)
+    with pytest.raises(RunConflict, match=replaced):
+        train_run(cfg(tmp_path / "c" / "data"), progress=False)
+    # a resume also compares the bytes (the image cache's content keys), e.g. for a run recorded before file sizes
+    del split["file_sizes"]
+    (run_dir / "split.json").write_text(json.dumps(split))
     with pytest.raises(RunConflict, match=r"same file names, but the contents of its official train and test splits"):
         train_run(cfg(tmp_path / "c" / "data"), progress=False)
     assert not (run_dir / "FAILED").exists()                 # a conflict is not a failure of the run

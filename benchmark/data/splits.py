@@ -51,5 +51,24 @@ def make_splits(source: DatasetSource, seed: int, val_fraction: float = 0.1, sub
     return splits, rule
 
 
+def size_fingerprint(refs: list[SampleRef]) -> str:
+    """A hash of every file's name and size in bytes: files replaced under the same names almost always change
+    size, and the stat calls cost milliseconds, so a finished run can be checked against its data on every sweep
+    (a hash of the bytes, the image cache's key, is checked when a run resumes). The same files never differ."""
+    import hashlib
+
+    def size(path) -> str:
+        if path is None:
+            return "-"
+        try:
+            return str(path.stat().st_size)
+        except OSError:
+            return "missing"
+    h = hashlib.sha256()
+    for ref in refs:
+        h.update(f"{ref.key}|{size(ref.image)}|{size(ref.mask)}\n".encode())
+    return h.hexdigest()[:16]
+
+
 def manifest(splits: dict[str, list[SampleRef]], rule: str) -> dict:
     return {"validation_rule": rule, **{k: [r.key for r in v] for k, v in splits.items()}}
