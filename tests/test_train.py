@@ -66,8 +66,18 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, smoke_overrides, m
     assert len(pd.read_csv(run_dir / "history.csv")) == 3
 
 
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT handled as in a terminal's foreground job (a job started in the background, as CI may be, ignores it)."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("presses", [1, 2])
-def test_ctrl_c_finishes_and_saves_the_epoch_under_way(tmp_path, smoke_overrides, monkeypatch, presses):
+def test_ctrl_c_finishes_and_saves_the_epoch_under_way(tmp_path, smoke_overrides, monkeypatch, presses, ctrl_c_raises):
     """A real SIGINT in epoch 2 of 4, with checkpoints otherwise only every hour: one Ctrl-C finishes epoch 2, saves
     it and stops, and the resumed run ends where an uninterrupted one does; a second Ctrl-C stops at once, back to
     the checkpoint of epoch 1 (the first epoch is always saved)."""
