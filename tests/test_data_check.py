@@ -146,3 +146,19 @@ def test_rendering(clean):
     data = report.to_dict()
     assert data["ok"] is True and len(data["datasets"]) == len(DATASETS)
     assert isinstance(report, CheckReport)
+
+
+def test_folder_masks_train_refuses_fail_the_check(tmp_path):
+    """A 0/65535 mask among 0/255 ones: the loose reading of data check used to call it a note (OK, exit 0) while
+    train refused the dataset; the check now fails on what train refuses."""
+    import numpy as np
+    from PIL import Image
+
+    from benchmark.data.synthetic import write_folder
+
+    root = write_folder(tmp_path / "f16", 6, 2)
+    mask = sorted((root / "masks").glob("*.png"))[1]
+    Image.fromarray(np.asarray(Image.open(mask)).astype(np.uint16) * 257).save(mask)
+    report = check_dataset(root, "folder", expect_counts=False)
+    assert not report.ok and [p.kind for p in report.errors] == ["non_binary_mask"]
+    assert f"mask {mask} holds {{0, 65535}}" in report.errors[0].message

@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -208,3 +209,20 @@ def test_a_duplicate_stem_error_survives_a_worker_process(tmp_path):
     again = pickle.loads(pickle.dumps(caught.value))
     assert again.pairs == caught.value.pairs and str(again) == str(caught.value)
     assert str(again).endswith(f"; 1 more file in {tmp_path / 'images'} shares a stem with another")
+
+
+def test_16_bit_grey_images_are_stretched_not_clipped_to_white(tmp_path):
+    """PIL's convert("RGB") clips an I;16 image to 255 everywhere; read_image stretches it to 0..255."""
+    from PIL import Image
+
+    from benchmark.data.base import read_image
+
+    values = (np.arange(48 * 64).reshape(48, 64) * 10 + 10280).astype(np.uint16)
+    Image.fromarray(values).save(tmp_path / "ct.png")
+    assert Image.open(tmp_path / "ct.png").mode == "I;16"
+    image = read_image(tmp_path / "ct.png")
+    assert image.shape == (48, 64, 3) and image.dtype == np.uint8
+    assert image.min() == 0 and image.max() == 255 and (image[..., 0] == image[..., 2]).all()
+    assert np.all(np.diff(image[..., 0].ravel().astype(int)) >= 0)   # the order of grey levels is kept
+    Image.fromarray(np.full((8, 8), 4000, np.uint16)).save(tmp_path / "flat.png")
+    assert (read_image(tmp_path / "flat.png") == 0).all()

@@ -304,6 +304,10 @@ def test_folder_split_lists(tmp_path):
     (root / "test.txt").write_text("sample_999\n")
     with pytest.raises(DataError, match="sample_999"):
         open_folder(root)
+    (root / "test.txt").write_text("sample_007\n")
+    (root / "train.txt").rename(root / "train.old")   # lists without train.txt: refused (was a KeyError 'train')
+    with pytest.raises(DataError, match="found val.txt, test.txt in .* but no train.txt"):
+        open_folder(root)
 
 
 # --- bad files met while training --------------------------------------------------------------------------------

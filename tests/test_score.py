@@ -426,6 +426,31 @@ def test_score_split_scores_class_index_maps_of_a_multiclass_folder_dataset(tmp_
         score_split(tmp_path / "pred", source, "test", "medical-native")
 
 
+def test_score_of_folders_refuses_class_index_masks_and_maps(tmp_path):
+    """Without --dataset, masks and maps are read as binary: class-index masks (0..3) and a multi-class predict's
+    maps would all be background (Dice 1.0 for every image); both are refused, pointing at --dataset folder."""
+    import json
+
+    from benchmark.data import synthetic
+    from benchmark.registry import open_dataset
+
+    source = open_dataset("folder", synthetic.write_folder(tmp_path / "mine", 4, 3, num_classes=4))
+    for ref in source.splits["test"]:
+        _save(tmp_path / "gt" / f"{ref.key}.png", source.read_mask(ref))
+        _save(tmp_path / "pred" / f"{ref.key}.png", (source.read_mask(ref) > 0) * 255)
+    with pytest.raises(ValueError, match=r"holds the values \{0, 1, 2(, 3)?\}: class indices, not a binary mask"):
+        score_directories(tmp_path / "pred", tmp_path / "gt", "segdino")
+    (tmp_path / "pred" / "segbench_predictions.json").write_text(json.dumps(
+        {"complete": True, "network_size": 64, "map_values": "class index (0-3)"}))
+    with pytest.raises(ValueError, match=r"holds class-index maps .* --dataset folder --split test"):
+        score_directories(tmp_path / "pred", tmp_path / "pred", "segdino")
+    for ref in source.splits["test"]:   # binary 0/1 masks are still binary
+        _save(tmp_path / "gt01" / f"{ref.key}.png", source.read_mask(ref) > 0)
+    (tmp_path / "pred" / "segbench_predictions.json").unlink()
+    summary, _ = score_directories(tmp_path / "pred", tmp_path / "gt01", "medical-native")
+    assert summary["metrics"]["dice"] == 1.0
+
+
 def test_score_split_names_masks_that_pair_with_no_image(tmp_path):
     """Masks renamed `<stem>_mask.png` in a folder dataset: the error gives the pairing rule, not "restore"."""
     from benchmark.data import synthetic

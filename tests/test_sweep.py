@@ -348,6 +348,13 @@ def test_a_finished_run_on_files_that_changed_since_is_a_conflict(tmp_path, kvas
     lists.write_text("\n".join(stems) + "\n")
     image = root / "Kvasir-SEG" / "images" / f"{stems[0]}.jpg"   # the same names, another test image
     Image.fromarray(np.asarray(Image.open(image))[::-1].copy()).save(image, quality=90)
-    assert [r["state"] for r in plan_status(spec)] == ["done"]   # a listing cannot see it (the docs say so)
+    rows = plan_status(spec)   # a listing sees the file's new size
+    assert rows[0]["state"] == "conflict" and "files of its official test split changed size" in rows[0]["why"]
+    with pytest.raises(RunConflict, match="1 planned run clash.*official test split changed size"):
+        run_sweep(spec, progress=False)
+    split = json.loads((run_dir / "split.json").read_text())
+    del split["file_sizes"]   # a run recorded before file sizes: a listing cannot see it, evaluate's decoding can
+    (run_dir / "split.json").write_text(json.dumps(split))
+    assert [r["state"] for r in plan_status(spec)] == ["done"]
     with pytest.raises(RunConflict, match="same file names, but the contents of its official test split changed"):
         evaluate_run(run_dir, profiles=("segdino",))

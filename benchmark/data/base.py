@@ -152,8 +152,15 @@ def _open(path: Path, skip_hint: bool = True) -> Image.Image:
 
 def read_image(path: Path, skip_hint: bool = True) -> np.ndarray:
     """uint8 H x W x 3 RGB. `skip_hint`: an unreadable file's error mentions --skip-bad (training and data
-    commands have it; `predict` has not)."""
-    return np.asarray(_open(Path(path), skip_hint).convert("RGB"))
+    commands have it; `predict` has not). A 16-bit or float grey image (medical exports) is stretched from its own
+    minimum to its maximum onto 0..255 (PIL's convert("RGB") would clip it to white)."""
+    img = _open(Path(path), skip_hint)
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        grey = np.asarray(img).astype(np.float64)
+        lo, hi = (float(grey.min()), float(grey.max())) if grey.size else (0.0, 0.0)
+        grey = np.round((grey - lo) * (255.0 / (hi - lo))) if hi > lo else np.zeros_like(grey)
+        return np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
+    return np.asarray(img.convert("RGB"))
 
 
 MASK_ENCODINGS = ("threshold128", "nonzero", "index")

@@ -301,6 +301,13 @@ def check_source(key: str, folder: Path, workers: int | None = None, num_classes
             if source.mask_suffix else "has no image of the same stem")
     report.problems += [Problem("extra_mask", str(p), f"mask {p} {rule}") for p in extra_masks(source)]
     report.problems += count_problems
+    if key == "folder" and not any(p.severity == "error" for p in report.problems):
+        try:   # what `train` reads: a mask the encoding check refuses there fails the check here too
+            from benchmark.data.folder import open_folder
+            open_folder(folder, num_classes=num_classes)
+        except DataError as exc:
+            report.notes = [n for n in report.notes if n != str(exc)]   # now an error, not a note
+            report.problems.append(Problem("non_binary_mask", str(folder), f"{exc} (train refuses this dataset)"))
     if source.expected_total is not None and report.total != source.expected_total:
         report.problems.append(Problem("count_deviation", str(source.root), f"{report.total:,} samples in all, the "
                                        f"official count is {source.expected_total:,}", "warning"))

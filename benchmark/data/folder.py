@@ -63,6 +63,9 @@ def _splits(root: Path, by_stem: dict[str, Path], seed: int,
         if "test" not in lists:
             raise DataError(f"folder dataset: found {', '.join(p.name for p in lists.values())} in {root} but no "
                             "test.txt; add it (one stem per line), or remove the lists for a seeded 80/20 split")
+        if "train" not in lists:
+            raise DataError(f"folder dataset: found {', '.join(p.name for p in lists.values())} in {root} but no "
+                            "train.txt; add it (one stem per line), or remove the lists for a seeded 80/20 split")
         read = {split: _read_list(path, by_stem) for split, path in lists.items()}
         _check_disjoint(root, read)
         return read, [f"splits from {', '.join(p.name for p in lists.values())}"]

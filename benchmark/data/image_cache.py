@@ -95,7 +95,7 @@ def _file_digest(path: Path | None) -> str:
         return f"unreadable:{type(exc).__name__}"
 
 
-CONTENT_SCHEME = "v2"   # of content_key; runs record it beside their splits' keys (split.json)
+CONTENT_SCHEME = "v3"   # of content_key (v3: 16-bit images stretched, not clipped); runs record it in split.json
 
 
 def content_key(source: DatasetSource, refs: list[SampleRef], size: int) -> str:

@@ -412,7 +412,25 @@ def read_mask(path) -> np.ndarray:
     `threshold128`), so that `segbench score` and segbench's own evaluation read a mask alike: palette PNGs by index
     > 0 (REFERENCE.md §4, VMD: never > 127); "1"-mode as stored; 0/1 lossless masks where 1; everything else
     (grey 0/255, lossy JPEGs, colour -> luma, 16-bit on its own scale) where >= 128 (REFERENCE.md §4)."""
-    return _read_dataset_mask(Path(path), skip_hint=False).astype(bool)   # score has no --skip-bad
+    path = Path(path)
+    img = _open_image(path)
+    if img.mode in ("L", "I") or img.mode.startswith("I;16"):
+        values = np.asarray(img)
+        top = int(values.max()) if values.size else 0
+        if 1 < top < 128 and (img.format or "").upper() == "PNG":   # 0/255 masks reach 255, 0/1 masks stop at 1
+            raise ValueError(f"mask {path} holds the values {_values(values)}: class indices, not a binary mask "
+                             "(0/255 or 0/1), and read as binary they would all be background. Score a multi-class "
+                             f"model's maps against its dataset: {MULTICLASS_HINT}")
+    return mask_from_image(img, path).astype(bool)
+
+
+MULTICLASS_HINT = ("`segbench score PRED_DIR DATA_ROOT --dataset folder --split test`, which reads masks and maps as "
+                   "class indices")
+
+
+def _values(arr: np.ndarray, limit: int = 6) -> str:
+    found = np.unique(arr)
+    return "{" + ", ".join(map(str, found[:limit])) + (", ..." if len(found) > limit else "") + "}"
 
 
 PREDICTIONS_META = "segbench_predictions.json"   # what `segbench predict` leaves beside its maps
@@ -437,6 +455,15 @@ def probability_folder(pred_dir) -> bool:
         raise ValueError(f"{pred_dir} holds {done} of the {total} maps of a `segbench predict` that stopped"
                          f"{stopped}{reason}, as {meta_path.name} records; run segbench predict again")
     return True
+
+
+def predictions_meta(pred_dir) -> dict:
+    """What `segbench predict` recorded beside its maps ({} for other folders, or an unreadable record)."""
+    try:
+        meta = json.loads((Path(pred_dir) / PREDICTIONS_META).read_text())
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def read_prediction(path, probability: bool = False) -> np.ndarray:
@@ -497,6 +524,10 @@ def score_directories(pred_dir, gt_dir, profile_name: str | ScoringProfile, out_
     """
     scorer = Scorer(get_profile(profile_name))
     probability = probability_folder(pred_dir)
+    values = predictions_meta(pred_dir).get("map_values", "")
+    if values.startswith("class index"):   # a multi-class run's maps, read here as binary, would all be background
+        raise ValueError(f"{pred_dir} holds class-index maps ({values}, as {PREDICTIONS_META} records): a "
+                         f"multi-class model's; score them against its dataset: {MULTICLASS_HINT}")
     dropped: set = set()
     pairs = pair_files(pred_dir, gt_dir, exclude=KNOWN_BAD_SAMPLES, dropped=dropped)
     excluded = [{"key": key, "reason": KNOWN_BAD_SAMPLES[key.rsplit("/", 1)[-1]]} for key in sorted(dropped)]
