@@ -185,7 +185,17 @@ def train(
         raise ValueError("no data: pass --data-root (the dataset's folder, or a folder holding several)")
     from benchmark.sweep import check_inputs
 
-    check_inputs([cfg])   # a wrong data root or weights path fails before the random-weights note
+    try:
+        check_inputs([cfg])   # a wrong data root or weights path fails before the random-weights note
+    except ValueError as exc:
+        if "data.dataset" not in overrides and config is None:   # the preset's dataset: say which layout is there
+            from benchmark.data.check import detect_datasets
+
+            found = [key for key, _ in detect_datasets(Path(cfg.data.root).expanduser())]
+            if found and cfg.data.dataset not in found:
+                raise ValueError(f"{exc} (no --dataset was given, so {cfg.data.dataset}; {cfg.data.root} looks like "
+                                 f"--dataset {' or '.join(found)})") from None
+        raise
     warn_random_weights(cfg.backbone.name, cfg.backbone.weights)
     from benchmark import records
 
@@ -216,7 +226,7 @@ def evaluate(
     data_root: Optional[str] = typer.Option(None, help="override the recorded data root"),
     dataset: Optional[str] = typer.Option(None, help="override the recorded dataset"),
     profile: Optional[List[str]] = typer.Option(None, help="scoring profile(s); default: the dataset's"),
-    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto (cuda when there is one)"),
+    device: str = typer.Option("auto", help="auto (cuda when there is one), cpu, cuda or cuda:N"),
 ):
     """Re-score a run's selected model on its test split (any scoring profile); updates metrics.json."""
     from benchmark.evaluate import evaluate_run
@@ -238,7 +248,7 @@ def predict(
                                         "one `<key>.png` per sample"),
     data_root: Optional[str] = typer.Option(None, help="with --split: override the recorded data root"),
     dataset: Optional[str] = typer.Option(None, help="with --split: another dataset than the run's"),
-    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto (cuda when there is one)"),
+    device: str = typer.Option("auto", help="auto (cuda when there is one), cpu, cuda or cuda:N"),
 ):
     """Write a probability map per image at its native size."""
     from benchmark.predict import predict_folder, predict_split
@@ -490,7 +500,8 @@ def run(
             print_table(rows, title=f"planned: {runs_text(len(rows))}",
                         columns=["dataset", "method", "seed", "state", "why"])
         if missing:   # the real run refuses these too, before any work
-            raise ValueError(f"{runs_text(len(missing))} have no data, so `segbench run` would refuse this sweep; "
+            verb = "has" if len(missing) == 1 else "have"
+            raise ValueError(f"{runs_text(len(missing))} {verb} no data, so `segbench run` would refuse this sweep; "
                              f"first: {missing[0]['why']}")
         clashes = [r for r in rows if r["state"] == "conflict"]
         if clashes:   # the real run refuses them before any work: say so, with the same exit code

@@ -59,7 +59,9 @@ def predict_split(run_dir: str | Path, out: str | Path, split: str = "test", dat
                         f" (recorded in {Path(run_dir) / 'config.yaml'})") + "; pass --data-root")
     source = open_dataset(name, root)
     if split not in source.splits:
-        raise DataError(f"{source.name} has no '{split}' split (it has {', '.join(source.splits)})")
+        carved = (f"; a run's validation split is carved from its training split: predict --split train, and "
+                  f"take the keys listed under \"val\" in {Path(run_dir) / 'split.json'}" if split == "val" else "")
+        raise DataError(f"{source.name} has no '{split}' split (it has {', '.join(source.splits)}){carved}")
     refs = source.splits[split]
     if not refs:
         raise DataError(f"{source.name}'s {split} split under {source.root} is empty")

@@ -177,6 +177,9 @@ def check_same_config(cfg: Config, run_dir: Path) -> None:
             if stored.get(k) != wanted.get(k) and not (k == "data.skip_bad" and same_data)]
     if diff:
         state = "a finished run" if records.is_done(run_dir) else "a run"
+        if stored.get("data.folder") != wanted.get("data.folder"):   # another dataset's run: never "remove it"
+            raise RunConflict(f"{run_dir} holds {state} of another folder dataset ({'; '.join(diff[:2])}); the "
+                              "run directory names no folder dataset, so give each its own --runs-dir")
         raise RunConflict(f"{run_dir} holds {state} with a different config ({'; '.join(diff[:4])}"
                           f"{'; ...' if len(diff) > 4 else ''}); remove it or choose another --runs-dir")
 

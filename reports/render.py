@@ -300,7 +300,7 @@ def _summary_md(runs: Runs, groups: list[Group], out: Path, excluded: list[Skipp
     if not groups:
         md += ["No complete runs were found, so there are no tables or figures.", ""]
     for g in groups:
-        md += [f"## Frozen {g.ctx.title.removeprefix('backbone ')}", ""]
+        md += [f"## Frozen {g.ctx.title}", ""]   # "Frozen backbone dinov3_vits16, preset paper"
         md += [" ".join(recipe_lines(g) + weights_lines(g.ctx.wide)), ""]
         for t in g.tables:
             md += [f"### {t.title}", "", tbl.to_markdown(t), ""]

@@ -589,3 +589,17 @@ def test_options_records_and_interrupts_named_in_errors(trained_run, kvasir_root
     loaded = subprocess.run([sys.executable, "-c", "import sys, benchmark.cli; print('torch' in sys.modules)"],
                             capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "False"
+
+
+def test_train_without_dataset_names_the_layout_found(tmp_path):
+    """`train` defaults to the preset's dataset (kvasir); on a user's images/ + masks/ folder its error says so and
+    names the layout data check would detect."""
+    from benchmark.data.synthetic import write_folder
+
+    write_folder(tmp_path / "mine", 6, 2, split_lists=False)
+    code, out = invoke("train", "--data-root", tmp_path / "mine", "--preset", "smoke", "--runs-dir", tmp_path / "r")
+    message = " ".join(out.split())
+    assert code == 2 and "no --dataset was given, so kvasir;" in message and "looks like --dataset folder" in message
+    code, out = invoke("train", "--dataset", "kvasir", "--data-root", tmp_path / "mine", "--preset", "smoke",
+                       "--runs-dir", tmp_path / "r")
+    assert code == 2 and "no --dataset was given" not in " ".join(out.split()), out

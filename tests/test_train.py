@@ -636,7 +636,8 @@ def test_two_folder_datasets_never_share_a_run_but_a_moved_folder_resumes(tmp_pa
                                                "run.runs_dir": str(tmp_path / "runs")})
 
     run_dir = train_run(cfg(tmp_path / "a" / "polyps"), progress=False)
-    with pytest.raises(RunConflict, match="data.folder: polyps there, lesions now"):
+    with pytest.raises(RunConflict,
+                       match="another folder dataset \\(data.folder: polyps there, lesions now.*own --runs-dir"):
         train_run(cfg(tmp_path / "b" / "lesions"), progress=False)
     shutil.move(tmp_path / "a" / "polyps", tmp_path / "polyps")
     assert train_run(cfg(tmp_path / "polyps"), progress=False) == run_dir

@@ -114,7 +114,8 @@ PROFILES: dict[str, ScoringProfile] = {
     for p in (
         ScoringProfile(
             name="segdino",
-            description="SegDINO public code: 256x256 network grid, >0.5, eps 1e-6, medpy HD95",
+            description="SegDINO public code: the run's network grid (256x256 in the paper), >0.5, eps 1e-6, medpy "
+                        "HD95",
             metrics=_MEDICAL,
             resolution="network",
         ),

@@ -256,6 +256,7 @@ class Scorer:
         convention = self.profile.as_dict()
         if self.num_classes > 2:   # what the profile's binary fields mean for an index map (multiclass_row)
             convention.update(threshold=f"argmax over {self.num_classes} classes",
+                              description=convention["description"].replace(">0.5", "argmax"),
                               class_mean="per image, over the foreground classes where each metric is defined: "
                                          "recall in the mask, precision in the prediction, the others in either")
         return {
