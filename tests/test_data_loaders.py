@@ -406,3 +406,18 @@ def test_kvasir_unzipped_into_a_folder_of_its_own_name(tmp_path):
     write_kvasir(tmp_path / "kvasir-seg" / "Kvasir-SEG", n_train=6, n_test=2)
     assert len(open_dataset("kvasir", tmp_path).splits["train"]) == 6           # --data-root above it
     assert len(open_dataset("kvasir", tmp_path / "kvasir-seg").splits["test"]) == 2
+
+
+def test_folder_images_in_sub_folders_are_named_not_dropped_silently(tmp_path):
+    """Only images/ itself is read; images in its sub-folders are counted in a note that data check prints."""
+    import shutil
+
+    root = write_folder(tmp_path / "f", 6, 2, split_lists=False)
+    (root / "images" / "sub a").mkdir()
+    moved = sorted((root / "images").glob("*.jpg"))[0]
+    shutil.move(moved, root / "images" / "sub a" / moved.name)
+    (root / "images" / ".cache").mkdir()
+    (root / "images" / ".cache" / "thumb.jpg").write_bytes(b"")
+    source = open_folder(root)
+    assert sum(map(len, source.splits.values())) == 7
+    assert any(n.startswith("1 image in sub-folders of") and "sub a" in n for n in source.notes), source.notes

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmark.data.base import (DataError, DatasetSource, SampleRef, _open, by_stem, child_dir, list_images,
-                                 natural_key, unpaired)
+from benchmark.data.base import (IMAGE_SUFFIXES, DataError, DatasetSource, SampleRef, _open, by_stem, child_dir,
+                                 list_images, natural_key, sub_dirs, unpaired)
 
 LISTS = {"train": "train.txt", "val": "val.txt", "test": "test.txt"}
 JPEG = (".jpg", ".jpeg")
@@ -157,5 +157,10 @@ def open_folder(root: Path, num_classes: int | None = None, seed: int = 0, test_
     used = sorted({r.mask for refs in splits.values() for r in refs if r.mask is not None})
     encoding, n_classes, how = infer_encoding(used, num_classes, strict)
     notes += how
+    nested = [p for d in sub_dirs(images) for p in sorted(d.rglob("*"))
+              if p.suffix.lower() in IMAGE_SUFFIXES and not any(x.startswith(".") for x in p.relative_to(images).parts)]
+    if nested:   # only images/ itself is read: a sub-folder's images would otherwise vanish without a word
+        notes.append(f"{len(nested)} image{'s' * (len(nested) != 1)} in sub-folders of {images} not read (e.g. "
+                     f"{nested[0]}): a folder dataset reads images/ and masks/ themselves; move them up to use them")
     return DatasetSource("folder", root, splits, encoding, n_classes, {}, notes,
                          unpaired_masks=unpaired(mask_by_stem, image_by_stem))
