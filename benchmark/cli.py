@@ -188,10 +188,11 @@ def train(
     try:
         check_inputs([cfg])   # a wrong data root or weights path fails before the random-weights note
     except ValueError as exc:
-        if "data.dataset" not in overrides and config is None:   # the preset's dataset: say which layout is there
-            from benchmark.data.check import detect_datasets
+        root = Path(cfg.data.root).expanduser()
+        if "data.dataset" not in overrides and config is None and root.is_dir():   # the preset's dataset: say
+            from benchmark.data.check import detect_datasets                      # which layout is there
 
-            found = [key for key, _ in detect_datasets(Path(cfg.data.root).expanduser())]
+            found = [key for key, _ in detect_datasets(root)]
             if found and cfg.data.dataset not in found:
                 raise ValueError(f"{exc} (no --dataset was given, so {cfg.data.dataset}; {cfg.data.root} looks like "
                                  f"--dataset {' or '.join(found)})") from None
