@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -32,6 +33,14 @@ def runs_text(n: int) -> str:
     return f"{n} run{'' if n == 1 else 's'}"
 
 
+def print_data_notes(notes: dict[str, list[str]]) -> None:
+    """How each dataset was read (its split lists or seeded split, its classes), which `data check` prints too:
+    a folder dataset's inferred classes must not go unseen until the report."""
+    for key, lines in notes.items():
+        for line in lines:
+            err.print(f"note: {key}: {line}", highlight=False, soft_wrap=True)
+
+
 def warn_random_weights(backbone: str, weights: str | None) -> None:
     """A real backbone without --weights starts from random weights: say so before the work, with the fix."""
     from segdino.backbone import HUB_REPOS
@@ -44,8 +53,9 @@ def warn_random_weights(backbone: str, weights: str | None) -> None:
 
 def user_errors(fn):
     """Turn the errors a user can cause into one clear line and exit code 2. segbench's own errors (ConfigError,
-    DataError, BackboneError, WeightsError) are ValueErrors, so this module imports none of them, nor the torch and
-    timm behind them (about 3 s that `segbench --help` does not need)."""
+    DataError, BackboneError, WeightsError, registry.UnknownKey) are ValueErrors, so this module imports none of them,
+    nor the torch and timm behind them (about 3 s that `segbench --help` does not need). Any other KeyError is a bug
+    and keeps its traceback."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -54,9 +64,6 @@ def user_errors(fn):
             raise
         except (OSError, ValueError, RuntimeError) as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2)
-        except KeyError as exc:
-            err.print(f"[bold red]error:[/] {exc.args[0] if exc.args else exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2)
         except KeyboardInterrupt as exc:
             resumes = fn.__name__ in ("train", "run", "demo")
@@ -106,6 +113,8 @@ def print_table(rows: list[dict], title: str | None = None, columns: list[str] |
 
 def _fmt(v) -> str:
     if isinstance(v, float):
+        if math.isnan(v):
+            return "n/a"
         return f"{v:.4f}" if abs(v) < 1000 else f"{v:,.1f}"
     if isinstance(v, int) and not isinstance(v, bool):
         return f"{v:,}"
@@ -159,6 +168,8 @@ def train(
     epochs: Optional[int] = typer.Option(None, help="training epochs (paper: 50)"),
     batch_size: Optional[int] = typer.Option(None),
     subset: Optional[int] = typer.Option(None, help="first N samples per split (smoke runs on real data)"),
+    num_classes: Optional[int] = typer.Option(
+        None, help="folder datasets: classes with the background (2 = binary); default: from the masks"),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda, cuda:1, ..."),
     skip_bad: bool = typer.Option(False, help="skip unreadable samples (recorded in skipped.json)"),
     config: Optional[Path] = typer.Option(None, help="a YAML file of overrides, nested like the config"),
@@ -173,7 +184,8 @@ def train(
     for key, value in (("data.dataset", dataset), ("decoder.name", method), ("train.seed", seed),
                        ("backbone.name", backbone), ("backbone.weights", weights), ("data.size", size),
                        ("data.root", data_root), ("run.runs_dir", runs_dir), ("train.epochs", epochs),
-                       ("train.batch_size", batch_size), ("data.subset", subset), ("train.device", device)):
+                       ("train.batch_size", batch_size), ("data.subset", subset), ("train.device", device),
+                       ("data.num_classes", num_classes)):
         if value is not None:
             overrides[key] = value
     if skip_bad:
@@ -186,7 +198,7 @@ def train(
     from benchmark.sweep import check_inputs
 
     try:
-        check_inputs([cfg])   # a wrong data root or weights path fails before the random-weights note
+        notes = check_inputs([cfg])   # a wrong data root or weights path fails before the random-weights note
     except ValueError as exc:
         root = Path(cfg.data.root).expanduser()
         if "data.dataset" not in overrides and config is None and root.is_dir():   # the preset's dataset: say
@@ -197,6 +209,7 @@ def train(
                 raise ValueError(f"{exc} (no --dataset was given, so {cfg.data.dataset}; {cfg.data.root} looks like "
                                  f"--dataset {' or '.join(found)})") from None
         raise
+    print_data_notes(notes)
     warn_random_weights(cfg.backbone.name, cfg.backbone.weights)
     from benchmark import records
 
@@ -214,7 +227,9 @@ def _print_metrics(run_dir: Path) -> None:
     by_profile = {name: {**p["metrics"], **{k: v for k, v in p["counts"].items() if k in ("n_images", "hd95_inf")}}
                   for name, p in metrics["profiles"].items()}
     names = list(dict.fromkeys(k for values in by_profile.values() for k in values))
-    rows = [{"metric": k, **{name: values.get(k) for name, values in by_profile.items()}} for k in names]
+    # null in metrics.json: measured, but undefined (the HD95 of a set whose every image's HD95 is infinite)
+    rows = [{"metric": k, **{name: ("n/a" if k in values and values[k] is None else values.get(k))
+                             for name, values in by_profile.items()}} for k in names]
     epoch = metrics.get("selected_epoch", -1)
     print_table(rows, title=f"{run_dir} ({f'selected epoch {epoch}' if epoch >= 0 else 'imported, not trained here'})",
                 columns=["metric", *by_profile])
@@ -320,6 +335,11 @@ def score(
                 title=f"{len(rows)} images{where} scored under '{profile}' at "
                       + ("each mask's native size" if summary["scored_size"] == "native"
                          else summary["scored_size"] + size_from))
+    if summary["scored_size"] != "native":   # a mask scored against itself is then not quite perfect: say why
+        console.print(f"'{profile}' scores on the network grid, as the public code does: the predictions resized "
+                      f"bilinearly and the masks nearest-neighbour onto {summary['scored_size']}, so even a copy of "
+                      "the masks scores a little below Dice 1; --profile medical-native scores at each mask's native "
+                      "size", highlight=False, soft_wrap=True)
     for item in summary["excluded"]:
         console.print(f"left out {item['key']} ({item['reason']}), as segbench's loader does")
     if summary.get("ignored"):
@@ -334,9 +354,10 @@ def import_checkpoint(
     path: Path = typer.Argument(..., help="a checkpoint saved by the public SegDINO code (paper-era revision)"),
     backbone: str = typer.Option("dinov3_vits16"),
     out: Path = typer.Option(..., help="the run directory to create"),
-    dataset: str = typer.Option("kvasir", help="the dataset it was trained on (for evaluate)"),
-    data_root: Optional[str] = typer.Option(None),
-    size: int = typer.Option(256),
+    dataset: str = typer.Option("kvasir", help="the dataset it was trained on: evaluate scores it on this dataset's "
+                                "test split, under its profiles"),
+    data_root: Optional[str] = typer.Option(None, help="that dataset's folder (evaluate's default data root)"),
+    size: int = typer.Option(256, help="the input side it was trained at (the public code: 256)"),
 ):
     """Import a public-code checkpoint strictly into a run directory that evaluate and predict accept."""
     from benchmark.records import import_public_run
@@ -423,11 +444,14 @@ def run(
     backbone: Optional[str] = typer.Option(None, help="dinov3_vits16 (paper), dinov3_vitb16, ..., test"),
     weights: Optional[str] = typer.Option(
         None, help="backbone weights: a file or folder (Meta .pth, timm, HF transformers), hub:NAME, or none"),
-    data_root: Optional[str] = typer.Option(None, help="a folder holding the datasets under their usual names"),
+    data_root: Optional[str] = typer.Option(None, help="a folder holding the datasets under their usual names "
+                                            "(--datasets folder: your images/ + masks/ folder itself)"),
     runs_dir: Optional[str] = typer.Option(None, help="where run directories and results.csv go (default: runs)"),
     size: Optional[int] = typer.Option(None, help="input side, a multiple of 16 (paper: 256)"),
     epochs: Optional[int] = typer.Option(None, help="training epochs (paper: 50)"),
     subset: Optional[int] = typer.Option(None, help="first N samples per split (smoke runs on real data)"),
+    num_classes: Optional[int] = typer.Option(
+        None, help="folder datasets: classes with the background (2 = binary); default: from the masks"),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda, cuda:1, ... (one device for every run)"),
     executor: str = typer.Option("local", help="local, slurm, or submitit-local"),
     devices: Optional[List[str]] = typer.Option(None, help="local: one worker process per device, e.g. cuda:0,cuda:1 "
@@ -470,7 +494,8 @@ def run(
     overrides = {"data.root": data_root}
     for key, value in (("run.runs_dir", runs_dir), ("backbone.name", backbone), ("backbone.weights", weights),
                        ("data.size", size),
-                       ("train.epochs", epochs), ("data.subset", subset), ("train.device", device)):
+                       ("train.epochs", epochs), ("data.subset", subset), ("train.device", device),
+                       ("data.num_classes", num_classes)):
         if value is not None:
             overrides[key] = value
     if skip_bad:
@@ -483,7 +508,7 @@ def run(
     spec = SweepSpec(tuple(ds), tuple(ms), seed_list, preset, str(config) if config else None, overrides)
     first = load_config(preset, config, overrides)
     if not dry_run:   # a wrong data root or weights path fails before the random-weights note
-        check_inputs(plan(spec))
+        print_data_notes(check_inputs(plan(spec)))
     warn_random_weights(first.backbone.name, first.backbone.weights)
     if executor == "local" and runs_per_gpu > 1 and not any(d.startswith("cuda") for d in _split(devices)):
         import os
@@ -574,7 +599,7 @@ def report(
         return
     excluded = f", {result['n_runs_excluded']} not selected" if result["n_runs_excluded"] else ""
     console.print(f"report of {runs_text(result['n_runs_used'])} ({result['n_runs_skipped']} skipped{excluded}) in "
-                  f"{out}: {len(result['tables'])} tables, {len(result['figures'])} figures, {result['summary_md']}")
+                  f"{out}: {result['written']}, {result['summary_md']}")
     for item in result["skipped"]:
         console.print(f"  skipped {item['run']}: {item['reason']}")
     for warning in result["warnings"]:
@@ -603,7 +628,7 @@ def demo(
                                          "selected_epoch", "seconds"])
     if result.report:
         console.print(f"report: {result.report['summary_md']} and {result.report['report_tex']} "
-                      f"({len(result.report['figures'])} figures)")
+                      f"({result.report['n_figures']} figures)")
     console.print(f"demo finished in {result.seconds:.0f} s; run records under {out}")
     reused = [what for what, done in (("headline run", result.headline.get("reused")), ("matrix's runs", result.matrix
               and all(row.get("was") == "done" for row in result.matrix))) if done]

@@ -37,6 +37,7 @@ class DataConfig:
     val_fraction: float = 0.1            # carved from train, by group (video), seeded
     skip_bad: bool = False               # skip unreadable samples (recorded) instead of failing
     cache_dir: str | None = None         # decoded-image and feature caches; None -> RUNS_DIR/.cache
+    num_classes: int | None = None       # folder datasets: classes with the background; None -> from the masks
 
 
 @dataclass(frozen=True)

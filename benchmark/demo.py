@@ -23,7 +23,7 @@ from benchmark.data import synthetic
 from benchmark.data.image_cache import load_resized
 from benchmark.data.splits import make_splits
 from benchmark.evaluate import dice_iou, predict_split
-from benchmark.registry import DECODERS, build_model, open_dataset
+from benchmark.registry import DECODERS, build_model, open_data
 from benchmark.train import cache_dir, seed_everything, train_run
 
 DEMO_DATASETS = ("tn3k", "kvasir", "isic2017", "msd", "vmd", "visha")
@@ -56,7 +56,7 @@ def write_demo_data(root: Path, datasets=DEMO_DATASETS, n_train: int = MATRIX_SA
 def untrained_dice(cfg) -> float:
     """Test Dice of the freshly initialised decoder (same seed as training): the chance level to beat."""
     seed_everything(cfg.train.seed)
-    source = open_dataset(cfg.data.dataset, cfg.data.root)
+    source = open_data(cfg.data)
     refs, _ = make_splits(source, cfg.train.seed, cfg.data.val_fraction)
     test = load_resized(source, refs["test"], cfg.data.size, cache_dir(cfg))
     model = build_model(cfg, source.num_classes)

@@ -238,7 +238,7 @@ def evaluate_run(run_dir: str | Path, data_root: str | None = None, profiles: tu
     if dataset and not old:   # an imported run scored for the first time: its config says which dataset
         from benchmark.config import dump_yaml
         records.atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
-    source = open_dataset(data.dataset, data.root)
+    source = open_dataset(data.dataset, data.root, model.num_classes)   # the masks must fit the model's classes
     same_dataset = not dataset or dataset == old_cfg_dataset
     if same_dataset:   # new scores merge with those of the same test images only
         check_same_samples(cfg, run_dir, source, splits=("test",))

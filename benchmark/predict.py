@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from benchmark.data.base import DataError, list_images, read_image, sub_dirs
+from benchmark.data.base import IMAGE_SUFFIXES, DataError, list_images, read_image, sub_dirs
 from benchmark.evaluate import native_probability, probabilities, to_input
 # beside the maps: which run made them and at which network size (`segbench score` takes its --size from it)
 from benchmark.metrics.score import PREDICTIONS_META
@@ -27,6 +27,9 @@ def predict_folder(run_dir: str | Path, images: str | Path, out: str | Path, dev
     files = [images] if images.is_file() else (_images_below(images) if images.is_dir() else None)
     if files is None:
         raise DataError(f"image folder not found: {images}")
+    if images.is_file() and images.suffix.lower() not in IMAGE_SUFFIXES:   # before any folder is made
+        raise DataError(f"{images} is not an image ({images.suffix or 'no suffix'}); give an image file "
+                        f"({', '.join(IMAGE_SUFFIXES)}) or a folder of them")
     if not files:
         raise DataError(f"no images (.jpg, .png, ...) in {images} or its sub-folders")
     if images.is_dir() and (out.resolve() == images.resolve() or images.resolve() in out.resolve().parents):
@@ -57,7 +60,7 @@ def predict_split(run_dir: str | Path, out: str | Path, split: str = "test", dat
     if root is None or not Path(root).expanduser().is_dir():
         raise DataError(f"data root {root} is not there" + ("" if data_root else
                         f" (recorded in {Path(run_dir) / 'config.yaml'})") + "; pass --data-root")
-    source = open_dataset(name, root)
+    source = open_dataset(name, root, model.num_classes)
     if split not in source.splits:
         carved = (f"; a run's validation split is carved from its training split: predict --split train, and "
                   f"take the keys listed under \"val\" in {Path(run_dir) / 'split.json'}" if split == "val" else "")

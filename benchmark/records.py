@@ -6,6 +6,7 @@ import errno
 import fcntl
 import io
 import json
+import math
 import os
 import platform
 import shutil
@@ -243,7 +244,21 @@ def last_failure(run_dir: Path) -> str | None:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
+    """Strict JSON (what jq and JavaScript read): a NaN or infinite float, such as the mean HD95 of a set whose
+    every image's HD95 is infinite, is written as null."""
+    atomic_write_text(path, json.dumps(_finite(obj), indent=2, default=_jsonable, allow_nan=False) + "\n")
+
+
+def _finite(obj):
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:   # numpy scalars
+        return _finite(obj.item())
+    return obj
 
 
 def _jsonable(obj):

@@ -43,9 +43,17 @@ DATASETS: dict[str, tuple[Callable[[Path], DatasetSource], tuple[str, ...]]] = {
 }
 
 
+class UnknownKey(ValueError, KeyError):
+    """A key no registry holds: a lookup failure (KeyError) that is the user's to fix (ValueError, which the CLI
+    prints as one line; a KeyError from a bug keeps its traceback)."""
+
+    def __str__(self) -> str:   # the message, not KeyError's repr of it
+        return str(self.args[0]) if self.args else ""
+
+
 def check_key(kind: str, key: str, registry: dict) -> str:
     if key not in registry:
-        raise KeyError(f"unknown {kind} '{key}'; valid: {', '.join(registry)}")
+        raise UnknownKey(f"unknown {kind} '{key}'; valid: {', '.join(registry)}")
     return key
 
 
@@ -59,6 +67,12 @@ def check_config(cfg) -> None:
 
     check_key("method", cfg.decoder.name, DECODERS)
     check_key("dataset", cfg.data.dataset, DATASETS)
+    if cfg.data.num_classes is not None and cfg.data.num_classes < 2:
+        raise ConfigError(f"data.num_classes (--num-classes) counts the background too: 2 for binary masks, not "
+                          f"{cfg.data.num_classes}")
+    if cfg.data.num_classes not in (None, 2) and cfg.data.dataset != "folder":
+        raise ConfigError(f"data.num_classes (--num-classes) {cfg.data.num_classes} is for folder datasets; "
+                          f"{cfg.data.dataset} is binary")
     get_spec(cfg.backbone.name)
     if cfg.decoder.options:
         try:
@@ -119,9 +133,22 @@ def find_dataset_root(key: str, data_root: str | Path) -> Path:
     return data_root
 
 
-def open_dataset(key: str, data_root: str | Path) -> DatasetSource:
-    return DATASETS[check_key("dataset", key, DATASETS)][0](find_dataset_root(key, data_root))
+def open_dataset(key: str, data_root: str | Path, num_classes: int | None = None) -> DatasetSource:
+    """The dataset `key` under `data_root`. `num_classes` (data.num_classes) is the folder dataset's class count,
+    checked against every mask (None: inferred from them); the downloaded datasets are binary."""
+    loader = DATASETS[check_key("dataset", key, DATASETS)][0]
+    if key == "folder":
+        return loader(find_dataset_root(key, data_root), num_classes=num_classes)
+    if num_classes not in (None, 2):
+        raise DataError(f"{key} is a binary dataset: --num-classes (data.num_classes) {num_classes} is for folder "
+                        "datasets")
+    return loader(find_dataset_root(key, data_root))
 
 
-__all__ = ["BACKBONES", "DECODERS", "DATASETS", "build_decoder", "build_model", "check_config", "open_dataset",
-           "find_dataset_root", "is_runs_folder", "check_key"]
+def open_data(data) -> DatasetSource:
+    """The dataset a config's `data` section names."""
+    return open_dataset(data.dataset, data.root, data.num_classes)
+
+
+__all__ = ["BACKBONES", "DECODERS", "DATASETS", "build_decoder", "build_model", "check_config", "open_data",
+           "open_dataset", "find_dataset_root", "is_runs_folder", "check_key"]

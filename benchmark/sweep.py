@@ -64,32 +64,36 @@ def plan(spec: SweepSpec) -> list[Config]:
             for d in spec.datasets for m in spec.methods for s in spec.seeds]
 
 
-def check_inputs(configs: list[Config], data_problems: dict | None = None) -> None:
+def check_inputs(configs: list[Config], data_problems: dict | None = None) -> dict[str, list[str]]:
     """Fail before any work, with one line, on an unknown key, a dataset missing or laid out wrongly under its data
     root, or missing weights. With `data_problems` (a dict), dataset problems are collected there by dataset key
-    instead (what `run --dry-run` shows)."""
+    instead (what `run --dry-run` shows). Returns each dataset's notes (how it was read: its split, its classes)."""
     from benchmark.data.base import DataError
-    from benchmark.registry import DATASETS, open_dataset
+    from benchmark.registry import DATASETS, open_data
 
     for cfg in configs:
         check_config(cfg)
     for runs_dir in {c.run.runs_dir for c in configs}:
         records.check_folder_option(runs_dir, "--runs-dir")
-    keys = {(c.data.dataset, c.data.root): c for c in configs}
+    keys = {(c.data.dataset, c.data.root, c.data.num_classes): c for c in configs}
+    notes: dict[str, list[str]] = {}
     for cfg in keys.values():   # each dataset's layout, before hours of other runs (a listing, no decoding)
         key = cfg.data.dataset
         try:
-            open_dataset(key, cfg.data.root)
+            notes[key] = open_data(cfg.data).notes
         except DataError as exc:
             message = str(exc) if len(keys) == 1 else (
                 f"{exc}. In a sweep, --data-root holds each dataset in its usual folder ({key}: "
-                f"{' or '.join(DATASETS[key][1]) or 'its own folder'}); or leave {key} out with --datasets")
+                f"{' or '.join(DATASETS[key][1])}); or leave {key} out with --datasets" if key != "folder" else
+                f"{exc}. A folder dataset is --data-root itself, so it cannot share one sweep with the downloaded "
+                "datasets: run it in a `segbench run` of its own (--datasets folder --data-root YOUR_FOLDER)")
             if data_problems is None:
                 raise DataError(message) from None
             data_problems[key] = message
     for weights in {c.backbone.weights for c in configs}:
         if weights not in (None, "", "none") and not str(weights).startswith("hub:") and not Path(weights).exists():
             raise FileNotFoundError(f"weights file not found: {weights}")
+    return notes
 
 
 def plan_status(spec: SweepSpec) -> list[dict]:
@@ -118,7 +122,7 @@ def plan_status(spec: SweepSpec) -> list[dict]:
 def config_clash(cfg: Config, sources: dict | None = None) -> str:
     """Why the run directory of `cfg` belongs to another config or other samples ("" when it does not).
     `sources` memoises each (dataset, root)'s opened source across the runs of a sweep."""
-    from benchmark.registry import open_dataset
+    from benchmark.registry import open_data
     from benchmark.train import RunConflict, check_same_config, check_same_samples
 
     sources = {} if sources is None else sources
@@ -126,9 +130,9 @@ def config_clash(cfg: Config, sources: dict | None = None) -> str:
         run_dir = records.run_dir_for(cfg)
         check_same_config(cfg, run_dir)
         if (run_dir / "split.json").is_file():
-            key = (cfg.data.dataset, cfg.data.root)
+            key = (cfg.data.dataset, cfg.data.root, cfg.data.num_classes)
             if key not in sources:
-                sources[key] = open_dataset(*key)
+                sources[key] = open_data(cfg.data)
             check_same_samples(cfg, run_dir, sources[key])
     except RunConflict as exc:
         return str(exc)

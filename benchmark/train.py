@@ -39,7 +39,7 @@ from benchmark.evaluate import (
 from benchmark.features import cached_features
 from benchmark.progress import bars_off
 from benchmark.records import trainable_state
-from benchmark.registry import build_model, open_dataset
+from benchmark.registry import build_model, open_data
 from segdino.model import Segmenter
 
 
@@ -222,20 +222,34 @@ def check_same_samples(cfg: Config, run_dir: Path, source, splits: tuple[str, ..
     fix = ("Point --data-root at the data it was trained on, or, if the data changed on purpose, train it again: "
            "remove the run directory, or train into another --runs-dir")
     where = f"{run_dir} was trained on other files than {cfg.data.dataset} at {cfg.data.root} holds now"
+    # where each file is now: a file gone from one pool may have moved to the other (a seeded split reshuffled)
+    elsewhere = {"training": set(official.get("test", [])),
+                 "test": {key for name in ("train", "val") for key in official.get(name, [])}}
     for pool, (was, now) in pools.items():
         if not was or was == now:
             continue
+        other = "test" if pool == "training" else "training"
         gone, new = sorted(was - now), sorted(now - was)
+        moved = [k for k in gone if k in elsewhere[pool]]
+        came = [k for k in new if k in (listed("test") if pool == "training" else listed("train", "val"))]
+        gone, new = [k for k in gone if k not in moved], [k for k in new if k not in came]
         what = "; ".join(f"{_count(len(keys), 'file')} {label} (first: {keys[0]})" for keys, label in
-                         ((gone, "not there now"), (new, "new")) if keys)
-        raise RunConflict(f"{where}: of its {len(was)} {pool} images, {what}. {fix}")
+                         ((gone, "not there now"), (moved, f"now in the {other} split"),
+                          (came, f"moved here from its {other} split"), (new, "new")) if keys)
+        why = ""
+        if (moved or came) and source.name == "folder" and not any((Path(source.root) / f).is_file()
+                                                                   for f in ("train.txt", "test.txt")):
+            why = (" A folder without split lists is split by a seeded shuffle of all its images, so adding or "
+                   "removing one moves others between training and test; write train.txt and test.txt to fix the "
+                   f"split (this run's, from the train, val and test lists in {path}).")
+        raise RunConflict(f"{where}: of its {len(was)} {pool} images, {what}.{why} {fix}")
     sizes = recorded.get("file_sizes") if isinstance(recorded.get("file_sizes"), dict) else {}
     compared = (("train", "val") if "train" in splits else ()) + (("test",) if "test" in splits else ())
     changed = [name for name in compared if name in sizes and source.splits.get(name)
                and size_fingerprint(source.splits[name][:cfg.data.subset] if cfg.data.subset
                                     else source.splits[name]) != sizes[name]]
     if changed:
-        raise RunConflict(f"{where}: the same file names, but files of its official {' and '.join(changed)} "
+        raise RunConflict(f"{where}: the same file names, but files of its {_official(cfg)}{' and '.join(changed)} "
                           f"split{'s' if len(changed) > 1 else ''} changed size since (replaced images or masks). "
                           f"{fix}")
     refs, rule = make_splits(source, cfg.train.seed, cfg.data.val_fraction, cfg.data.subset, selection)
@@ -244,6 +258,11 @@ def check_same_samples(cfg: Config, run_dir: Path, source, splits: tuple[str, ..
             raise RunConflict(f"{run_dir} was trained on the same files, split otherwise: its {name} split differs "
                               f"from the one made now (recorded rule: {recorded.get('validation_rule')}; now: {rule}). "
                               f"{fix}")
+
+
+def _official(cfg: Config) -> str:
+    """How messages name a dataset's splits: a folder dataset's are the user's own, not official ones."""
+    return "" if cfg.data.dataset == "folder" else "official "
 
 
 def _count(n: int, noun: str) -> str:
@@ -280,7 +299,7 @@ def _comparable(cfg: dict) -> dict:
 def load_data(cfg: Config, run_dir: Path, source=None) -> tuple[object, dict[str, ResizedSplit]]:
     """Decode each official split once (cached across runs and seeds), then take this seed's train / val / test
     as views of them, so the image and feature caches are shared by every seed's validation carving."""
-    source = source or open_dataset(cfg.data.dataset, cfg.data.root)
+    source = source or open_data(cfg.data)
     on_test = cfg.train.selection_split == "test"
     refs, rule = split_refs(cfg, source)
     official = {name: load_resized(source, lst[:cfg.data.subset] if cfg.data.subset else lst, cfg.data.size,
@@ -335,7 +354,7 @@ def check_same_content(cfg: Config, run_dir: Path, content: dict[str, str]) -> N
     changed = [name for name, key in recorded.items() if content.get(name, key) != key]
     if changed:
         raise RunConflict(f"{run_dir} was trained on other files than {cfg.data.dataset} at {cfg.data.root} holds "
-                          f"now: the same file names, but the contents of its official {' and '.join(changed)} "
+                          f"now: the same file names, but the contents of its {_official(cfg)}{' and '.join(changed)} "
                           f"split{'s' if len(changed) > 1 else ''} changed since. Point --data-root at the data it was "
                           "trained on, or, if the data changed on purpose, train it again: remove the run directory, "
                           "or train into another --runs-dir")
@@ -381,7 +400,7 @@ def _check_done_samples(cfg: Config, run_dir: Path) -> None:
     if not cfg.data.root:
         return
     try:
-        source = open_dataset(cfg.data.dataset, cfg.data.root)
+        source = open_data(cfg.data)
     except (DataError, OSError, ValueError):
         return
     check_same_samples(cfg, run_dir, source)
@@ -400,7 +419,7 @@ def _train_run(cfg: Config, run_dir: Path, progress: bool) -> Path:
         _check_done_samples(cfg, run_dir)
         return run_dir
     # a wrong data root or weights file fails before any file is written
-    source = open_dataset(cfg.data.dataset, cfg.data.root)
+    source = open_data(cfg.data)
     split_refs(cfg, source)   # an empty split too
     check_same_samples(cfg, run_dir, source)   # a checkpoint is resumed only on the samples it was trained on
     seed_everything(cfg.train.seed)

@@ -118,7 +118,8 @@ def _label(metric: str) -> str:
 def params_vs_accuracy(summary: pd.DataFrame, wide: pd.DataFrame, folder: Path, title: str = "") -> list[Path]:
     """One panel per dataset: primary metric vs trainable parameters (log x), marker area ~ total GFLOPs.
 
-    Error bars are the sample std over seeds. The paper's SegDINO (2.21M, its reported value) is a hollow star.
+    Error bars are the sample std over seeds. The paper's SegDINO (2.21M, its reported value) is a hollow star, in
+    the legend only where one is drawn (the paper reports no user dataset).
     """
     datasets = [d for d in dict.fromkeys(summary["dataset"]) if primary_metric(summary, d)]
     params = wide.groupby("method")[["trainable_params", "total_gflops"]].mean()
@@ -136,6 +137,7 @@ def params_vs_accuracy(summary: pd.DataFrame, wide: pd.DataFrame, folder: Path, 
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(2.45 * ncols + 1.7, 2.3 * nrows + 0.6), layout="constrained")
         axes = fig.subplots(nrows, ncols, squeeze=False)
+        stars = 0
         for ax, dataset in zip(axes.flat, datasets):
             profile, metric = primary_metric(summary, dataset)
             for method in methods:
@@ -148,10 +150,11 @@ def params_vs_accuracy(summary: pd.DataFrame, wide: pd.DataFrame, folder: Path, 
                     ax.errorbar(x, mean, yerr=std, fmt="none", ecolor="black", capsize=2.5, lw=0.9, zorder=4)
                 ax.scatter(x, mean, s=area(params.loc[method, "total_gflops"]), color=color, alpha=0.75,
                            marker=method_marker(method), edgecolors="black", linewidths=0.5, zorder=3)
-            reported = _reported(dataset, profile, metric)
+            reported = paper_point(summary, dataset)
             if reported is not None:
                 ax.scatter(paper.EFFICIENCY["trainable_params"] / 1e6, reported, s=90, marker="*",
                            facecolors="none", edgecolors=COLORS["segdino"], linewidths=1.2, zorder=4)
+                stars += 1
             _log_params_axis(ax, params["trainable_params"] / 1e6)
             ax.set_title(display_dataset(dataset))
             ax.set_ylabel(_label(metric))
@@ -162,8 +165,9 @@ def params_vs_accuracy(summary: pd.DataFrame, wide: pd.DataFrame, folder: Path, 
         fig.supxlabel("trainable parameters (millions, log scale)", fontsize=9)
         handles = [Line2D([], [], ls="", marker=method_marker(m), color=method_color(m, methods), markersize=7,
                           markeredgecolor="black", markeredgewidth=0.5, label=display_method(m)) for m in methods]
-        handles.append(Line2D([], [], ls="", marker="*", markersize=9, markerfacecolor="none",
-                              markeredgecolor=COLORS["segdino"], label="SegDINO (paper)"))
+        if stars:
+            handles.append(Line2D([], [], ls="", marker="*", markersize=9, markerfacecolor="none",
+                                  markeredgecolor=COLORS["segdino"], label="SegDINO (paper)"))
         for g in _nice_sizes(params["total_gflops"]):
             handles.append(Line2D([], [], ls="", marker="o", color="#bbbbbb", markeredgecolor="black",
                                   markeredgewidth=0.5, markersize=math.sqrt(area(g)), label=f"{g:g} GFLOPs"))
@@ -186,6 +190,13 @@ def _log_params_axis(ax, millions: pd.Series) -> None:
     ax.set_xlim(lo / 1.6, hi * 1.6)
 
 
+def paper_point(summary: pd.DataFrame, dataset: str) -> float | None:
+    """The paper's SegDINO value drawn beside ours in `params_vs_accuracy` (its hollow star), or None: none for a
+    dataset the paper does not report, or whose primary metric is not under the paper table's profile."""
+    primary = primary_metric(summary, dataset)
+    return _reported(dataset, *primary) if primary else None
+
+
 def _reported(dataset: str, profile: str, metric: str) -> float | None:
     """The paper's SegDINO value, only where ours is scored under that table's profile (a `medical-native` Dice
     is not on the paper's 256 grid)."""
@@ -205,7 +216,10 @@ def _nice_sizes(gflops: pd.Series) -> list[float]:
 
 
 def dataset_bars(summary: pd.DataFrame, tidy: pd.DataFrame, dataset: str, folder: Path) -> list[Path]:
-    """Bars of the mean per method for each shown metric, error bars = sample std, dots = individual seeds."""
+    """Bars of the mean per method for each shown metric, error bars = sample std, dots = individual seeds.
+
+    The metrics shown are all of one profile (`table_metrics`), named once in the title, and each panel's title is
+    wrapped to the panel's width, so neighbouring titles never run into each other."""
     pairs = table_metrics(summary, dataset)
     methods = sorted(summary[summary.dataset == dataset]["method"].unique(), key=method_sort_key)
     if not pairs or not methods:
@@ -223,17 +237,18 @@ def dataset_bars(summary: pd.DataFrame, tidy: pd.DataFrame, dataset: str, folder
             for i, method in enumerate(methods):
                 mean, std, _ = _stat(summary, dataset, method, profile, metric)
                 color = method_color(method, methods)
-                if math.isnan(mean):
-                    ax.text(i, 0.5, "n/a", transform=ax.get_xaxis_transform(), ha="center", va="center",
-                            color="#777777")
+                recorded = tidy[(tidy.dataset == dataset) & (tidy.method == method) & (tidy.profile == profile)
+                                & (tidy.metric == metric)]["value"]
+                if math.isnan(mean):   # as in the tables: recorded as NaN/null (undefined) is not unmeasured
+                    ax.text(i, 0.5, "undefined" if len(recorded) else "not measured", rotation=90,
+                            transform=ax.get_xaxis_transform(), ha="center", va="center", color="#777777")
                     continue
                 err = 0.0 if math.isnan(std) else std
                 ax.bar(i, mean, color=color, alpha=0.8, width=0.7, edgecolor="black", linewidth=0.5,
                        hatch="///" if method.endswith("-small") else None)
                 if err:
                     ax.errorbar(i, mean, yerr=err, fmt="none", ecolor="black", capsize=3, lw=1)
-                t = tidy[(tidy.dataset == dataset) & (tidy.method == method) & (tidy.profile == profile)
-                         & (tidy.metric == metric)]["value"].dropna()
+                t = recorded.dropna()
                 jitter = np.linspace(-0.15, 0.15, len(t)) if len(t) > 1 else np.zeros(len(t))
                 ax.scatter(i + jitter, t, s=9, color="black", zorder=3, linewidths=0)
                 lows += [mean - err, *t]
@@ -243,13 +258,15 @@ def dataset_bars(summary: pd.DataFrame, tidy: pd.DataFrame, dataset: str, folder
                 pad = max(hi - lo, abs(hi) * 0.01, 1e-6) * 0.35
                 ax.set_ylim(lo - pad, hi + pad)
             ax.set_xticks(range(len(methods)), [display_method(m) for m in methods], rotation=30, ha="right")
-            ax.set_title(f"{_label(metric)}  [profile {profile}]")
+            ax.set_xlim(-0.6, len(methods) - 0.4)   # every method's slot, also one without a bar
+            ax.set_title(textwrap.fill(_label(metric), max(12, int(width * 11))))
             ax.grid(axis="y", alpha=0.3, lw=0.5)
         for ax in list(axes.flat)[len(pairs):]:
             ax.set_visible(False)
         how = ("one seed per method (no error bars)" if single else
                "bars = mean over seeds, error bars = sample std (ddof=1), dots = individual seeds")
-        _suptitle(fig, f"{display_dataset(dataset)}: {how}; y-axes do not start at 0")
+        profiles = ", ".join(dict.fromkeys(p for p, _ in pairs))
+        _suptitle(fig, f"{display_dataset(dataset)}, profile {profiles}: {how}; y-axes do not start at 0")
         return save(fig, folder, f"bars_{file_safe(dataset)}")
 
 

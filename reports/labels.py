@@ -55,7 +55,10 @@ def display_method(key: str) -> str:
 
 
 def display_dataset(key: str) -> str:
-    return DATASET_NAMES.get(key, key)
+    """kvasir -> Kvasir-SEG; a folder dataset's key (reports.load.data_key, "folder/mydata") -> folder (mydata)."""
+    base, _, name = key.partition("/")
+    shown = DATASET_NAMES.get(base, base)
+    return f"{shown} ({name})" if name else shown
 
 
 def metric_info(name: str) -> Metric:

@@ -8,6 +8,10 @@ with the reason, never silently used or silently dropped. Numbers stay raw: roun
 A run directory's name holds no size, epochs or `--set` values, so one runs directory can hold seeds trained with
 different settings. Each run's `recipe` names the settings of its config.yaml that set it apart from the other
 runs of its backbone and preset ("" when they all agree); runs are averaged and compared only within a recipe.
+
+A `folder` dataset is the user's own folder, and every folder's runs sit under `RUNS_DIR/folder/`: `data_name` (its
+folder's name, from config.yaml's data.root) tells them apart, and tables and figures treat each folder as a dataset
+of its own (`data_key`: "folder/mydata", shown as "folder (mydata)"), so two folders are never averaged together.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ import yaml
 
 SCHEMA = 1
 RUN_NAME = re.compile(r"^(?P<method>.+?)__(?P<backbone>.+?)__(?P<preset>.+?)__s(?P<seed>\d+)$")
-ID_COLUMNS = ["dataset", "method", "backbone", "preset", "seed"]
+# a run's identity: its directory's, and a folder dataset's folder name (data_name; empty for the named datasets)
+ID_COLUMNS = ["dataset", "data_name", "method", "backbone", "preset", "seed"]
 # results.csv: the columns docs/run_records.md names, then extras, then one column per <profile>/<metric>.
 RESULT_COLUMNS = ID_COLUMNS + [
     "selected_epoch", "train_seconds", "trainable_params", "frozen_params", "total_gflops",
@@ -164,6 +169,32 @@ def run_settings(run_dir: Path) -> dict | None:
     `data.skip_bad` counts only where it skipped a sample (skipped.json), as `benchmark.train.check_same_config`
     reads it: otherwise the same samples trained as without it.
     """
+    flat = _flat_config(run_dir)
+    return None if flat is None else {k: v for k, v in flat.items() if k not in SHARED_SETTINGS}
+
+
+def data_name(config: dict | None) -> str:
+    """A `folder` dataset's folder name (the last part of its data.root, as `benchmark.train` tells two folders
+    apart); "" for the named datasets, whose key names them, and where no config.yaml recorded it."""
+    if not config or config.get("data.dataset") != "folder" or not config.get("data.root"):
+        return ""
+    return Path(str(config["data.root"])).name
+
+
+def data_key(dataset: str, name) -> str:
+    """The dataset a table column or figure stands for: "folder/mydata" for a folder dataset, else its key."""
+    return f"{dataset}/{name}" if isinstance(name, str) and name else dataset
+
+
+def by_data(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with each row's dataset as `data_key` (a frame of load_runs), so each folder is a dataset of its own."""
+    if frame.empty or "data_name" not in frame:
+        return frame
+    return frame.assign(dataset=[data_key(d, n) for d, n in zip(frame["dataset"], frame["data_name"])])
+
+
+def _flat_config(run_dir: Path) -> dict | None:
+    """Every setting of a run's config.yaml, flattened and normalised as `run_settings` says; None without one."""
     path = run_dir / "config.yaml"
     if not path.exists():
         return None
@@ -181,7 +212,7 @@ def run_settings(run_dir: Path) -> dict | None:
         flat["data.skip_bad"] = False
     if flat.get("train.amp_dtype") in ("", "none", "float32"):   # no autocast, as benchmark.train reads each
         flat["train.amp_dtype"] = None
-    return {k: v for k, v in flat.items() if k not in SHARED_SETTINGS}
+    return flat
 
 
 def read_run(run_dir: Path, dataset: str) -> tuple[dict, list[dict], list[dict], list[dict], list[str], dict | None]:
@@ -216,7 +247,9 @@ def read_run(run_dir: Path, dataset: str) -> tuple[dict, list[dict], list[dict],
         raise RunError("metrics.json has no profiles")
 
     notes = []
-    settings = run_settings(run_dir)
+    config = _flat_config(run_dir)
+    settings = None if config is None else {k: v for k, v in config.items() if k not in SHARED_SETTINGS}
+    ident = {"dataset": dataset, "data_name": data_name(config)} | ident   # data_name after dataset, in every frame
     if settings is None:
         notes.append("no config.yaml: its settings are unknown, so it shares tables only with runs without one")
     profile_json = run_dir / "profile.json"
@@ -405,7 +438,8 @@ def _sorted(frame: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFra
     if frame.empty:
         return frame.reset_index(drop=True)
     keys = frame.apply(
-        lambda r: (dataset_sort_key(r["dataset"]), method_sort_key(r["method"]), r["backbone"], r["preset"], r["seed"]),
+        lambda r: (dataset_sort_key(r["dataset"]), str(r.get("data_name") or ""), method_sort_key(r["method"]),
+                   r["backbone"], r["preset"], r["seed"]),
         axis=1,
     )
     order = sorted(range(len(frame)), key=lambda i: keys.iloc[i])  # stable: keeps profile/metric order per run
@@ -436,13 +470,15 @@ def summarise(tidy: pd.DataFrame) -> pd.DataFrame:
     method x metric.
 
     Groups by backbone, preset and recipe too, so runs trained with different settings are never averaged
-    together. NaN values (a metric a run did not produce) are left out of that cell's n.
+    together. NaN values (a metric a run measured but found undefined, NaN or null in metrics.json: say a mean HD95
+    when every image's distance was infinite) are left out of n and counted in `undefined`; a metric a run did not
+    measure has no row at all.
     """
     keys = ["dataset", "method", "backbone", "preset", "recipe", "profile", "metric"]
     if "recipe" not in tidy:   # a frame built by hand, without load_runs: one recipe
         tidy = tidy.assign(recipe="")
     if tidy.empty:
-        return pd.DataFrame(columns=keys + ["mean", "std", "n", "seeds"])
+        return pd.DataFrame(columns=keys + ["mean", "std", "n", "undefined", "seeds"])
     rows = []
     for key, group in tidy.groupby(keys, sort=False, dropna=False):
         values = group.dropna(subset=["value"])
@@ -453,6 +489,7 @@ def summarise(tidy: pd.DataFrame) -> pd.DataFrame:
                 "mean": values["value"].mean() if len(values) else math.nan,
                 "std": values["value"].std(ddof=1) if len(values) > 1 and finite else math.nan,
                 "n": len(values),
+                "undefined": len(group) - len(values),
                 "seeds": " ".join(str(s) for s in sorted(values["seed"])),
             }
         )

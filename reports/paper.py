@@ -151,6 +151,7 @@ RECIPE = {
     "data.subset": None,
     "data.val_fraction": 0.1,
     "data.skip_bad": False,
+    "data.num_classes": None,
     "optim.lr": 1e-4,
     "optim.weight_decay": 1e-4,
     "train.epochs": 50,
@@ -161,12 +162,27 @@ RECIPE = {
     "train.amp_dtype": None,
     "run.preset": "paper",
 }
+# What each of segbench's presets changes in the paper's recipe (benchmark.config.PRESETS; a copy, compared by the
+# same test), so a caption can name the settings in which runs differ from their own preset (`preset_recipe`).
+PRESET_CHANGES = {
+    "paper": {},
+    "public-code": {"train.freeze_backbone": False, "train.selection_split": "test", "train.batch_size": 8,
+                    "train.drop_last": True},
+    "smoke": {"backbone.name": "test", "train.epochs": 12, "train.batch_size": 8, "optim.lr": 3e-4},
+}
 # Settings of the `paper` preset that are segbench's means, not the paper's recipe: a run may change them and still
 # reproduce it (they still separate recipes within a report, as they can move a number slightly).
 NOT_RECIPE = {
     "train.feature_cache": "frozen features cached in half precision, or computed every step as the paper's code "
                            "does: the paper's recipe either way (docs/conventions.md)",
 }
+
+
+def preset_recipe(preset: str) -> dict | None:
+    """A preset's settings as RECIPE holds the paper's; None for a preset this copy does not know."""
+    if preset not in PRESET_CHANGES:
+        return None
+    return {**RECIPE, **PRESET_CHANGES[preset], "run.preset": preset}
 
 
 def table_for(dataset: str) -> ReportedTable | None:

@@ -33,6 +33,7 @@ from reports.labels import plural
 from reports.load import (
     Runs,
     Skipped,
+    by_data,
     load_runs,
     read_speed,
     write_csv_atomic,
@@ -124,9 +125,10 @@ def render_report(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ba
     figures: False skips matplotlib (tables and documents only). update_results_csv: also regenerate
     RUNS_DIR/results.csv. speed: a `segbench profile` CSV/JSON whose latency and throughput fill the efficiency
     table (training records no latency). Returned keys: out_dir, report_tex, summary_md, runs_used_txt, results_csv,
-    results_tidy_csv, tables, figures (lists of paths), warnings, n_runs_used, n_runs_skipped, skipped (run, reason),
-    n_runs_excluded, excluded (run, reason: not selected by backbone/preset), groups (each with its recipe and the
-    backbone weights its runs used).
+    results_tidy_csv, tables, figures (lists of paths: three files per table, two per figure), n_tables, n_figures,
+    written ("4 tables (tex, md, csv), 3 figures (pdf, png)", for messages), warnings, n_runs_used, n_runs_skipped,
+    skipped (run, reason), n_runs_excluded, excluded (run, reason: not selected by backbone/preset), groups (each
+    with its recipe and the backbone weights its runs used).
     """
     out = Path(out_dir)
     everything = load_runs(runs_dir)
@@ -155,6 +157,8 @@ def render_report(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ba
     written = {Path(p) for g in groups for p in [*g.table_paths, *g.figure_paths]}
     for path in previous - written:   # stale: a dataset or figure this render no longer has
         path.unlink(missing_ok=True)
+    n_tables = sum(len(g.tables) for g in groups)
+    n_figures = sum(p.suffix == ".pdf" for g in groups for p in g.figure_paths)
     return {
         "out_dir": str(out),
         "report_tex": str(out / "report.tex"),
@@ -164,6 +168,9 @@ def render_report(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ba
         "results_tidy_csv": str(out / "results_tidy.csv"),
         "tables": [str(p) for g in groups for p in g.table_paths],
         "figures": [str(p) for g in groups for p in g.figure_paths],
+        "n_tables": n_tables,
+        "n_figures": n_figures,
+        "written": written_text(n_tables, n_figures),
         "warnings": warnings,
         "n_runs_used": len(wide),
         "n_runs_skipped": len(runs.skipped),
@@ -176,11 +183,17 @@ def render_report(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ba
     }
 
 
+def written_text(n_tables: int, n_figures: int) -> str:
+    """"4 tables (tex, md, csv), 3 figures (pdf, png)": what a report holds, counting tables and figures, not files."""
+    return (f"{plural(n_tables, 'table')} (tex, md, csv), "
+            + (f"{plural(n_figures, 'figure')} (pdf, png)" if n_figures else "no figures"))
+
+
 def _render_group(runs: Runs, backbone: str, preset: str, recipe: str, prefix: str, out: Path, figures: bool,
                   speed: pd.DataFrame | None) -> Group:
     ctx = tbl.Context.from_runs(runs, backbone, preset, speed, recipe)
     wide = ctx.wide
-    tidy = runs.tidy[runs.tidy["run"].isin(wide["run"])]
+    tidy = by_data(runs.tidy[runs.tidy["run"].isin(wide["run"])])   # datasets as the tables have them
     tables = tbl.build_tables(ctx) + [tbl.coverage_table(wide, runs.skipped, backbone, preset, recipe)]
     table_dir = out / "tables" / prefix if prefix else out / "tables"
     table_paths = [p for t in tables for p in tbl.write_table(t, table_dir)]
@@ -267,6 +280,7 @@ def _figure_items(group: Group, out: Path) -> list[tuple[Path, str]]:
     """(PDF path relative to out, caption) for each figure of the group, in reading order."""
     pdfs = [p for p in group.figure_paths if p.suffix == ".pdf"]
     names = {tbl.file_safe(d): tbl.display_dataset(d) for d in group.ctx.datasets}
+    star = any(figs.paper_point(group.ctx.summary, d) is not None for d in group.ctx.datasets)   # drawn for one?
     items = []
     for p in pdfs:
         stem = p.stem
@@ -274,8 +288,8 @@ def _figure_items(group: Group, out: Path) -> list[tuple[Path, str]]:
         name = names.get(dataset, dataset)
         caption = {
             "params": "Primary metric of each dataset versus trainable parameters (log scale); marker area "
-                      "proportional to total GFLOPs per image; error bars: sample std over seeds; hollow star: "
-                      "the paper's reported SegDINO (2.21M parameters).",
+                      "proportional to total GFLOPs per image; error bars: sample std over seeds"
+                      + ("; hollow star: the paper's reported SegDINO (2.21M parameters)." if star else "."),
             "bars": f"{name}: mean over seeds (bars), sample std (error bars, ddof = 1) and each seed (dots). "
                     "The y-axes are cropped to the data and do not start at zero.",
             "curves": f"{name}: training loss and validation metrics per epoch from history.csv (line: mean over "

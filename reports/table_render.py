@@ -1,7 +1,8 @@
 """The table model (`Table`: column groups, row sections, cells holding mean/std/n) and its three renderings:
 LaTeX (booktabs), Markdown and CSV, so the three versions never disagree.
 
-The only place numbers are formatted and bolded. Missing cells are "--", never 0; bold marks the best of *our*
+The only place numbers are formatted and bolded. Missing cells are "--" (not measured), never 0, and "n/a" where
+every seed measured the value but it is undefined (NaN or null in metrics.json); bold marks the best of *our*
 rows per column (reported rows come from other protocols). The builders of the paper-shaped tables are in
 `reports.tables`.
 """
@@ -65,7 +66,7 @@ def _caption_tex(text: str) -> str:
 @dataclass
 class Cell:
     """One table cell. kind: "stat" (ours: mean ± std over n seeds), "value" (a reported number), "diff" (signed),
-    "text" (literal). NaN means missing and renders as "--"."""
+    "text" (literal). NaN means missing and renders as "--", or "n/a" when seeds measured it undefined."""
 
     kind: str = "stat"
     mean: float = math.nan
@@ -76,6 +77,7 @@ class Cell:
     bold: bool = False
     mark: str = ""  # note shown after the value, e.g. "n=1" (a cell over an unusual number of seeds)
     dagger: str = ""  # "†"/"‡" after a reported value
+    undefined: int = 0  # seeds whose value is recorded but undefined (NaN/null), left out of n, mean and std
 
     @property
     def missing(self) -> bool:
@@ -126,11 +128,15 @@ def _fmt(value: float, places: int, signed: bool = False) -> str:
     return f"{0.0:.{places}f}" if float(text) == 0 else text  # never "-0.000" or "+0.000"
 
 
+def _missing(cell: Cell) -> str:
+    return "n/a" if cell.undefined else "--"
+
+
 def cell_plain(cell: Cell, markdown: bool = False) -> str:
     if cell.kind == "text":
         return cell.text
     if cell.missing:
-        return "--"
+        return _missing(cell)
     if cell.kind == "diff":
         return _fmt(cell.mean, cell.decimals, signed=True)
     mean = _fmt(cell.mean, cell.decimals)
@@ -153,7 +159,7 @@ def cell_tex(cell: Cell) -> str:
     if cell.kind == "text":
         return tex(cell.text)
     if cell.missing:
-        return "--"
+        return _missing(cell)
     if cell.kind == "diff":
         return _num_tex(_fmt(cell.mean, cell.decimals, signed=True))
     mean = _num_tex(_fmt(cell.mean, cell.decimals))

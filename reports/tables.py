@@ -2,7 +2,8 @@
 dataset and the seeds used, built as `Table` data from the summary frame.
 
 Conventions, stated in every caption: mean ± sample standard deviation (ddof = 1) over seeds; bold marks the best
-of *our* rows per column (reported rows come from other protocols); missing cells are "--", never 0. The table
+of *our* rows per column (reported rows come from other protocols); missing cells are "--", never 0 ("n/a" where
+measured but undefined). Each folder dataset is a dataset of its own (reports.load.data_key). The table
 model and its LaTeX/Markdown/CSV renderers are in `reports.table_render`, labels and decimals in `reports.labels`;
 both are re-exported here.
 """
@@ -32,7 +33,7 @@ from reports.labels import (
     plural,
     reported_decimals,
 )
-from reports.load import Runs, dataset_sort_key, method_sort_key, setting_text, summarise
+from reports.load import Runs, by_data, dataset_sort_key, method_sort_key, setting_text, summarise
 from reports.table_render import (
     Cell,
     Column,
@@ -69,7 +70,10 @@ __all__ = [
 
 @dataclass
 class Context:
-    """What a table needs besides the numbers: the recipe group and the recorded conventions/counts/profiles."""
+    """What a table needs besides the numbers: the recipe group and the recorded conventions/counts/profiles.
+
+    The frames' `dataset` is `reports.load.data_key` ("folder/mydata" for a folder dataset): a table's dataset.
+    """
 
     backbone: str
     preset: str
@@ -98,7 +102,7 @@ class Context:
             if frame.empty:
                 return frame
             keep = (frame.backbone == backbone) & (frame.preset == preset) & (frame.recipe == recipe)
-            return frame[keep].reset_index(drop=True)
+            return by_data(frame[keep].reset_index(drop=True))   # two folders' runs: two datasets, never one mean
 
         wide = pick(runs.wide)
         settings = runs.settings.get(wide["run"].iloc[0]) if len(wide) else None  # the same for all (load.py)
@@ -125,10 +129,14 @@ class Context:
     def stat(self, dataset: str, method: str, profile: str, metric: str, places: int) -> Cell:
         s = self.summary
         hit = s[(s.dataset == dataset) & (s.method == method) & (s.profile == profile) & (s.metric == metric)]
-        if hit.empty or hit.iloc[0]["n"] == 0:
+        if hit.empty:
             return Cell("stat", decimals=places)
         row = hit.iloc[0]
-        return Cell("stat", mean=float(row["mean"]), std=float(row["std"]), n=int(row["n"]), decimals=places)
+        undefined = int(row.get("undefined", 0))
+        if row["n"] == 0:
+            return Cell("stat", decimals=places, undefined=undefined)
+        return Cell("stat", mean=float(row["mean"]), std=float(row["std"]), n=int(row["n"]), decimals=places,
+                    undefined=undefined)
 
     def convention_note(self, datasets: list[str], profile: str) -> str:
         """A short description of the scoring convention(s) recorded for these datasets under `profile`."""
@@ -276,6 +284,7 @@ def paper_table(ctx: Context, table: paper.ReportedTable) -> Table | None:
         sentences.append(table.note if table.verified else "‡ " + table.note)
     if table.key == "table1":
         sentences.append(_hd95_inf_note(ctx, datasets, table.profile))
+    sentences.append(_undefined_note(t))
     t.caption = " ".join(s for s in sentences if s)
     return t
 
@@ -301,13 +310,15 @@ def _reproduction_note(ctx: Context) -> str:
             "Δ row is no reproduction check.")
 
 
-def _selection_note(ctx: Context, datasets: list[str]) -> str:
+def _selection_note(ctx: Context, datasets: list[str], paper_table: bool = True) -> str:
     """Which images selected our models' epoch, per dataset, from the runs' split.json (load.py: val_rule,
     val_share): what was held out of training is a convention that moves a number, as the paper's public code
-    trains on every training image and selects on the test split. "" when no run recorded it."""
+    trains on every training image and selects on the test split. Without split.json, the config's
+    train.selection_split; "" when neither is recorded. paper_table False: one dataset's table, which needs neither
+    the paper's code nor the dataset's name."""
     w = ctx.wide
-    if "val_rule" not in w:
-        return ""
+    if "val_rule" not in w or w[w.dataset.isin(datasets)]["val_rule"].isna().all():
+        return _selection_setting(ctx)
     kinds = (("selection on the test split", "the test split, the whole training split training (the public "
               "code's choice)"),
              ("official validation split", "its official validation split"),
@@ -325,10 +336,10 @@ def _selection_note(ctx: Context, datasets: list[str]) -> str:
         text = next((template.format(share=share, folds=folds.iloc[0] if len(folds) else "?")
                      for prefix, template in kinds if rules.str.startswith(prefix).all()),
                     "; ".join(sorted(set(rules))))
-        parts.append(f"{display_dataset(dataset)}: {text}")
-    if not parts:
-        return ""
-    public = "" if any("the test split" in part for part in parts) else (
+        if dataset.startswith("folder/"):   # a folder dataset's validation split is its own val.txt
+            text = text.replace("its official validation split", "its val.txt list")
+        parts.append(f"{display_dataset(dataset)}: {text}" if paper_table else text)
+    public = "" if any("the test split" in part for part in parts) or not paper_table else (
         f" (the paper's code trains on every training image and selects on the test split: preset "
         f"{_code('public-code')})")
     rules = w[w.dataset.isin(datasets)]["val_rule"].dropna().astype(str)
@@ -338,6 +349,52 @@ def _selection_note(ctx: Context, datasets: list[str]) -> str:
                 f"training{public}.")
     lead = "the epoch of best validation Dice" + (" or, with no validation split, the last epoch" if last.any() else "")
     return f"Our models are {lead}{public}; validation: {'; '.join(parts)}."
+
+
+def _selection_setting(ctx: Context) -> str:
+    """What selected the epoch by the runs' config.yaml alone (runs without split.json)."""
+    return {"val": "Our models are the epoch of best validation Dice (how the validation split was made is not "
+                   "recorded: no split.json).",
+            "test": "Our models are the epoch of best Dice on the test split (the public code's choice).",
+            "last": "Our models are the last training epoch, with no model selection.",
+            }.get((ctx.settings or {}).get("train.selection_split"), "")
+
+
+def _settings_note(ctx: Context) -> str:
+    """The input size, and the settings in which these runs differ from their own preset (paper.preset_recipe), for
+    the per-dataset tables (a paper table names those that differ from the paper's recipe: `_reproduction_note`)."""
+    s = ctx.settings
+    if s is None:
+        return "Training settings not recorded (no config.yaml)."
+    size = setting_text(s.get("data.size")) if s.get("data.size") is not None else None
+    preset = paper.preset_recipe(ctx.preset) or {}
+    named = ("backbone.name", "run.preset", "data.size")   # the caption's title says the first two
+    differ = [f"{k}={setting_text(s.get(k))}" for k, v in preset.items()
+              if k not in named and k in s and setting_text(s.get(k)) != setting_text(v)]
+    text = "Trained" + (f" at {size}×{size}" if size else "")
+    if differ:
+        text += f" with preset {_code(ctx.preset)}'s settings except {', '.join(differ)}"
+    return text + "." if size or differ else ""
+
+
+def _undefined_note(table: Table) -> str:
+    """"n/a" next to "--": a value every seed measured but found undefined (NaN or null in metrics.json) is not a
+    value nobody measured, and an HD95 is undefined for a reason worth a line."""
+    whole, partial = set(), set()
+    for section in (s for s in table.sections if s.kind == "ours"):
+        for _, cells in section.rows:
+            for column, cell in zip(table.columns, cells):
+                if cell.undefined:
+                    (whole if cell.missing else partial).add(column.metric)
+    notes = []
+    if whole:
+        names = ", ".join(metric_info(m).plain for m in sorted(whole, key=metric_order))
+        why = ("infinite distances from empty predictions or ground truths left no finite mean"
+               if all(m.startswith("hd95") for m in whole) else "no test image where it is defined, or no finite mean")
+        notes.append(f"n/a: measured but undefined, null or NaN in metrics.json ({names}: {why}); -- not measured.")
+    if partial:
+        notes.append("A mean leaves out the seeds whose value is undefined (n=k marks it).")
+    return " ".join(notes)
 
 
 def _metric_notes(ctx: Context, datasets: list[str], profile: str, metrics: list[str]) -> list[str]:
@@ -417,15 +474,18 @@ def dataset_table(ctx: Context, dataset: str, profile: str) -> Table:
               caption="", columns=columns, sections=[ours])
     mark_best(t)
     seeds = mark_seed_counts(t)
-    t.caption = " ".join([
+    t.caption = " ".join(s for s in [
         (f"{display_dataset(dataset)}: every metric recorded under {ctx.convention_note([dataset], profile)}; "
          f"{ctx.title}."),
+        _settings_note(ctx),
+        _selection_note(ctx, [dataset], paper_table=False),
         _stat_caption(seeds),
         _units_caption(metrics, ""),
         *_metric_notes(ctx, [dataset], profile, metrics),
         "Bold: best per column." + (f" {' and '.join(c.label for c in columns[len(metrics):])}: mean per run."
                                     if len(columns) > len(metrics) else ""),
-    ])
+        _undefined_note(t),
+    ] if s)
     return t
 
 
@@ -544,7 +604,8 @@ def _with_speed(w: pd.DataFrame, speed: pd.DataFrame, backbone: str) -> tuple[pd
 def coverage_table(runs_wide: pd.DataFrame, skipped: list, backbone: str, preset: str, recipe: str = "") -> Table:
     """Seeds used per dataset x method (and how many were skipped), so a reader sees what each mean rests on.
 
-    A skipped run has no settings read, so it counts in every recipe of its backbone and preset."""
+    A skipped run has no settings read, so it counts in every recipe of its backbone and preset, and a skipped
+    folder run under every folder dataset (its folder's name is in the config.yaml that was not read)."""
     datasets = sorted(runs_wide["dataset"].unique(), key=dataset_sort_key)
     methods = sorted(runs_wide["method"].unique(), key=method_sort_key)
     skipped_count = Counter()
@@ -560,8 +621,8 @@ def coverage_table(runs_wide: pd.DataFrame, skipped: list, backbone: str, preset
         for d in datasets:
             seeds = sorted(runs_wide[(runs_wide.dataset == d) & (runs_wide.method == m)]["seed"])
             text = ("s" + ",".join(map(str, seeds))) if seeds else "--"
-            if skipped_count[(d, m)]:
-                text += f" (+{skipped_count[(d, m)]} skipped)"
+            if skipped := skipped_count[(d.partition("/")[0], m)]:   # "folder/mydata": the runs dir's "folder"
+                text += f" (+{skipped} skipped)"
             cells.append(Cell("text", text=text))
         section.rows.append((display_method(m), cells))
     return Table(key="coverage", title="Runs used", columns=columns, sections=[section], caption=(

@@ -3,7 +3,8 @@
 `write_fake_runs(root)` writes a small sweep with plausible numbers and the awkward cases a real sweep has:
 a method missing on one dataset (dpt on visha), a failed seed (kvasir/unet s2: no DONE), a dataset with a single
 seed (msd), a run whose metrics.json is truncated (isic2017/upernet s1), a parameter-matched baseline on one
-dataset (unet-small on tn3k), and a user dataset (`folder`) whose runs have no profile.json. Every run's
+dataset (unet-small on tn3k), and a user dataset (`folder`, the folder FOLDER_ROOT) whose runs have no profile.json.
+Every run's
 config.yaml is the one `segbench train` resolves (benchmark.config), so tests can vary one setting as `--set` does.
 Deterministic: the same call writes the same bytes, so golden files can be compared.
 """
@@ -23,6 +24,7 @@ BACKBONE = "dinov3_vits16"
 PRESET = "paper"
 SEEDS = (0, 1, 2)
 MEDICAL = ("tn3k", "kvasir", "isic2017")
+FOLDER_ROOT = "/data/mydata"   # a folder dataset's data.root: the report shows it as "folder (mydata)"
 
 # Centre values per dataset (close to the paper's SegDINO rows) and a per-method offset in "quality" units.
 CENTRES = {
@@ -60,7 +62,8 @@ def config_yaml(root: Path, dataset: str, method: str, seed: int, backbone: str 
                 settings: dict | None = None) -> str:
     """The config.yaml `segbench train` writes for this run, with `settings` (`{"data.size": 96}`) as `--set`."""
     overrides = {"backbone.name": backbone, "decoder.name": method, "data.dataset": dataset, "train.seed": seed,
-                 "data.root": "/data", "run.runs_dir": str(root), **(settings or {})}
+                 "data.root": FOLDER_ROOT if dataset == "folder" else "/data", "run.runs_dir": str(root),
+                 **(settings or {})}
     return dump_yaml(load_config(preset, overrides=overrides))
 
 

@@ -180,6 +180,9 @@ def test_predict_on_an_empty_folder(trained_run, tmp_path):
     (tmp_path / "empty" / "broken.jpg").write_bytes(b"")   # predict has no --skip-bad: its error does not offer it
     code, out = invoke("predict", trained_run, tmp_path / "empty", "--out", tmp_path / "p")
     assert code == 2 and "cannot read image" in out and "replace this file" in out and "skip" not in out, out
+    (tmp_path / "notes.txt").write_text("not an image")   # a lone file that is no image: refused before any work
+    code, out = invoke("predict", trained_run, tmp_path / "notes.txt", "--out", tmp_path / "p2")
+    assert code == 2 and "notes.txt is not an image (.txt)" in out and not (tmp_path / "p2").exists(), out
 
 
 def test_a_predict_stopped_part_way_leaves_a_folder_score_refuses(trained_run, tmp_path):
@@ -253,8 +256,23 @@ def test_multiclass_folder_dataset_trains_predicts_and_reports(tmp_path):
     code, out = invoke("train", "--dataset", "folder", "--data-root", tmp_path / "mine", "--preset", "smoke",
                        "--epochs", 1, "--size", 64, "--runs-dir", runs)
     assert code == 0, out
+    # how the data was read, as `data check` says it: the split lists and the classes inferred from the masks
+    assert "note: folder: splits from train.txt, test.txt" in out and "note: folder: num_classes 3 inferred" in out
     run_dir = runs / "folder" / "segdino__test__smoke__s0"
     assert torch.load(run_dir / "model.pt", weights_only=True)["num_classes"] == 3
+    # the class count can be given: a class no mask holds yet is kept; too few classes names the mask
+    code, out = invoke("train", "--dataset", "folder", "--data-root", tmp_path / "mine", "--preset", "smoke",
+                       "--epochs", 1, "--size", 64, "--runs-dir", tmp_path / "runs4", "--num-classes", 4)
+    assert code == 0 and "num_classes 4 given" in out, out
+    run4 = tmp_path / "runs4" / "folder" / "segdino__test__smoke__s0"
+    assert torch.load(run4 / "model.pt", weights_only=True)["num_classes"] == 4
+    assert yaml.safe_load((run4 / "config.yaml").read_text())["data"]["num_classes"] == 4
+    code, out = invoke("train", "--dataset", "folder", "--data-root", tmp_path / "mine", "--preset", "smoke",
+                       "--epochs", 1, "--size", 64, "--runs-dir", tmp_path / "runs2", "--num-classes", 2)
+    assert code == 2 and "mine/masks/sample_" in out and "num_classes 2" in out, out
+    code, out = invoke("run", "--datasets", "kvasir", "--methods", "segdino", "--preset", "smoke", "--data-root",
+                       tmp_path, "--num-classes", 3, "--dry-run")
+    assert code == 2 and "data.num_classes (--num-classes) 3 is for folder datasets; kvasir is binary" in out, out
     code, out = invoke("predict", run_dir, tmp_path / "mine" / "images", "--out", tmp_path / "pred")
     assert code == 0 and "(class index (0-2))" in out and "probability" not in out, out
     pred = np.asarray(Image.open(sorted((tmp_path / "pred").iterdir())[0]))
@@ -603,3 +621,19 @@ def test_train_without_dataset_names_the_layout_found(tmp_path):
     code, out = invoke("train", "--dataset", "kvasir", "--data-root", tmp_path / "mine", "--preset", "smoke",
                        "--runs-dir", tmp_path / "r")
     assert code == 2 and "no --dataset was given" not in " ".join(out.split()), out
+
+
+def test_a_keyerror_from_a_bug_keeps_its_traceback():
+    """An unknown key is the user's to fix (one line, exit 2); any other KeyError is a bug, shown as one."""
+    from benchmark.cli import user_errors
+    from benchmark.registry import DECODERS, UnknownKey, check_key
+
+    @user_errors
+    def broken():
+        return {}["profiles"]
+
+    with pytest.raises(KeyError, match="profiles"):
+        broken()
+    with pytest.raises(UnknownKey) as info:
+        check_key("method", "segdin", DECODERS)
+    assert str(info.value) == "unknown method 'segdin'; valid: " + ", ".join(DECODERS)   # no KeyError quotes

@@ -110,11 +110,60 @@ def test_folder_multiclass_index_beyond_num_classes(tmp_path):
     arr = np.asarray(Image.open(bad)).copy()
     arr[:5] = 7
     Image.fromarray(arr).save(bad)
-    inferred = check_dataset(root, "folder", expect_counts=False)     # inferred: 8 classes, and the note says why
-    assert inferred.ok and any("num_classes 8" in n and "sample_001.png" in n for n in inferred.datasets[0].notes)
+    inferred = check_dataset(root, "folder", expect_counts=False)    # {0, 1, 2, 7}: not 8 classes, an error
+    assert not inferred.ok and [p.kind for p in inferred.errors] == ["mask_index"]
+    message = inferred.errors[0].message
+    assert f"the largest mask index is 7 (in {bad})" in message and "indices 3..6 appear in no mask" in message
+    assert "--num-classes 8" in message and not any("appear in no mask" in n for n in inferred.datasets[0].notes)
+    assert check_dataset(root, "folder", expect_counts=False, num_classes=8).ok     # the count given: gaps are fine
     given = check_dataset(root, "folder", expect_counts=False, num_classes=3)
     assert not given.ok
-    assert [(p.kind, Path(p.path).name) for p in given.errors] == [("non_binary_mask", "sample_001.png")]
+    assert [(p.kind, Path(p.path).name) for p in given.errors] == [("mask_index", "sample_001.png")]
+    assert f"mask {bad} holds {{0, 1, 2, 7}}, beyond class indices 0..2" == given.errors[0].message
+
+
+def test_folder_stray_index_is_an_error_beside_other_errors(tmp_path):
+    """The gap is an error of its own, also where other errors (a missing mask) fail the check already."""
+    root = write_folder(tmp_path / "b", 6, 2, binary_values=1)
+    bad = root / "masks" / "sample_003.png"
+    arr = np.asarray(Image.open(bad)).copy()
+    arr[2, 2] = 7
+    Image.fromarray(arr).save(bad)
+    (root / "masks" / "sample_000.png").unlink()
+    report = check_dataset(root, "folder", expect_counts=False)
+    assert sorted(p.kind for p in report.errors) == ["mask_index", "missing_mask"], report.to_text()
+    assert "indices 2..6 appear in no mask" in report.to_text()
+
+
+def test_folder_soft_edged_masks_pass_and_are_noted(tmp_path):
+    """0/255 masks resized bilinearly (grey edges) are binary masks with soft edges: OK, with a note; a flat grey
+    band is still refused."""
+    root = write_folder(tmp_path / "soft", 6, 2)
+    masks = sorted((root / "masks").glob("*.png"))
+    for mask in masks[:5]:
+        img = Image.open(mask)
+        img.resize((img.width // 3, img.height // 3), Image.BILINEAR).resize(img.size, Image.BILINEAR).save(mask)
+    report = check_dataset(root, "folder", expect_counts=False)
+    assert report.ok and report.datasets[0].mask_encoding == "threshold128", report.to_text()
+    assert "note: 5 of 8 masks have soft (anti-aliased) edges" in report.to_text()
+    given = check_dataset(root, "folder", expect_counts=False, num_classes=3)
+    assert not given.ok and {p.kind for p in given.errors} == {"mask_index"}
+    assert "among them {" in given.errors[0].message and "255}, beyond class indices 0..2" in given.errors[0].message
+    arr = np.asarray(Image.open(masks[6])).copy()
+    arr[:12] = 128
+    Image.fromarray(arr).save(masks[6])
+    report = check_dataset(root, "folder", expect_counts=False)
+    assert [(p.kind, p.path) for p in report.errors] == [("non_binary_mask", str(masks[6]))]
+    assert f"mask {masks[6]} holds {{0, 128, 255}}, not 0/255" == report.errors[0].message
+
+
+def test_folder_palette_class_index_masks_pass(tmp_path):
+    """Palette masks holding class indices: judged as indices, not as a binary palette (0 and one index)."""
+    root = write_folder(tmp_path / "pal", 6, 2, num_classes=3)
+    for mask in (root / "masks").glob("*.png"):
+        Image.open(mask).convert("P").save(mask)
+    report = check_dataset(root, "folder", expect_counts=False)
+    assert report.ok and report.datasets[0].mask_encoding == "index", report.to_text()
 
 
 def test_jpeg_noise_is_tolerated_but_grey_masks_are_not(tmp_path):

@@ -113,6 +113,13 @@ def test_data_check_lists_masks_without_an_image(tmp_path):
     assert "sample_000_mask.png has no image of the same stem" in extra[0].message
 
 
+def test_no_class_count_is_noted_when_no_mask_pairs(tmp_path):
+    """No mask pairs: nothing to infer the class count from, so no note about it (it read '(1, in -)')."""
+    root = _suffixed_masks(tmp_path)
+    assert not any("num_classes" in n for n in open_folder(root).notes)
+    assert "num_classes" not in check_dataset(root, "folder", expect_counts=False).to_text()
+
+
 def test_isic_masks_named_without_their_suffix_are_named_with_isic_s_rule(tmp_path):
     """ISIC pairs `ISIC_<id>.jpg` with `ISIC_<id>_segmentation.png`: masks saved as `ISIC_<id>.png` pair with
     nothing, and the missing-mask error and `data check` say so with ISIC's rule, not "identical stem"."""
@@ -226,3 +233,19 @@ def test_16_bit_grey_images_are_stretched_not_clipped_to_white(tmp_path):
     assert np.all(np.diff(image[..., 0].ravel().astype(int)) >= 0)   # the order of grey levels is kept
     Image.fromarray(np.full((8, 8), 4000, np.uint16)).save(tmp_path / "flat.png")
     assert (read_image(tmp_path / "flat.png") == 0).all()
+
+
+def test_a_file_that_is_no_image_is_called_so(tmp_path):
+    """A .txt among the images (`predict RUN notes.txt`) is not an image: nothing to re-extract. An image file
+    that fails to decode keeps that advice."""
+    from benchmark.data.base import read_image
+
+    for name, what in (("notes.txt", "a .txt file"), ("README", "no suffix, and of no format PIL knows")):
+        (tmp_path / name).write_text("not pixels")
+        with pytest.raises(DataError) as caught:
+            read_image(tmp_path / name, skip_hint=False)
+        assert str(caught.value) == (f"cannot read {tmp_path / name}: not an image ({what}); give image files "
+                                     "(.jpg, .jpeg, .png, .bmp, .tif, .tiff)")
+    (tmp_path / "broken.png").write_text("not pixels")
+    with pytest.raises(DataError, match="cannot read image .*broken.png .*; re-extract or replace this file"):
+        read_image(tmp_path / "broken.png")

@@ -280,6 +280,94 @@ def test_folder_mixed_encodings_name_the_file(tmp_path):
     assert any("sample_003.png" in n for n in open_folder(root, strict=False).notes)
 
 
+def _set_pixel(mask: Path, value: int, at: tuple[int, int] = (3, 3)) -> None:
+    arr = np.asarray(Image.open(mask)).copy()
+    arr[at] = value
+    Image.fromarray(arr).save(mask)
+
+
+def test_folder_stray_index_is_refused_not_read_as_classes(tmp_path):
+    """One pixel of 7 in a 0/1 dataset: indices 2..6 appear in no mask, so the count is not inferred as 8 (a stray
+    value would make an 8-class model); given (--num-classes 8) it is checked and gaps are fine."""
+    root = write_folder(tmp_path / "s", 8, 2, binary_values=1)
+    stray = root / "masks" / "sample_007.png"
+    _set_pixel(stray, 7)
+    with pytest.raises(DataError) as caught:
+        open_folder(root)
+    message = str(caught.value)
+    assert f"the largest mask index is 7 (in {stray})" in message, message
+    assert "indices 2..6 appear in no mask: a stray value?" in message
+    assert "--num-classes 8" in message and "train 8 classes" in message
+    assert [n for n in open_folder(root, strict=False).notes if "appear in no mask" in n] == [message]
+    assert open_folder(root, num_classes=8).num_classes == 8
+    _set_pixel(root / "masks" / "sample_001.png", 3)
+    with pytest.raises(DataError, match=r"indices 2, 4\.\.6 appear in no mask"):
+        open_folder(root)
+
+
+def test_folder_top_class_in_one_mask_is_noted(tmp_path):
+    root = write_folder(tmp_path / "r", 10, 2, binary_values=1)
+    _set_pixel(root / "masks" / "sample_004.png", 2)   # no gap: 3 classes, but class 2 only here
+    source = open_folder(root)
+    assert source.num_classes == 3
+    assert "class 2, the largest index, is in only 1 mask of 12 (sample_004.png): a stray value? if so, fix the " \
+           "mask" in source.notes
+    _set_pixel(root / "masks" / "sample_005.png", 2)
+    assert not any("only 1 mask" in n for n in open_folder(root).notes)
+
+
+def _soften(mask: Path, factor: int = 2) -> None:
+    """A binary mask resized bilinearly (down, then up to its size): grey values 1..254 along its edges."""
+    img = Image.open(mask)
+    img.resize((img.width // factor, img.height // factor), Image.BILINEAR).resize(img.size, Image.BILINEAR).save(mask)
+
+
+def test_folder_soft_edged_masks_are_binary(tmp_path):
+    """Anti-aliased 0/255 masks (edges in grey 1..254) are binary masks read at grey >= 128, not ~250 classes."""
+    root = write_folder(tmp_path / "soft", 6, 2)
+    masks = sorted((root / "masks").glob("*.png"))
+    for mask in masks[:5]:
+        _soften(mask)
+    assert len(np.unique(np.asarray(Image.open(masks[0])))) > 50
+    source = open_folder(root)
+    assert (source.mask_encoding, source.num_classes) == ("threshold128", 2)
+    assert "5 of 8 masks have soft (anti-aliased) edges, grey values between 0 and 255 (e.g. sample_000.png), " \
+           "binarised at grey >= 128 as well" in source.notes
+    ref = next(r for r in source.splits["train"] if r.mask == masks[0])
+    assert np.array_equal(source.read_mask(ref), (np.asarray(Image.open(masks[0])) >= 128).astype(np.uint8))
+    with pytest.raises(DataError) as caught:   # a class count for 0/255 masks: 255 is the value at fault
+        open_folder(root, num_classes=3)
+    assert f"mask {masks[0]} holds" in str(caught.value) and "values, among them {255}: 255 is no class index for " \
+        "num_classes 3 (indices 0..2): 0/255 masks are binary; give --num-classes 2" in str(caught.value)
+    arr = np.asarray(Image.open(masks[6])).copy()
+    arr[:10] = 128                                  # a flat grey band is no soft edge: still refused
+    Image.fromarray(arr).save(masks[6])
+    with pytest.raises(DataError, match="sample_006.png holds {0, 128, 255}: the other masks are binary 0/255"):
+        open_folder(root)
+
+
+def test_folder_misfit_shows_the_offending_value(tmp_path):
+    root = write_folder(tmp_path / "ten", 6, 2, num_classes=10)
+    mask = root / "masks" / "sample_002.png"
+    arr = np.asarray(Image.open(mask)).copy()
+    arr[0, :10], arr[1, 0] = np.arange(10), 255     # every class and one 255: past 8 values, 255 is what shows
+    Image.fromarray(arr).save(mask)
+    with pytest.raises(DataError, match=r"sample_002.png holds 11 values, among them \{255\}: 255 among class "):
+        open_folder(root)
+
+
+def test_folder_images_in_no_split_list_are_noted(tmp_path):
+    root = write_folder(tmp_path / "l", 8, 2)
+    (root / "train.txt").write_text("\n".join(f"sample_{i:03d}" for i in range(6)) + "\n")
+    (root / "val.txt").write_text("sample_006\nsample_007\n")
+    (root / "test.txt").write_text("sample_008\n")
+    source = open_folder(root)
+    assert "1 image in images/ is in no split list and is not used (e.g. sample_009)" in source.notes
+    (root / "test.txt").write_text("sample_009\n")
+    (root / "val.txt").unlink()
+    assert "3 images in images/ are in no split list and are not used (e.g. sample_006)" in open_folder(root).notes
+
+
 def test_folder_seeded_split_without_lists(tmp_path):
     root = write_folder(tmp_path / "s", 8, 2, split_lists=False)
     source = open_folder(root)
@@ -297,7 +385,7 @@ def test_folder_split_lists(tmp_path):
     (root / "val.txt").write_text("sample_000.jpg\n")
     source = open_folder(root)
     assert [r.key for r in source.splits["val"]] == ["sample_000"]
-    assert make_splits(source, 0)[1] == "official validation split"
+    assert make_splits(source, 0)[1] == "the dataset's val.txt"     # the user's own list, not an official split
     (root / "test.txt").unlink()
     with pytest.raises(DataError, match="no test.txt"):
         open_folder(root)

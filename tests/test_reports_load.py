@@ -272,3 +272,17 @@ def test_the_sections_a_config_yaml_must_have_are_those_segbench_writes():
     from reports.load import CONFIG_SECTIONS
 
     assert CONFIG_SECTIONS == records.CONFIG_SECTIONS and set(CONFIG_SECTIONS) <= set(Config().to_dict())
+
+
+def test_a_folder_datasets_name_is_read_from_its_data_root(tmp_path):
+    """Every folder dataset's runs are `folder/<run>`: data_name (results.csv, right after dataset) names the folder,
+    from config.yaml's data.root; the named datasets leave it empty (their key names them)."""
+    fake = write_fake_runs(tmp_path)
+    runs = load_runs(fake.root)
+    names = dict(zip(runs.wide["dataset"], runs.wide["data_name"]))
+    assert names["folder"] == "mydata" and names["kvasir"] == ""
+    assert set(runs.tidy[runs.tidy.dataset == "folder"]["data_name"]) == {"mydata"}
+    table = pd.read_csv(write_results_csv(fake.root), keep_default_na=False)
+    assert list(table.columns[:3]) == ["dataset", "data_name", "method"]
+    assert set(table[table.dataset == "folder"]["data_name"]) == {"mydata"}
+    assert set(table[table.dataset != "folder"]["data_name"]) == {""}

@@ -35,7 +35,7 @@ def test_returns_a_json_friendly_summary(rendered):
 def test_writes_tables_in_three_formats_and_figures_in_two(rendered):
     _, out, _ = rendered
     for stem in ("table1_medical", "table2_msd", "table3_vmd", "table4_visha", "efficiency", "coverage",
-                 "dataset_folder__segdino", "dataset_tn3k__medical-native"):
+                 "dataset_folder-mydata__segdino", "dataset_tn3k__medical-native"):
         for ext in ("tex", "md", "csv"):
             assert (out / "tables" / f"{stem}.{ext}").is_file()
     for stem in ("params_vs_accuracy", "bars_tn3k", "curves_vmd", "samples_visha"):
@@ -67,8 +67,8 @@ def test_runs_used_and_skipped_are_listed_with_reasons(rendered):
 def test_tidy_and_wide_results(rendered):
     fake, out, _ = rendered
     tidy = pd.read_csv(out / "results_tidy.csv")
-    assert list(tidy.columns) == ["dataset", "method", "backbone", "preset", "seed", "profile", "metric", "value",
-                                  "run", "recipe"]
+    assert list(tidy.columns) == ["dataset", "data_name", "method", "backbone", "preset", "seed", "profile", "metric",
+                                  "value", "run", "recipe"]
     assert set(tidy["run"]) == fake.used
     assert len(pd.read_csv(out / "results.csv")) == len(fake.used)
     assert not (fake.root / "results.csv").exists()  # nothing written into the runs directory by default
@@ -368,3 +368,43 @@ def test_a_filter_that_matches_nothing_names_what_the_folder_holds(tmp_path):
                                       "dinov3_vitb16", "--preset", "paper", "--no-figures"])
     flat = " ".join(result.output.split())
     assert result.exit_code == 0 and "report of 3 runs (0 skipped, 3 not selected)" in flat, result.output
+
+
+def test_a_folder_dataset_is_named_by_its_folder_everywhere(tmp_path):
+    """Runs of `--dataset folder --data-root data/mydata` appeared as `folder` in every heading, caption and figure;
+    two folders in one runs directory get a section, a figure and a coverage column each."""
+    runs = tmp_path / "runs"
+    for seed, (name, dice) in enumerate((("mydata", 0.9), ("scans", 0.5))):
+        write_exact_run(runs, "folder", "segdino", seed, {"segdino": {"dice": dice, "iou": dice - 0.1}},
+                        settings={"data.root": f"/home/me/data/{name}"})
+    result = render_report(runs, tmp_path / "out")
+    out = tmp_path / "out"
+    summary = (out / "summary.md").read_text()
+    assert "### folder (mydata), profile segdino: all recorded metrics" in summary
+    assert "### folder (scans), profile segdino: all recorded metrics" in summary
+    assert "| SegDINO | 0.9000 | 0.8000 |" in summary and "| SegDINO | 0.5000 | 0.4000 |" in summary
+    tex = (out / "tables" / "dataset_folder-scans__segdino.tex").read_text()
+    assert "\\caption{folder (scans): every metric" in tex
+    assert "| Method | folder (mydata) | folder (scans) |" in (out / "tables" / "coverage.md").read_text()
+    assert {Path(p).name for p in result["figures"]} >= {"bars_folder-mydata.png", "bars_folder-scans.pdf"}
+    assert "![bars_folder-scans](figures/bars_folder-scans.png)\n\nfolder (scans): mean over seeds" in summary
+    table = pd.read_csv(out / "results.csv")
+    assert list(zip(table["dataset"], table["data_name"])) == [("folder", "mydata"), ("folder", "scans")]
+    assert "hollow star" not in summary   # the paper reports no user dataset: no star drawn, none captioned
+
+
+def test_the_papers_star_is_captioned_where_drawn(rendered):
+    assert "hollow star: the paper's reported SegDINO" in (rendered[1] / "summary.md").read_text()
+
+
+def test_the_report_counts_tables_and_figures_not_files(rendered, tmp_path):
+    _, out, result = rendered
+    stems = {Path(p).stem for p in result["tables"]}
+    figures = {Path(p).stem for p in result["figures"]}
+    assert (result["n_tables"], result["n_figures"]) == (len(stems), len(figures))
+    assert len(result["tables"]) == 3 * len(stems) and len(result["figures"]) == 2 * len(figures)
+    assert result["written"] == f"{len(stems)} tables (tex, md, csv), {len(figures)} figures (pdf, png)"
+    runs = tmp_path / "runs"
+    write_exact_run(runs, "msd", "segdino", 0, {"mirror": {"iou": 0.9}})
+    # Table 2, efficiency, MSD's own table and the coverage table
+    assert render_report(runs, tmp_path / "out", figures=False)["written"] == "4 tables (tex, md, csv), no figures"

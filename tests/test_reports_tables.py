@@ -45,7 +45,8 @@ def test_method_names(key, name):
 
 
 @pytest.mark.parametrize("key, name", [("tn3k", "TN3K"), ("kvasir", "Kvasir-SEG"), ("isic2017", "ISIC 2017"),
-                                       ("msd", "MSD"), ("vmd", "VMD-D"), ("visha", "ViSha"), ("folder", "folder")])
+                                       ("msd", "MSD"), ("vmd", "VMD-D"), ("visha", "ViSha"), ("folder", "folder"),
+                                       ("folder/mydata", "folder (mydata)")])
 def test_dataset_names(key, name):
     assert T.display_dataset(key) == name
 
@@ -54,7 +55,7 @@ def test_builds_the_paper_tables_efficiency_and_one_table_per_dataset(built):
     assert {"table1_medical", "table2_msd", "table3_vmd", "table4_visha", "efficiency"} <= set(built)
     expected = {"tn3k": ["segdino", "medical-native"], "kvasir": ["segdino", "medical-native"],
                 "isic2017": ["segdino", "medical-native"], "msd": ["mirror"], "vmd": ["mirror"], "visha": ["shadow"],
-                "folder": ["segdino"]}
+                "folder-mydata": ["segdino"]}
     assert {f"dataset_{d}__{p}" for d, ps in expected.items() for p in ps} <= set(built)
     keys = list(built)
     assert keys.index("dataset_tn3k__segdino") < keys.index("dataset_tn3k__medical-native")
@@ -227,7 +228,7 @@ def test_a_speed_table_without_the_needed_columns_is_a_clear_error(tmp_path):
 
 
 def test_user_dataset_gets_a_generic_table_with_the_metrics_present(built):
-    t = built["dataset_folder__segdino"]
+    t = built["dataset_folder-mydata__segdino"]
     assert [c.metric for c in t.columns] == ["dice", "iou", "precision", "recall", "count.n_images"]
 
 
@@ -369,5 +370,90 @@ def test_one_context_never_mixes_recipes(tmp_path):
 def test_captions_say_which_accuracy_acc_is_and_why_precision_can_mislead(built):
     assert "Acc is pixel accuracy" in built["table2_msd"].caption and "`acc_mirror`" in built["table2_msd"].caption
     assert "Acc is pixel accuracy" in built["dataset_msd__mirror"].caption
-    assert "an empty prediction scores 1" in built["dataset_folder__segdino"].caption
+    assert "an empty prediction scores 1" in built["dataset_folder-mydata__segdino"].caption
     assert "Precision" not in built["dataset_msd__mirror"].caption   # not shown there
+
+
+def _folder_ctx(root, roots=("/data/a", "/data/b"), values=(0.9, 0.5)):
+    """SegDINO on two of a user's folders, one seed each, in one runs directory (the seeds differ, so both runs fit
+    under `folder/`)."""
+    for seed, (data_root, dice) in enumerate(zip(roots, values)):
+        write_exact_run(root, "folder", "segdino", seed, {"segdino": {"dice": dice}},
+                        settings={"data.root": data_root})
+    return T.Context.from_runs(load_runs(root), "dinov3_vits16", "paper")
+
+
+def test_two_folders_are_two_datasets_never_one_mean(tmp_path):
+    """Every folder's runs sit under RUNS_DIR/folder/ and data.root is a setting runs may differ in: the runs of two
+    folders used to be averaged as one dataset `folder` (0.7 here)."""
+    ctx = _folder_ctx(tmp_path)
+    assert ctx.datasets == ["folder/a", "folder/b"]
+    assert [(ctx.stat(d, "segdino", "segdino", "dice", 4).mean, ctx.stat(d, "segdino", "segdino", "dice", 4).n)
+            for d in ctx.datasets] == [(0.9, 1), (0.5, 1)]
+    tables = {t.key: t for t in T.build_tables(ctx)}
+    assert tables["dataset_folder-a__segdino"].title == "folder (a), profile segdino: all recorded metrics"
+    assert tables["dataset_folder-b__segdino"].caption.startswith("folder (b): every metric recorded under")
+    assert T.cell_plain(tables["dataset_folder-b__segdino"].sections[0].rows[0][1][0]) == "0.5000"
+
+
+def test_a_skipped_folder_run_counts_under_every_folder(tmp_path):
+    # its config.yaml is not read, so its folder is unknown: "folder" in the run's path matches each folder column
+    _folder_ctx(tmp_path)
+    (write_exact_run(tmp_path, "folder", "segdino", 2, {"segdino": {"dice": 0.1}}) / "DONE").unlink()
+    runs = load_runs(tmp_path)
+    ctx = T.Context.from_runs(runs, "dinov3_vits16", "paper")
+    coverage = T.coverage_table(ctx.wide, runs.skipped, "dinov3_vits16", "paper")
+    assert [c.label for c in coverage.columns] == ["folder (a)", "folder (b)"]
+    assert [T.cell_plain(c) for c in coverage.sections[0].rows[0][1]] == ["s0 (+1 skipped)", "s1 (+1 skipped)"]
+
+
+def test_dataset_tables_say_the_size_the_other_settings_and_what_selected_the_epoch(built, tmp_path):
+    """The per-dataset tables (a folder dataset's only tables) said neither how the runs were trained nor which
+    images picked their epoch; the paper tables say it against the paper's recipe."""
+    for key in ("dataset_folder-mydata__segdino", "dataset_kvasir__medical-native"):
+        caption = built[key].caption
+        assert "Trained at 256×256. Our models are the epoch of best validation Dice; validation: 10% of the " \
+               "training images, held out per seed." in caption, key
+        assert "paper's code" not in caption   # the public code's choice is the paper tables' point
+    assert "validation: 20% of the training images, one fold of its fold file" in built["dataset_tn3k__segdino"].caption
+    write_exact_run(tmp_path, "kvasir", "segdino", 0, {"segdino": {"dice": 0.8}},
+                    settings={"data.size": 128, "train.epochs": 2, "train.selection_split": "test"})
+    table = T.dataset_tables(T.Context.from_runs(load_runs(tmp_path), "dinov3_vits16", "paper"), "kvasir")[0]
+    assert ("Trained at 128×128 with preset `paper`'s settings except train.epochs=2, train.selection_split=test. "
+            "Our models are the epoch of best Dice on the test split") in table.caption   # no split.json: the config
+    assert "Trained at 128$\\times$128 with preset \\texttt{paper}'s settings" in T.to_latex(table)
+
+
+def test_presets_copied_for_captions_are_benchmarks_presets():
+    from benchmark.config import PRESETS, flatten, load_config
+
+    assert set(paper.PRESET_CHANGES) == set(PRESETS)
+    for preset in PRESETS:
+        settings = flatten(load_config(preset).to_dict())
+        assert paper.preset_recipe(preset) == {k: settings[k] for k in paper.RECIPE}, preset
+    assert paper.preset_recipe("my-preset") is None
+
+
+def test_an_undefined_value_is_n_a_not_missing(tmp_path):
+    """metrics.json holds null (or, written before, a bare NaN) for a mean HD95 over no finite image: measured but
+    undefined, shown "n/a"; "--" stays for a value nobody measured (UNet's HD95 here)."""
+    for seed, hd95 in enumerate((None, math.nan)):
+        write_exact_run(tmp_path, "kvasir", "segdino", seed, {"segdino": {"dice": 0.5, "hd95": hd95}})
+    write_exact_run(tmp_path, "kvasir", "dpt", 0, {"segdino": {"dice": 0.6, "hd95": 20.0}})
+    write_exact_run(tmp_path, "kvasir", "dpt", 1, {"segdino": {"dice": 0.7, "hd95": None}})
+    for seed in (0, 1):
+        write_exact_run(tmp_path, "kvasir", "unet", seed, {"segdino": {"dice": 0.4}})
+    ctx = T.Context.from_runs(load_runs(tmp_path), "dinov3_vits16", "paper")
+    assert "NaN" in (tmp_path / "kvasir" / "segdino__dinov3_vits16__paper__s1" / "metrics.json").read_text()
+    for table in (T.dataset_tables(ctx, "kvasir")[0], T.paper_table(ctx, paper.TABLE1)):
+        hd95 = [c.metric for c in table.columns].index("hd95")
+        rows = {label: cells[hd95] for label, cells in table.sections[0].rows}
+        assert T.cell_plain(rows["SegDINO"]) == "n/a" and T.cell_tex(rows["SegDINO"]) == "n/a"
+        assert T.cell_plain(rows["UNet"]) == "--"
+        assert T.cell_plain(rows["DPT"]) == "20.00 (n=1)"   # the defined seed only, marked
+        assert ("n/a: measured but undefined, null or NaN in metrics.json (HD95: infinite distances from empty "
+                "predictions or ground truths left no finite mean); -- not measured.") in table.caption
+        assert "A mean leaves out the seeds whose value is undefined" in table.caption
+    clean = write_exact_run(tmp_path / "clean", "kvasir", "segdino", 0, {"segdino": {"dice": 0.5, "hd95": 9.0}})
+    table = T.dataset_tables(T.Context.from_runs(load_runs(clean.parents[1]), "dinov3_vits16", "paper"), "kvasir")[0]
+    assert "n/a" not in table.caption and not table.caption.endswith(" ")

@@ -661,12 +661,13 @@ def test_a_run_resumes_and_reports_only_on_the_files_it_was_trained_on(tmp_path)
     run_dir = train_run(cfg(tmp_path / "a" / "data"), progress=False)
     split = json.loads((run_dir / "split.json").read_text())
     assert set(split["content"]) == {"train", "test"} and all(len(k) == 24 for k in split["content"].values())
-    changed = r"other files than folder at .*b.data holds now: of its 6 training images, 1 file new \(first: sample_006"
+    changed = (r"other files than folder at .*b.data holds now: of its 6 training images, 1 file moved here from its "
+               r"test split \(first: sample_006")
     with pytest.raises(RunConflict, match=changed):
         train_run(cfg(tmp_path / "b" / "data"), progress=False)
     # files replaced under the same names: a finished run is checked by the files' sizes (no bytes read)
     assert set(split["file_sizes"]) == {"train", "test"}
-    replaced = r"same file names, but files of its official train and test splits changed size since"
+    replaced = r"same file names, but files of its train and test splits changed size since"
     with pytest.raises(RunConflict, match=replaced):
         train_run(cfg(tmp_path / "c" / "data"), progress=False)
     (run_dir / "DONE").unlink()                              # as if killed after its last checkpoint
@@ -677,7 +678,7 @@ def test_a_run_resumes_and_reports_only_on_the_files_it_was_trained_on(tmp_path)
     # a resume also compares the bytes (the image cache's content keys), e.g. for a run recorded before file sizes
     del split["file_sizes"]
     (run_dir / "split.json").write_text(json.dumps(split))
-    with pytest.raises(RunConflict, match=r"same file names, but the contents of its official train and test splits"):
+    with pytest.raises(RunConflict, match=r"same file names, but the contents of its train and test splits"):
         train_run(cfg(tmp_path / "c" / "data"), progress=False)
     assert not (run_dir / "FAILED").exists()                 # a conflict is not a failure of the run
     assert train_run(cfg(tmp_path / "a" / "data"), progress=False) == run_dir and (run_dir / "DONE").is_file()
@@ -723,3 +724,39 @@ def test_a_relative_path_meant_from_the_config_file_s_folder_is_named(tmp_path, 
     assert load_config("smoke", exp, {"data.root": str(tmp_path)}).data.root == str(tmp_path)   # the CLI's wins
     monkeypatch.chdir(tmp_path / "exp")
     assert load_config("smoke", exp).data.root == str(tmp_path / "exp" / "data")
+
+
+def test_a_folder_split_reshuffled_by_an_added_image_says_files_moved(tmp_path):
+    """Without split lists a folder is split by a seeded shuffle of all its images: one image added moves others
+    between training and test. The conflict names them as moved (not as lost) and says how to fix the split."""
+    import shutil
+
+    from benchmark.data.synthetic import write_folder
+
+    root = write_folder(tmp_path / "data", 16, 4, split_lists=False)
+    cfg = load_config("smoke", overrides={"data.dataset": "folder", "data.root": str(root), "train.epochs": 1,
+                                          "data.size": 64, "train.device": "cpu", "run.runs_dir": str(tmp_path / "r")})
+    run_dir = train_run(cfg, progress=False)
+    for sub, suffix in (("images", ".jpg"), ("masks", ".png")):
+        shutil.copy(root / sub / f"sample_000{suffix}", root / sub / f"zzz{suffix}")
+    with pytest.raises(RunConflict, match=r"training images, .*now in the test split \(first: sample_.*1 file new "
+                                          r"\(first: zzz\)\. A folder without split lists .*write train.txt and "
+                                          rf"test.txt .*{run_dir.name}.split.json"):
+        train_run(cfg, progress=False)
+
+
+def test_records_are_strict_json_with_null_for_an_undefined_mean(tmp_path):
+    """The mean HD95 of a set whose every image's HD95 is infinite is undefined: written as null, never as the bare
+    NaN / Infinity that jq and JavaScript refuse."""
+    import numpy as np
+
+    from benchmark import records
+
+    records.write_json(tmp_path / "m.json", {"hd95": float("nan"), "rows": [np.float32("inf"), 0.5, np.int64(3)],
+                                              "nested": {"x": -float("inf")}})
+
+    def refuse(name):
+        raise ValueError(name)
+
+    loaded = json.loads((tmp_path / "m.json").read_text(), parse_constant=refuse)
+    assert loaded == {"hd95": None, "rows": [None, 0.5, 3], "nested": {"x": None}}

@@ -145,6 +145,11 @@ def _open(path: Path, skip_hint: bool = True) -> Image.Image:
         img = Image.open(path)
         img.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, UnidentifiedImageError) and path.suffix.lower() not in IMAGE_SUFFIXES:
+            # notes.txt passed among the images: nothing to re-extract
+            what = f"a {path.suffix} file" if path.suffix else "no suffix, and of no format PIL knows"
+            raise DataError(f"cannot read {path}: not an image ({what}); give image files "
+                            f"({', '.join(IMAGE_SUFFIXES)})") from None
         raise DataError(f"cannot read image {path} ({exc}); re-extract or replace this file"
                         + (", or skip unreadable samples with --skip-bad" if skip_hint else "")) from None
     return img

@@ -6,7 +6,9 @@ and reports
 - errors (`ok` is False): a layout the loader refuses, two files of one stem (which the loaders refuse: a silent
   pick of either would train on the wrong one), a missing mask, a mask without an image, an unreadable or
   truncated image or mask, a mask whose size differs from its image's, mask values that are not the dataset's
-  binary encoding beyond JPEG noise, an empty split;
+  binary encoding beyond JPEG noise or a folder dataset's soft edges (`non_binary_mask`), class indices beyond the
+  folder dataset's class count or, inferred, with an index below the largest in no mask (`mask_index`), an empty
+  split;
 - count deviations (warnings): samples or videos per split, or in all, differing from the official counts of
   REFERENCE.md §4. They fail the check too unless `expect_counts=False` (`--miniature`: a subset or a synthetic
   replica is checked for everything but its size);
@@ -26,6 +28,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from benchmark.data.base import (IMAGE_SUFFIXES, DataError, DatasetSource, DuplicateStemError, SampleRef, child_dir,
                                  duplicate_message, not_a_folder, sub_dirs)
+from benchmark.data.folder import describe_values, open_folder, soft_edges
 from benchmark.data.isic2017 import MASK_SUFFIX
 
 JPEG = (".jpg", ".jpeg")
@@ -38,7 +41,7 @@ class Problem:
     """One thing wrong, naming the file (or folder) it concerns. `severity` is "error" or "warning"."""
 
     kind: str       # layout, duplicate_stem, missing_mask, extra_mask, unreadable_image, unreadable_mask,
-    path: str       # size_mismatch, non_binary_mask, empty_split, count_deviation
+    path: str       # size_mismatch, non_binary_mask, mask_index (class indices), empty_split, count_deviation
     message: str
     severity: str = "error"
 
@@ -167,7 +170,8 @@ def _decode(path: Path) -> Image.Image:
 
 
 def _mask_problems(source: DatasetSource, mask: Image.Image, path: Path) -> list[Problem]:
-    """Values outside the dataset's encoding (palette masks judged by index, JPEG masks allowed their noise)."""
+    """Values outside the dataset's encoding (palette masks judged by index, JPEG masks allowed their noise, a folder
+    dataset's 0/255 masks their soft edges)."""
     encoding = source.mask_encoding
     if mask.mode in ("RGB", "RGBA"):
         rgb = np.asarray(mask.convert("RGB"))
@@ -177,25 +181,27 @@ def _mask_problems(source: DatasetSource, mask: Image.Image, path: Path) -> list
     keep = ("P", "L", "I", "I;16") if encoding != "threshold128" else ("P", "L")
     arr = np.asarray(mask if mask.mode in keep else mask.convert("L"))
     values = np.unique(arr)
-    shown = ", ".join(str(int(v)) for v in values[:6]) + (", ..." if len(values) > 6 else "")
-    if encoding == "nonzero" or mask.mode == "P":   # index > 0 is foreground: a binary mask holds 0 and one index
-        if len(values[values > 0]) > 1:
-            return [Problem("non_binary_mask", str(path), f"mask {path} holds indices {{{shown}}}; this dataset's "
-                            "masks hold 0 and one foreground index")]
-    elif encoding == "index":
+    if encoding == "index":   # class indices, palette ones included
         if values.max() >= source.num_classes:
-            return [Problem("non_binary_mask", str(path), f"mask {path} holds {{{shown}}}, beyond class indices "
+            return [Problem("mask_index", str(path), f"mask {path} holds "
+                            f"{describe_values(values, values >= source.num_classes)}, beyond class indices "
                             f"0..{source.num_classes - 1}")]
+    elif encoding == "nonzero" or mask.mode == "P":   # index > 0 is foreground: a binary mask holds 0 and one index
+        if len(values[values > 0]) > 1:
+            return [Problem("non_binary_mask", str(path), f"mask {path} holds indices "
+                            f"{describe_values(values, values > 0)}; this dataset's masks hold 0 and one foreground "
+                            "index")]
     elif path.suffix.lower() in JPEG:
         lo, hi = JPEG_NOISE
         fraction = float(((arr >= lo) & (arr <= hi)).mean())
         if fraction > JPEG_NOISE_FRACTION:
             return [Problem("non_binary_mask", str(path), f"mask {path} has {fraction:.1%} of its pixels at grey "
                             f"{lo}..{hi}; a binary JPEG mask has at most {JPEG_NOISE_FRACTION:.0%} (edge noise)")]
-    elif not set(values.tolist()) <= {0, 255}:
+    elif not set(values.tolist()) <= {0, 255} and not (source.name == "folder" and soft_edges(arr)):
         extra = ("; it reads as foreground where 1, but this dataset ships 0/255 masks: a converted or foreign file?"
                  if set(values.tolist()) <= {0, 1} else "")
-        return [Problem("non_binary_mask", str(path), f"mask {path} holds {{{shown}}}, not 0/255{extra}")]
+        return [Problem("non_binary_mask", str(path), f"mask {path} holds "
+                        f"{describe_values(values, (values != 0) & (values != 255))}, not 0/255{extra}")]
     return []
 
 
@@ -267,7 +273,6 @@ def _counts(source: DatasetSource) -> tuple[list[SplitCount], list[Problem]]:
 def _open_source(key: str, folder: Path, num_classes: int | None = None) -> DatasetSource:
     from benchmark.registry import DATASETS
     if key == "folder":   # report masks that fit no encoding one by one instead of refusing the whole dataset
-        from benchmark.data.folder import open_folder
         return open_folder(folder, num_classes=num_classes, strict=False)
     return DATASETS[key][0](folder)
 
@@ -301,13 +306,16 @@ def check_source(key: str, folder: Path, workers: int | None = None, num_classes
             if source.mask_suffix else "has no image of the same stem")
     report.problems += [Problem("extra_mask", str(p), f"mask {p} {rule}") for p in extra_masks(source)]
     report.problems += count_problems
-    if key == "folder" and not any(p.severity == "error" for p in report.problems):
-        try:   # what `train` reads: a mask the encoding check refuses there fails the check here too
-            from benchmark.data.folder import open_folder
+    if key == "folder":
+        try:   # what `train` reads: masks the encoding check refuses there fail the check here too
             open_folder(folder, num_classes=num_classes)
         except DataError as exc:
-            report.notes = [n for n in report.notes if n != str(exc)]   # now an error, not a note
-            report.problems.append(Problem("non_binary_mask", str(folder), f"{exc} (train refuses this dataset)"))
+            # unless the mask it names is reported above, file by file (a misfit; an index gap names no such mask)
+            if not any(f"mask {p.path} " in str(exc) for p in report.problems
+                       if p.kind in ("non_binary_mask", "mask_index")):
+                report.notes = [n for n in report.notes if n != str(exc)]   # now an error, not a note
+                kind = "mask_index" if source.mask_encoding == "index" else "non_binary_mask"
+                report.problems.append(Problem(kind, str(folder), f"{exc} (train refuses this dataset)"))
     if source.expected_total is not None and report.total != source.expected_total:
         report.problems.append(Problem("count_deviation", str(source.root), f"{report.total:,} samples in all, the "
                                        f"official count is {source.expected_total:,}", "warning"))

@@ -1,9 +1,9 @@
 """The validation split for model selection: carved deterministically from the training split, never the test split.
 
-An official validation split (ISIC 2017's) is used as is; a dataset's own folds (TN3K's fold files) give fold
-`seed mod n_folds`. Otherwise a seeded permutation of the training *groups*
-(videos for video datasets, images otherwise) sends `val_fraction` of them to validation, so no video has frames on
-both sides. The resulting file lists are written to the run directory as a manifest.
+A validation split the dataset ships (ISIC 2017's official one, a folder dataset's val.txt) is used as is; a
+dataset's own folds (TN3K's fold files) give fold `seed mod n_folds`. Otherwise a seeded permutation of the training
+*groups* (videos for video datasets, images otherwise) sends `val_fraction` of them to validation, so no video has
+frames on both sides. The resulting file lists are written to the run directory as a manifest.
 """
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ def make_splits(source: DatasetSource, seed: int, val_fraction: float = 0.1, sub
     elif selection == "last":
         splits["val"] = []
         rule = "no selection: the whole training split trains and the last epoch is kept"
-    elif splits.get("val"):
-        rule = "official validation split"
+    elif splits.get("val"):   # a folder dataset's val.txt is the user's own list, not an official split
+        rule = "the dataset's val.txt" if source.name == "folder" else "official validation split"
     elif source.val_folds:
         fold = seed % len(source.val_folds)
         held = set(source.val_folds[fold])

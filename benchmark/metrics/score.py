@@ -384,6 +384,9 @@ def _layout_hint(gt_dir: Path, image_keys: list[str]) -> str:
             continue
         if found:
             key, root = found[0]
+            if key == "folder":
+                return (f". {root} is a folder dataset (images/ + masks/): score against its test split with "
+                        f"`segbench score PRED {root} --dataset folder` (its split, keys and class count)")
             return (f". {root} holds the {key} dataset in its downloaded layout: score against it with "
                     f"`segbench score PRED {root} --dataset {key}` (its official split, keys and mask rule)")
     if image_keys:
