@@ -335,11 +335,14 @@ def score(
                 title=f"{len(rows)} images{where} scored under '{profile}' at "
                       + ("each mask's native size" if summary["scored_size"] == "native"
                          else summary["scored_size"] + size_from))
+    console.print(f"maps read as {summary['maps']}", highlight=False, soft_wrap=True)
     if summary["scored_size"] != "native":   # a mask scored against itself is then not quite perfect: say why
-        console.print(f"'{profile}' scores on the network grid, as the public code does: the predictions resized "
-                      f"bilinearly and the masks nearest-neighbour onto {summary['scored_size']}, so even a copy of "
-                      "the masks scores a little below Dice 1; --profile medical-native scores at each mask's native "
-                      "size", highlight=False, soft_wrap=True)
+        console.print(f"'{profile}' scores on the network grid (the public code scores its network output against "
+                      f"the mask resized nearest-neighbour): the maps resized bilinearly and the masks "
+                      f"nearest-neighbour onto {summary['scored_size']}, so even a copy of the masks scores a little "
+                      "below Dice 1, and a run's own segdino scores (`segbench evaluate`) differ slightly from its "
+                      "predict maps'; --profile medical-native scores at each mask's native size",
+                      highlight=False, soft_wrap=True)
     for item in summary["excluded"]:
         console.print(f"left out {item['key']} ({item['reason']}), as segbench's loader does")
     if summary.get("ignored"):

@@ -249,3 +249,23 @@ def test_a_file_that_is_no_image_is_called_so(tmp_path):
     (tmp_path / "broken.png").write_text("not pixels")
     with pytest.raises(DataError, match="cannot read image .*broken.png .*; re-extract or replace this file"):
         read_image(tmp_path / "broken.png")
+
+
+def test_a_cache_decoded_with_skip_bad_does_not_skip_for_a_run_without_it(tmp_path):
+    """The decoded-image cache is shared: an entry a --skip-bad run wrote (an unreadable image left out) must not
+    let a run without --skip-bad score one image fewer; it fails as a fresh decode does."""
+    from benchmark.data.image_cache import load_resized
+    from benchmark.data.kvasir import open_kvasir
+    from benchmark.data.synthetic import write_kvasir
+
+    root = write_kvasir(tmp_path / "Kvasir-SEG", n_train=4, n_test=3, seed=0)
+    source = open_kvasir(root)
+    bad = source.splits["test"][0].image
+    bad.write_bytes(bad.read_bytes()[:200])   # truncated
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match="cannot read image .*--skip-bad"):
+        load_resized(source, source.splits["test"], 32, cache)
+    kept = load_resized(source, source.splits["test"], 32, cache, skip_bad=True)
+    assert len(kept) == 2 and kept.skipped[0]["key"] == source.splits["test"][0].key
+    with pytest.raises(DataError, match=f"cannot read image {bad}"):
+        load_resized(source, source.splits["test"], 32, cache)

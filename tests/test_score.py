@@ -104,6 +104,29 @@ def test_multiclass_hand_computed():
     assert math.isfinite(row["hd95"])
 
 
+
+def test_multiclass_hd95_drops_an_infinite_class_not_the_image():
+    """One stray pixel of a class the mask lacks makes that class's HD95 infinite. Under "drop" the class leaves the
+    image's mean, so the image keeps its class-1 distance (before, the whole image left the HD95 mean, and the
+    stray pixel made the table's HD95 better); under "penalise" the class takes the image diagonal."""
+    gt = np.zeros((40, 40), int)
+    gt[5:15, 5:15] = 1
+    pred = np.zeros_like(gt)
+    pred[8:18, 8:18] = 1                       # class 1 shifted by 3 pixels: a finite HD95
+    stray = pred.copy()
+    stray[35, 35] = 2                          # and one pixel of class 2, which the mask does not hold
+    for profile in ("segdino", "medical-native"):
+        scorer = Scorer(profile, num_classes=3)
+        clean = scorer.add("clean", np.eye(3)[pred].transpose(2, 0, 1), gt)
+        noisy = scorer.add("noisy", np.eye(3)[stray].transpose(2, 0, 1), gt)
+        assert math.isinf(noisy["hd95_c2"]) and noisy["hd95_c1"] == pytest.approx(clean["hd95_c1"])
+        assert noisy["hd95"] == pytest.approx(clean["hd95"]) and math.isfinite(noisy["hd95"])
+        summary = scorer.summary()
+        assert summary["metrics"]["hd95"] == pytest.approx(clean["hd95"]) and summary["counts"]["hd95_inf"] == 1
+    penalised = dataclasses.replace(get_profile("segdino"), hd95_inf="penalise")
+    row = Scorer(penalised, num_classes=3).add("noisy", np.eye(3)[stray].transpose(2, 0, 1), gt)
+    assert row["hd95"] == pytest.approx((row["hd95_c1"] + math.hypot(40, 40)) / 2)
+
 def test_multiclass_mean_leaves_out_classes_absent_from_mask_and_prediction():
     # 4 classes; the image holds only class 1 (2 pixels) and the model predicts background everywhere.
     # class 1: TP=0, FN=2 -> dice ~0; classes 2, 3: absent from both -> dice 1 under eps, left out of the mean.
@@ -153,8 +176,8 @@ def _folders(tmp_path):
     _save(gt_dir / "b.png", gt[1], mode="P")  # palette index 0/1: > 0
     _save(pred_dir / "b.jpg", gt[1] * 255, quality=100)  # a binary prediction saved as JPEG
     _save(gt_dir / "vid" / "c.png", gt[2])  # a 0/1 index PNG: > 0
-    _save(pred_dir / "vid" / "c.png", gt[2])  # a 0/1 binary prediction PNG: read as 0/1
-    expected = {"a": (prob_u8 / 255, gt[0]), "b": (None, gt[1]), "vid/c": (gt[2].astype(float), gt[2])}
+    _save(pred_dir / "vid" / "c.png", gt[2])  # 0/1 beside a probability map: a faint map, p x 255 (a 0/1 mask alone)
+    expected = {"a": (prob_u8 / 255, gt[0]), "b": (None, gt[1]), "vid/c": (gt[2] / 255, gt[2])}
     return pred_dir, gt_dir, expected
 
 
@@ -465,3 +488,25 @@ def test_score_split_names_masks_that_pair_with_no_image(tmp_path):
     with pytest.raises(ValueError, match=r"3 folder test images have no mask: no mask for .*masks has 7 files with "
                                          r"no image of the same stem .*identical stem .*rename them"):
         score_split(tmp_path / "pred", open_dataset("folder", root), "test", "segdino")
+
+
+def test_a_folder_of_probability_maps_is_read_as_one(tmp_path):
+    """An empty frame's map saved as p x 255 holds only 0 and a few 1s (p ~ 1/255): judged alone it would read as a
+    0/1 mask, its 1s as confident foreground. The folder decides: one map above 1 makes every map a probability."""
+    pred, gt = tmp_path / "pred", tmp_path / "gt"
+    pred.mkdir(), gt.mkdir()
+    g = np.zeros((60, 80), np.uint8)
+    g[20:40, 30:50] = 255
+    p = np.zeros((60, 80), np.uint8)
+    p[20:40, 30:50] = 230
+    Image.fromarray(g).save(gt / "a.png"), Image.fromarray(p).save(pred / "a.png")
+    faint = np.zeros((60, 80), np.uint8)
+    faint[np.random.default_rng(0).random((60, 80)) < 0.3] = 1
+    Image.fromarray(np.zeros((60, 80), np.uint8)).save(gt / "b.png"), Image.fromarray(faint).save(pred / "b.png")
+    summary, rows = score_directories(pred, gt, "mirror")
+    b = next(r for r in rows if r["key"] == "b")
+    assert b["fp"] == 0 and b["ber"] == 0.0 and b["mae"] == pytest.approx(faint.mean() / 255)
+    assert summary["maps"] == "probability x 255"
+    (pred / "a.png").unlink(), (gt / "a.png").unlink()   # alone, the 0/1 map is a 0/1 mask
+    summary, rows = score_directories(pred, gt, "mirror")
+    assert rows[0]["fp"] == int((faint == 1).sum()) and summary["maps"].startswith("binary masks")

@@ -123,6 +123,8 @@ def load_resized(source: DatasetSource, refs: list[SampleRef], size: int, cache_
                                   "(--set data.cache_dir=PATH)")   # before minutes of decoding, not after
                 _write_cache(folder, _decode(source, refs, size, skip_bad, desc, key))
     meta = json.loads((folder / "meta.json").read_text())
+    if meta["skipped"] and not skip_bad:   # decoded by a --skip-bad run: this one must fail as a fresh decode does
+        raise DataError(meta["skipped"][0]["reason"])
     kept = set(meta["keys"])
     return ResizedSplit(np.load(folder / "images.npy", mmap_mode="r"), np.load(folder / "masks.npy", mmap_mode="r"),
                         [r for r in refs if r.key in kept], [tuple(s) for s in meta["native_sizes"]], meta["skipped"],

@@ -132,7 +132,10 @@ def multiclass_row(prob: np.ndarray, gt: np.ndarray, profile: ScoringProfile, nu
     the others (Dice, IoU, HD95) over those either holds. Under the `eps` rule an undefined class would score 1 and
     reward predicting nothing (Dice, precision) or predicting stray classes (recall); a metric defined for no class
     of the image keeps the rule's value. tp/fp/fn/tn are summed over the foreground classes; acc is the plain pixel
-    accuracy (argmax == gt). Returns (row, aux) like binary_row; `hd95_inf` is true when any class's HD95 is inf.
+    accuracy (argmax == gt). HD95 follows the profile's inf rule per class: under "drop" a class with an infinite
+    HD95 (predicted where the mask has none, or missed) leaves the image's mean, not the whole image, so one stray
+    pixel cannot drop an image's finite distances; the image is inf (and dropped) only when no class is finite.
+    Returns (row, aux) like binary_row; `hd95_inf` is true when any class's HD95 is inf.
     """
     pred = prob.argmax(axis=0)
     per_class = C.class_counts(pred, gt, num_classes)
@@ -161,7 +164,15 @@ def multiclass_row(prob: np.ndarray, gt: np.ndarray, profile: ScoringProfile, nu
             row["acc"] = float(per_class[:, 0].sum() / max(gt.size, 1))
             continue
         keep = defined.get(name, either)
-        row[name] = float(np.mean(np.asarray(values[name])[keep if keep.any() else slice(None)]))
+        if name in ("hd95", "hd95_monai") and keep.any():   # the profile's inf rule, per class (see the docstring)
+            v = np.asarray(values[name])[keep]
+            if profile.hd95_inf == "drop" and np.isfinite(v).any():
+                v = v[np.isfinite(v)]
+            elif profile.hd95_inf == "penalise":
+                v = np.where(np.isinf(v), surface.image_diagonal(gt.shape), v)
+            row[name] = float(np.mean(v))
+        else:
+            row[name] = float(np.mean(np.asarray(values[name])[keep if keep.any() else slice(None)]))
         for k, v in enumerate(values[name], start=1):
             row[f"{name}_c{k}"] = float(v)
     return row, aux
@@ -470,6 +481,26 @@ def predictions_meta(pred_dir) -> dict:
     return meta if isinstance(meta, dict) else {}
 
 
+# how a folder's grey maps were read (the summary's `maps`)
+MAP_READINGS = {True: "probability x 255", False: "binary masks (no grey map holds a value above 1)"}
+
+
+def maps_are_probabilities(paths) -> bool:
+    """Whether a folder's grey PNG maps are probability x 255, decided once for the folder: when any of them holds a
+    value above 1. A map judged alone would read as a 0/1 mask where it holds only 0 and 1, which is how a confident
+    background (p < 0.006, saved as p x 255) looks, so an empty frame's faint 1s would score as foreground. A folder
+    whose maps all hold only 0/1 is a folder of 0/1 masks."""
+    for path in paths:
+        if not str(path).lower().endswith(".png"):
+            continue
+        img = _open_image(path)
+        if img.mode in ("L", "RGB", "RGBA", "LA"):
+            grey = img if img.mode == "L" else img.convert("L")
+            if grey.getextrema()[1] > 1:
+                return True
+    return False
+
+
 def read_prediction(path, probability: bool = False) -> np.ndarray:
     """A prediction as float32 HxW in [0, 1]: an 8-bit probability map is value/255; binary masks saved as
     "1"-mode, palette or 0/1 PNGs are read as 0/1 (same rule as read_mask), unless `probability` says every map
@@ -535,10 +566,11 @@ def score_directories(pred_dir, gt_dir, profile_name: str | ScoringProfile, out_
     dropped: set = set()
     pairs = pair_files(pred_dir, gt_dir, exclude=KNOWN_BAD_SAMPLES, dropped=dropped)
     excluded = [{"key": key, "reason": KNOWN_BAD_SAMPLES[key.rsplit("/", 1)[-1]]} for key in sorted(dropped)]
+    probability = probability or maps_are_probabilities(p for _, p, _ in pairs)
     for key, pred_path, gt_path in pairs:
         _add_pair(scorer, key, read_prediction(pred_path, probability), read_mask(gt_path), pred_path, gt_path,
                   network_size)
-    return _finish(scorer, out_csv, network_size, excluded=excluded)
+    return _finish(scorer, out_csv, network_size, excluded=excluded, maps=MAP_READINGS[probability])
 
 
 def _add_pair(scorer: Scorer, key: str, prob: np.ndarray, gt: np.ndarray, pred_path, gt_path,
@@ -629,6 +661,7 @@ def score_split(pred_dir, source, split: str, profile_name: str | ScoringProfile
         raise ValueError(f"{len(no_mask)} {source.name} {split} images have no mask: "
                          + source.no_mask_message(no_mask[0]).replace(", or skip such samples with --skip-bad", ""))
     scorer = Scorer(get_profile(profile_name), source.num_classes)
+    probability = probability or (scorer.num_classes == 2 and maps_are_probabilities(p for _, p in pairs))
     for ref, pred_path in pairs:
         gt = source.read_mask(ref)
         prob = (_read_dataset_mask(pred_path, "index", skip_hint=False) if scorer.num_classes > 2
@@ -639,4 +672,5 @@ def score_split(pred_dir, source, split: str, profile_name: str | ScoringProfile
                 for e in source.excluded if e.get("split", split) == split]
     ignored = set(preds) - used - {e["key"] for e in excluded}
     return _finish(scorer, out_csv, network_size, excluded=excluded, ignored=len(ignored),
+                   maps="class indices" if scorer.num_classes > 2 else MAP_READINGS[probability],
                    dataset=source.name, split=split, root=str(source.root))
