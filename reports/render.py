@@ -314,7 +314,7 @@ def _summary_md(runs: Runs, groups: list[Group], out: Path, excluded: list[Skipp
     if not groups:
         md += ["No complete runs were found, so there are no tables or figures.", ""]
     for g in groups:
-        md += [f"## Frozen {g.ctx.title}", ""]   # "Frozen backbone dinov3_vits16, preset paper"
+        md += [f"## {g.ctx.heading}", ""]   # "Frozen backbone dinov3_vits16, preset paper"
         md += [" ".join(recipe_lines(g) + weights_lines(g.ctx.wide)), ""]
         for t in g.tables:
             md += [f"### {t.title}", "", tbl.to_markdown(t), ""]
@@ -389,7 +389,7 @@ def _report_tex(runs: Runs, groups: list[Group], out: Path, excluded: list[Skipp
     for g in groups:
         folder = f"tables/{g.prefix}/" if g.prefix else "tables/"
         main = [t for t in g.tables if not t.key.startswith("dataset_") and t.key != "coverage"]
-        lines += [f"\\section{{Results: {tex(g.ctx.title)}}}", ""]
+        lines += [f"\\section{{Results: {tex(g.ctx.heading)}}}", ""]
         lines += [" ".join(tex(line) for line in recipe_lines(g) + weights_lines(g.ctx.wide)), ""]
         lines += [f"\\input{{{folder}{t.key}}}" for t in main] + [r"\clearpage", ""]
         items = _figure_items(g, out)

@@ -119,6 +119,19 @@ class Context:
         return f"backbone {self.backbone}, preset {self.preset}" + (f", {self.recipe}" if self.recipe else "")
 
     @property
+    def frozen(self) -> bool:
+        """Whether these runs kept the backbone frozen (train.freeze_backbone; the `public-code` preset trains it).
+        Without recorded settings, as the preset does."""
+        if self.settings is not None and "train.freeze_backbone" in self.settings:
+            return bool(self.settings["train.freeze_backbone"])
+        return self.preset != "public-code"
+
+    @property
+    def heading(self) -> str:
+        """A recipe's section heading: "Frozen backbone B, preset P", or "Trained backbone ..." when it trained."""
+        return f"{'Frozen' if self.frozen else 'Trained'} {self.title}"
+
+    @property
     def datasets(self) -> list[str]:
         return sorted(self.summary["dataset"].unique(), key=dataset_sort_key)
 
@@ -261,6 +274,7 @@ def paper_table(ctx: Context, table: paper.ReportedTable) -> Table | None:
         groups=[(display_dataset(d), len(table.metrics)) for d in datasets] if len(datasets) > 1 else [],
     )
     mark_best(t)
+    uneven = unbold_uneven_hd95(ctx, t, ctx.methods(datasets))
     seeds = mark_seed_counts(t)
     grid = f" ({ctx.input_sizes()} network input)" if "network" in ctx.convention_note(datasets, table.profile) else ""
     sentences = [
@@ -271,7 +285,8 @@ def paper_table(ctx: Context, table: paper.ReportedTable) -> Table | None:
         *_metric_notes(ctx, datasets, table.profile, list(table.metrics)),
         "Bold: best of our rows per column.",
         "Reported rows are copied from the paper: its own models and protocols (e.g. its U-Net is a CNN trained from "
-        "scratch, not a decoder on our frozen backbone)." if table.key == "table1" else
+        f"scratch, not a decoder on our {'frozen' if ctx.frozen else 'pretrained'} backbone)." if table.key == "table1"
+        else
         "Reported rows are copied from the paper (their own models and protocols).",
         "Δ row: our SegDINO mean minus the paper's SegDINO (negative is better for ↓ columns)."
         + (f" Second Δ row: {', '.join(metric_info(m).plain for m in table.alt_metrics)} under profile "
@@ -284,6 +299,7 @@ def paper_table(ctx: Context, table: paper.ReportedTable) -> Table | None:
         sentences.append(table.note if table.verified else "‡ " + table.note)
     if table.key == "table1":
         sentences.append(_hd95_inf_note(ctx, datasets, table.profile))
+    sentences.append(uneven)
     sentences.append(_undefined_note(t))
     t.caption = " ".join(s for s in sentences if s)
     return t
@@ -424,15 +440,47 @@ def _metric_notes(ctx: Context, datasets: list[str], profile: str, metrics: list
     return notes
 
 
+def _hd95_rules(ctx: Context, datasets: list[str], profile: str) -> set[str]:
+    """The infinite-HD95 rules (drop, penalise, keep) the runs of these datasets recorded under `profile`."""
+    v = ctx.conventions
+    recorded = v[v.dataset.isin(datasets) & (v.profile == profile)]["convention"]
+    return {json.loads(t).get("hd95_inf", "drop") for t in recorded}
+
+
+def unbold_uneven_hd95(ctx: Context, table: Table, methods: list[str]) -> str:
+    """Under the drop rule an HD95 mean leaves out the images with an infinite distance (an empty prediction), so a
+    row that left out more of them rests on fewer images, often the easy ones: a model that predicts nothing on the
+    hard images can look best. No bold in an HD95 column whose rows left out different numbers of images; returns
+    the caption sentence that says so, with the numbers per run ("" when every row left out as many)."""
+    notes = []
+    for j, column in enumerate(table.columns):
+        if column.metric not in ("hd95", "hd95_monai") or "drop" not in _hd95_rules(ctx, [column.dataset],
+                                                                                    column.profile):
+            continue
+        dropped = [ctx.mean_count(column.dataset, m, column.profile, "hd95_inf") for m in methods]
+        known = [d for d in dropped if not math.isnan(d)]
+        if len({round(d, 2) for d in known}) < 2:
+            continue
+        for _, cells in (row for s in table.sections if s.kind == "ours" for row in s.rows):
+            cells[j].bold = False
+        counts = ", ".join(f"{display_method(m)} {d:g}" for m, d in zip(methods, dropped) if not math.isnan(d))
+        where = display_dataset(column.dataset)
+        if where not in {n[0] for n in notes}:
+            notes.append((where, counts))
+    if not notes:
+        return ""
+    return ("No bold for HD95 where the rows left out different numbers of images with an infinite HD95 (an empty "
+            "prediction; the mean is over the others, so fewer images can look better); left out per run: "
+            + "; ".join(f"{where}: {counts}" for where, counts in notes) + ".")
+
+
 def _hd95_inf_note(ctx: Context, datasets: list[str], profile: str) -> str:
     """How the HD95 column treats images with one empty mask (infinite distance), and how many there were."""
     c = ctx.counts
     hit = c[c.dataset.isin(datasets) & (c.profile == profile) & (c["count"] == "hd95_inf")]
     if hit.empty or hit["value"].sum() == 0:
         return ""
-    v = ctx.conventions
-    rules = {json.loads(t).get("hd95_inf", "drop")
-             for t in v[v.dataset.isin(datasets) & (v.profile == profile)]["convention"]}
+    rules = _hd95_rules(ctx, datasets, profile)
     what = {"drop": "leaves them out of the mean, as the public code does",
             "penalise": "scores them at the penalty value",
             "keep": "keeps them, so a mean with one is infinite"}
@@ -473,6 +521,7 @@ def dataset_table(ctx: Context, dataset: str, profile: str) -> Table:
               title=f"{display_dataset(dataset)}, profile {profile}: all recorded metrics",
               caption="", columns=columns, sections=[ours])
     mark_best(t)
+    uneven = unbold_uneven_hd95(ctx, t, methods)
     seeds = mark_seed_counts(t)
     t.caption = " ".join(s for s in [
         (f"{display_dataset(dataset)}: every metric recorded under {ctx.convention_note([dataset], profile)}; "
@@ -484,6 +533,7 @@ def dataset_table(ctx: Context, dataset: str, profile: str) -> Table:
         *_metric_notes(ctx, [dataset], profile, metrics),
         "Bold: best per column." + (f" {' and '.join(c.label for c in columns[len(metrics):])}: mean per run."
                                     if len(columns) > len(metrics) else ""),
+        uneven,
         _undefined_note(t),
     ] if s)
     return t
@@ -547,7 +597,8 @@ def efficiency_table(ctx: Context) -> Table | None:
     batches = sorted({int(b) for b in w["throughput_batch"].dropna()})
     sentences = [
         f"Efficiency of our decoders on backbone {ctx.backbone} (mean over runs of profile.json).",
-        "Parameters in millions; only the decoder trains.",
+        "Parameters in millions; only the decoder trains." if ctx.frozen else
+        "Parameters in millions; the backbone trains too (train.freeze_backbone=false), so Trainable counts it.",
         f"GFLOPs per image at {ctx.input_sizes() or 'the recorded input size'}, FLOPs = 2 × MACs"
         + (f", counted with {_code(tool[0])}" if len(tool) == 1 else "") + ".",
         speed_note or

@@ -147,6 +147,18 @@ def load_backbone_weights(model: nn.Module, name: str, state: dict[str, torch.Te
     model.load_state_dict(converted, strict=True)
 
 
+def tensors_sha256(model: nn.Module) -> str:
+    """A SHA-256 of a model's state (names, dtypes, shapes and bytes, in order): about 0.1 s for ViT-S/16."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key, tensor in model.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{key}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
 def hub_model_name(name: str) -> str:
     """A timm name for `hub:NAME`: a Hub repo id (`timm/vit_..._dinov3_qkvb.lvd1689m`) gets timm's `hf-hub:`
     prefix, which timm requires since 1.0.20; timm model names (`vit_...dinov3_qkvb.lvd1689m`) and prefixed names
@@ -172,7 +184,9 @@ def build_backbone(name: str, weights: str | Path | None = None) -> DinoV3Backbo
             raise BackboneError(hub_error(hub_name, exc)) from None
         if model.embed_dim != timm.create_model(spec.timm_name, pretrained=False, device="meta", **kwargs).embed_dim:
             raise BackboneError(f"hub weights '{hub_name}' do not match backbone '{name}'")
-        return _frozen(DinoV3Backbone(name, model, weights, None))
+        # timm read files segbench does not see (a Hub cache, a local-dir: folder): the loaded tensors identify the
+        # weights instead, so the feature cache and the report never take other weights of the same name for these
+        return _frozen(DinoV3Backbone(name, model, weights, tensors_sha256(model)))
     with torch.random.fork_rng(devices=[]):
         # "random weights" are one fixed draw, the same for every run and seed, so runs compare and features cache.
         # Only the CPU generator (where timm initialises) is seeded and restored: torch.manual_seed would also reset

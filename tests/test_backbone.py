@@ -197,3 +197,25 @@ def test_weights_of_a_deeper_model_are_refused_without_stray_output(capsys):
     with pytest.raises(BackboneError, match="do not fit backbone 'test'"):
         load_backbone_weights(build_backbone("test").vit, "test", timm_to_meta(deeper.state_dict()), "deeper.pth")
     assert capsys.readouterr().out == ""
+
+
+def test_timm_hub_weights_are_identified_by_their_tensors(tmp_path):
+    """Weights timm reads itself (`hub:local-dir:FOLDER`, a Hub cache) are hashed as loaded: replaced in place, they
+    get another weights_sha256, so the feature cache never serves the old weights' features under the same name."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "ld"
+    folder.mkdir()
+    save_file({k: v.contiguous() for k, v in build_backbone("test").vit.state_dict().items()},
+              folder / "model.safetensors")
+    (folder / "config.json").write_text(json.dumps({
+        "architecture": "vit_small_patch16_dinov3_qkvb", "num_classes": 0, "pretrained_cfg": {},
+        "model_args": {"embed_dim": 64, "depth": 4, "num_heads": 2}}))
+    first = build_backbone("test", f"hub:local-dir:{folder}")
+    again = build_backbone("test", f"hub:local-dir:{folder}")
+    assert first.weights_sha256 and len(first.weights_sha256) == 64 and again.weights_sha256 == first.weights_sha256
+    state = load_file(folder / "model.safetensors")
+    save_file({k: v + 0.5 if v.is_floating_point() else v for k, v in state.items()}, folder / "model.safetensors")
+    assert build_backbone("test", f"hub:local-dir:{folder}").weights_sha256 != first.weights_sha256

@@ -239,7 +239,7 @@ def test_runs_trained_with_different_settings_get_separate_sections(tmp_path):
     assert "| DPT | 0.950 ± 0.000 |" in large and "| SegDINO (n=1) | **0.970** |" in large and "UNet" not in large
     assert "data.size=64 (paper: 256)" in small and "no reproduction check" in small
     tex = (tmp_path / "out" / "report.tex").read_text()
-    assert "\\section{Results: backbone dinov3\\_vits16, preset paper, data.size=96}" in tex
+    assert "\\section{Results: Frozen backbone dinov3\\_vits16, preset paper, data.size=96}" in tex
     assert "Settings: data.size=96. The runs of backbone dinov3_vits16, preset paper were trained with" in (
         tmp_path / "out" / "summary.md").read_text()
     recipes = pd.read_csv(tmp_path / "out" / "results.csv")["recipe"]

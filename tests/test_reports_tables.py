@@ -144,8 +144,29 @@ def test_best_is_bold_in_the_right_direction(built):
     for j, column in enumerate(t.columns):
         values = [(cells[j].mean, cells[j].bold) for _, cells in ours if not cells[j].missing]
         best = (min if column.lower_better else max)(v for v, _ in values)
+        if column.metric == "hd95":   # the fixture's methods drop different numbers of infinite-HD95 images
+            assert not any(b for _, b in values), column
+            continue
         assert [b for v, b in values] == [round(v, 4) == round(best, 4) for v, _ in values], column
     assert not any(c.bold for _, cells in t.sections[1].rows for c in cells)  # reported rows never bold
+    assert "No bold for HD95 where the rows left out different numbers of images" in t.caption
+
+
+def test_no_bold_for_an_hd95_mean_over_fewer_images(tmp_path):
+    """The drop rule leaves an empty prediction's image out of the HD95 mean: a model that predicts nothing on the
+    hard images gets a low HD95 from the easy ones. Its HD95 is not bolded over a model scored on every image."""
+    for seed in (0, 1):
+        write_exact_run(tmp_path, "kvasir", "segdino", seed, {"segdino": {"dice": 0.03, "hd95": 25.8}},
+                        counts={"n_images": 9, "hd95_inf": 7})
+        write_exact_run(tmp_path, "kvasir", "unet", seed, {"segdino": {"dice": 0.25, "hd95": 31.2}},
+                        counts={"n_images": 9, "hd95_inf": 0})
+    ctx = T.Context.from_runs(load_runs(tmp_path), "dinov3_vits16", "paper")
+    t = T.paper_table(ctx, paper.TABLE1)
+    j = next(j for j, c in enumerate(t.columns) if c.metric == "hd95")
+    assert not any(cells[j].bold for _, cells in t.sections[0].rows)
+    assert "left out per run: Kvasir-SEG: SegDINO 7, UNet 0." in t.caption
+    dice = next(j for j, c in enumerate(t.columns) if c.metric == "dice")
+    assert [cells[dice].bold for _, cells in t.sections[0].rows] == [False, True]   # other columns as before
 
 
 def test_ties_at_displayed_precision_are_all_bold(tmp_path):
@@ -457,3 +478,16 @@ def test_an_undefined_value_is_n_a_not_missing(tmp_path):
     clean = write_exact_run(tmp_path / "clean", "kvasir", "segdino", 0, {"segdino": {"dice": 0.5, "hd95": 9.0}})
     table = T.dataset_tables(T.Context.from_runs(load_runs(clean.parents[1]), "dinov3_vits16", "paper"), "kvasir")[0]
     assert "n/a" not in table.caption and not table.caption.endswith(" ")
+
+
+def test_a_public_code_recipe_is_not_called_frozen(tmp_path):
+    """The public-code preset trains the backbone: its heading, Table 1 caption and efficiency caption say so."""
+    for method in ("segdino", "unet"):
+        write_exact_run(tmp_path, "kvasir", method, 0, {"segdino": {"dice": 0.8, "hd95": 20.0}},
+                        preset="public-code")
+    ctx = T.Context.from_runs(load_runs(tmp_path), "dinov3_vits16", "public-code")
+    assert not ctx.frozen and ctx.heading.startswith("Trained backbone dinov3_vits16, preset public-code")
+    assert "our pretrained backbone" in T.paper_table(ctx, paper.TABLE1).caption
+    paper_ctx = T.Context.from_runs(load_runs(tmp_path), "dinov3_vits16", "public-code")
+    object.__setattr__(paper_ctx, "settings", {**paper_ctx.settings, "train.freeze_backbone": True})
+    assert paper_ctx.frozen and paper_ctx.heading.startswith("Frozen backbone")
