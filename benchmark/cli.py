@@ -302,6 +302,8 @@ def score(
     out: Optional[Path] = typer.Option(None, help="CSV file for the per-image rows (a folder: FOLDER/scores.csv)"),
     size: Optional[int] = typer.Option(None, help="network grid for network-resolution profiles (segdino); "
                                        "default: the run's size for `segbench predict` output, else 256"),
+    maps: str = typer.Option("auto", help="how grey maps are read: probability (p x 255), binary (a map of only 0 "
+                             "and 1 is a 0/1 mask), or auto (probability when any map holds a value above 1)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ):
     """Score any model's predicted masks against ground truth under a named scoring profile."""
@@ -324,9 +326,9 @@ def score(
     if dataset is not None:
         from benchmark.registry import open_dataset
 
-        summary, rows = score_split(pred_dir, open_dataset(dataset, gt_dir), split, profile, out, size)
+        summary, rows = score_split(pred_dir, open_dataset(dataset, gt_dir), split, profile, out, size, maps)
     else:
-        summary, rows = score_directories(pred_dir, gt_dir, profile, out, size)
+        summary, rows = score_directories(pred_dir, gt_dir, profile, out, size, maps)
     if as_json:
         print(json.dumps(summary, indent=2))
         return

@@ -196,7 +196,8 @@ def mark_seed_counts(table: Table) -> tuple[int, bool]:
     """Mark our values over an unusual number of seeds; returns (the table's usual count, whether any was marked).
 
     A row whose values all rest on the same unusual count is marked once, on its label ("UNet (n=2)"); otherwise
-    each such cell is marked.
+    each such cell is marked, and so is a cell over fewer seeds than its row's others (a seed whose value is
+    undefined, say an HD95 with every image infinite), even where its count is the usual one.
     """
     counts = Counter(c.n for c in table.ours_cells() if c.kind == "stat" and not c.missing)
     if not counts:
@@ -213,8 +214,8 @@ def mark_seed_counts(table: Table) -> tuple[int, bool]:
             if len(ns) == 1:
                 section.rows[i] = (f"{label} (n={ns.pop()})", cells)
                 continue
-            for cell in stats:
-                if cell.n != usual:
+            for cell in stats:   # and a cell short of its row's seeds (one undefined there), even at the usual n
+                if cell.n != usual or cell.n < max(ns):
                     cell.mark = f"n={cell.n}"
     return usual, marked
 

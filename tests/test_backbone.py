@@ -219,3 +219,27 @@ def test_timm_hub_weights_are_identified_by_their_tensors(tmp_path):
     state = load_file(folder / "model.safetensors")
     save_file({k: v + 0.5 if v.is_floating_point() else v for k, v in state.items()}, folder / "model.safetensors")
     assert build_backbone("test", f"hub:local-dir:{folder}").weights_sha256 != first.weights_sha256
+
+
+def test_taps_are_the_tapped_blocks_outputs_in_order():
+    """Each tap is its block's output through the final norm, in the order of the spec's indices. The random test
+    backbone's LayerScale (1e-5) makes its blocks near identity and its taps near equal, so it is raised here:
+    a swapped or shifted tap would otherwise pass unseen."""
+    bb = build_backbone("test")
+    with torch.no_grad():
+        for block in bb.vit.blocks:   # timm's EvaBlock holds LayerScale as gamma_1 / gamma_2
+            block.gamma_1.fill_(1.0), block.gamma_2.fill_(1.0)
+    outputs = {}
+    hooks = [block.register_forward_hook(lambda m, i, o, k=k: outputs.__setitem__(k, o))
+             for k, block in enumerate(bb.vit.blocks)]
+    x = torch.rand(1, 3, 48, 80)
+    with torch.no_grad():
+        feats = bb(x)
+    for h in hooks:
+        h.remove()
+    prefix = bb.num_prefix_tokens
+    for tap, index in zip(feats.taps, bb.layer_indices):
+        tokens = bb.vit.norm(outputs[index])[:, prefix:]
+        assert torch.allclose(tap.flatten(2).transpose(1, 2), tokens, atol=1e-5), index
+    for a, b in zip(feats.taps, feats.taps[1:]):   # distinct, so the order is tested
+        assert (a - b).abs().max() > 1e-2

@@ -491,3 +491,19 @@ def test_a_public_code_recipe_is_not_called_frozen(tmp_path):
     paper_ctx = T.Context.from_runs(load_runs(tmp_path), "dinov3_vits16", "public-code")
     object.__setattr__(paper_ctx, "settings", {**paper_ctx.settings, "train.freeze_backbone": True})
     assert paper_ctx.frozen and paper_ctx.heading.startswith("Frozen backbone")
+
+
+def test_a_cell_short_of_its_rows_seeds_is_marked_at_the_usual_count(tmp_path):
+    """SegDINO has a third seed whose HD95 is undefined: its DSC rests on 3 seeds, its HD95 on 2, the count the
+    caption gives as usual (UNet's). The HD95 cell is marked n=2 all the same: the worst seed is not in it."""
+    for seed in (0, 1, 2):
+        write_exact_run(tmp_path, "kvasir", "segdino", seed,
+                        {"segdino": {"dice": 0.5, "hd95": None if seed == 2 else 20.0 + seed}})
+    for seed in (0, 1):
+        write_exact_run(tmp_path, "kvasir", "unet", seed, {"segdino": {"dice": 0.4, "hd95": 30.0}})
+    ctx = T.Context.from_runs(load_runs(tmp_path), "dinov3_vits16", "paper")
+    t = T.paper_table(ctx, paper.TABLE1)
+    cells = dict(t.sections[0].rows)["SegDINO"]
+    by_metric = {c.metric: cell for c, cell in zip(t.columns, cells)}
+    assert by_metric["dice"].mark == "n=3" and by_metric["hd95"].mark == "n=2"
+    assert dict(t.sections[0].rows)["UNet"][0].mark == ""

@@ -507,6 +507,10 @@ def test_a_folder_of_probability_maps_is_read_as_one(tmp_path):
     b = next(r for r in rows if r["key"] == "b")
     assert b["fp"] == 0 and b["ber"] == 0.0 and b["mae"] == pytest.approx(faint.mean() / 255)
     assert summary["maps"] == "probability x 255"
+    summary, rows = score_directories(pred, gt, "mirror", maps="binary")   # as the user says (segbench score --maps)
+    assert next(r for r in rows if r["key"] == "b")["fp"] == int((faint == 1).sum())
+    with pytest.raises(ValueError, match="--maps 'prob'"):
+        score_directories(pred, gt, "mirror", maps="prob")
     (pred / "a.png").unlink(), (gt / "a.png").unlink()   # alone, the 0/1 map is a 0/1 mask
     summary, rows = score_directories(pred, gt, "mirror")
     assert rows[0]["fp"] == int((faint == 1).sum()) and summary["maps"].startswith("binary masks")

@@ -485,6 +485,20 @@ def predictions_meta(pred_dir) -> dict:
 MAP_READINGS = {True: "probability x 255", False: "binary masks (no grey map holds a value above 1)"}
 
 
+MAP_CHOICES = ("auto", "probability", "binary")   # `segbench score --maps`
+
+
+def _maps_reading(maps: str, recorded: bool, paths) -> bool:
+    """Whether to read the grey maps as probability x 255: as `--maps` says, else as `segbench predict` recorded,
+    else as the folder's maps show (`maps_are_probabilities`). "binary" reads a map holding only 0 and 1 as a
+    0/1 mask (0/255 maps are the same either way)."""
+    if maps not in MAP_CHOICES:
+        raise ValueError(f"--maps {maps!r}: use one of {', '.join(MAP_CHOICES)}")
+    if maps != "auto":
+        return maps == "probability"
+    return recorded or maps_are_probabilities(paths)
+
+
 def maps_are_probabilities(paths) -> bool:
     """Whether a folder's grey PNG maps are probability x 255, decided once for the folder: when any of them holds a
     value above 1. A map judged alone would read as a 0/1 mask where it holds only 0 and 1, which is how a confident
@@ -547,7 +561,7 @@ def to_network_grid(prob: np.ndarray, gt: np.ndarray, size: int) -> tuple[np.nda
 
 
 def score_directories(pred_dir, gt_dir, profile_name: str | ScoringProfile, out_csv=None,
-                      network_size: int = 256) -> tuple[dict, list[dict]]:
+                      network_size: int = 256, maps: str = "auto") -> tuple[dict, list[dict]]:
     """Score a folder of predicted maps against a folder of masks under a named profile.
 
     Files pair by relative path and stem (read_prediction/read_mask give the reading rules); a prediction must
@@ -555,6 +569,7 @@ def score_directories(pred_dir, gt_dir, profile_name: str | ScoringProfile, out_
     `1751_512x640`) are left out here too, on both sides, and listed in the summary's `excluded`.
     Native-resolution profiles score at that size; network-resolution ones (`segdino`) first put both on the
     `network_size` square grid, as the public code scores at 256 x 256.
+    `maps` (MAP_CHOICES) says how grey maps are read: "auto" decides for the folder (`maps_are_probabilities`).
     Returns (summary, rows) as Scorer does, and writes the rows as per_image.csv to `out_csv` if given.
     """
     scorer = Scorer(get_profile(profile_name))
@@ -566,7 +581,7 @@ def score_directories(pred_dir, gt_dir, profile_name: str | ScoringProfile, out_
     dropped: set = set()
     pairs = pair_files(pred_dir, gt_dir, exclude=KNOWN_BAD_SAMPLES, dropped=dropped)
     excluded = [{"key": key, "reason": KNOWN_BAD_SAMPLES[key.rsplit("/", 1)[-1]]} for key in sorted(dropped)]
-    probability = probability or maps_are_probabilities(p for _, p, _ in pairs)
+    probability = _maps_reading(maps, probability, (p for _, p, _ in pairs))
     for key, pred_path, gt_path in pairs:
         _add_pair(scorer, key, read_prediction(pred_path, probability), read_mask(gt_path), pred_path, gt_path,
                   network_size)
@@ -617,7 +632,7 @@ def _finish(scorer: Scorer, out_csv, network_size: int, **extra) -> tuple[dict, 
 
 
 def score_split(pred_dir, source, split: str, profile_name: str | ScoringProfile, out_csv=None,
-                network_size: int = 256) -> tuple[dict, list[dict]]:
+                network_size: int = 256, maps: str = "auto") -> tuple[dict, list[dict]]:
     """Score a folder of predicted maps against one split of a dataset as its loader reads it
     (`benchmark.registry.open_dataset`): the official split's samples and masks, in the layout users download
     (Kvasir-SEG's val.txt, ISIC's `_segmentation` masks, VMD-D's JPEGImages/SegmentationClassPNG videos), masks
@@ -661,7 +676,7 @@ def score_split(pred_dir, source, split: str, profile_name: str | ScoringProfile
         raise ValueError(f"{len(no_mask)} {source.name} {split} images have no mask: "
                          + source.no_mask_message(no_mask[0]).replace(", or skip such samples with --skip-bad", ""))
     scorer = Scorer(get_profile(profile_name), source.num_classes)
-    probability = probability or (scorer.num_classes == 2 and maps_are_probabilities(p for _, p in pairs))
+    probability = scorer.num_classes == 2 and _maps_reading(maps, probability, (p for _, p in pairs))
     for ref, pred_path in pairs:
         gt = source.read_mask(ref)
         prob = (_read_dataset_mask(pred_path, "index", skip_hint=False) if scorer.num_classes > 2
