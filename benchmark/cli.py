@@ -166,7 +166,7 @@ def train(
     data_root: Optional[str] = typer.Option(None, help="the dataset's folder, or a folder holding several"),
     runs_dir: Optional[str] = typer.Option(None, help="where run directories go (default: runs)"),
     epochs: Optional[int] = typer.Option(None, help="training epochs (paper: 50)"),
-    batch_size: Optional[int] = typer.Option(None),
+    batch_size: Optional[int] = typer.Option(None, help="training batch size (paper: 4)"),
     subset: Optional[int] = typer.Option(None, help="first N samples per split (smoke runs on real data)"),
     num_classes: Optional[int] = typer.Option(
         None, help="folder datasets: classes with the background (2 = binary); default: from the masks"),
@@ -240,7 +240,8 @@ def _print_metrics(run_dir: Path) -> None:
 def evaluate(
     run_dir: Path = typer.Argument(..., help="a run directory (trained or imported)"),
     data_root: Optional[str] = typer.Option(None, help="override the recorded data root"),
-    dataset: Optional[str] = typer.Option(None, help="override the recorded dataset"),
+    dataset: Optional[str] = typer.Option(None, help="an imported checkpoint's dataset, before its first scores (a "
+                                          "scored run keeps its own)"),
     profile: Optional[List[str]] = typer.Option(None, help="scoring profile(s); default: the dataset's"),
     device: str = typer.Option("auto", help="auto (cuda when there is one), cpu, cuda or cuda:N"),
 ):
@@ -260,8 +261,8 @@ def predict(
     images: Optional[Path] = typer.Argument(None, help="an image file or a folder of images; default: a split of "
                                             "the run's dataset (--split)"),
     out: Path = typer.Option(..., help="folder for the probability PNGs (native size, probability x 255)"),
-    split: Optional[str] = typer.Option(None, help="predict this split of the run's dataset (train, test), "
-                                        "one `<key>.png` per sample"),
+    split: Optional[str] = typer.Option(None, help="predict this split of the run's dataset (train, test; ISIC 2017 "
+                                        "also val), one `<key>.png` per sample"),
     data_root: Optional[str] = typer.Option(None, help="with --split: override the recorded data root"),
     dataset: Optional[str] = typer.Option(None, help="with --split: another dataset than the run's"),
     device: str = typer.Option("auto", help="auto (cuda when there is one), cpu, cuda or cuda:N"),

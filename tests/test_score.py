@@ -121,7 +121,9 @@ def test_multiclass_hd95_drops_an_infinite_class_not_the_image():
         noisy = scorer.add("noisy", np.eye(3)[stray].transpose(2, 0, 1), gt)
         assert math.isinf(noisy["hd95_c2"]) and noisy["hd95_c1"] == pytest.approx(clean["hd95_c1"])
         assert noisy["hd95"] == pytest.approx(clean["hd95"]) and math.isfinite(noisy["hd95"])
-        summary = scorer.summary()
+        empty = scorer.add("empty", np.eye(3)[np.zeros_like(gt)].transpose(2, 0, 1), gt)   # every class inf
+        assert math.isinf(empty["hd95"])
+        summary = scorer.summary()   # the count is of images left out as a whole: the empty one, not the noisy one
         assert summary["metrics"]["hd95"] == pytest.approx(clean["hd95"]) and summary["counts"]["hd95_inf"] == 1
     penalised = dataclasses.replace(get_profile("segdino"), hd95_inf="penalise")
     row = Scorer(penalised, num_classes=3).add("noisy", np.eye(3)[stray].transpose(2, 0, 1), gt)

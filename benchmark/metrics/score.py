@@ -135,7 +135,8 @@ def multiclass_row(prob: np.ndarray, gt: np.ndarray, profile: ScoringProfile, nu
     accuracy (argmax == gt). HD95 follows the profile's inf rule per class: under "drop" a class with an infinite
     HD95 (predicted where the mask has none, or missed) leaves the image's mean, not the whole image, so one stray
     pixel cannot drop an image's finite distances; the image is inf (and dropped) only when no class is finite.
-    Returns (row, aux) like binary_row; `hd95_inf` is true when any class's HD95 is inf.
+    Returns (row, aux) like binary_row; `hd95_inf` is true when the image's HD95 is infinite as a whole (every class
+    infinite; under "keep" any), so the count says how many images the rule left out or penalised.
     """
     pred = prob.argmax(axis=0)
     per_class = C.class_counts(pred, gt, num_classes)
@@ -155,10 +156,12 @@ def multiclass_row(prob: np.ndarray, gt: np.ndarray, profile: ScoringProfile, nu
         values["hd95"] = np.array([b[profile.hd95] for b in both])
         values["hd95_monai"] = np.array([b["monai"] for b in both])
         values["hd95_penalised"] = np.array([surface.penalise_inf(v, gt.shape) for v in values["hd95"]])
-        aux["hd95_inf"] = bool(np.isinf(values["hd95"]).any())
     tp_, fp_, fn_ = fg[:, 0], fg[:, 1], fg[:, 2]
     defined = {"recall": tp_ + fn_ > 0, "precision": tp_ + fp_ > 0}   # in the mask; in the prediction
     either = tp_ + fp_ + fn_ > 0
+    if "hd95" in values:   # an image the inf rule acts on as a whole, as the binary count: under "keep" one
+        inf = np.isinf(values["hd95"][either])   # infinite class makes it infinite; else only all of them do
+        aux["hd95_inf"] = bool(inf.any() if profile.hd95_inf == "keep" else inf.size and inf.all())
     for name in profile.metrics:
         if name == "acc":
             row["acc"] = float(per_class[:, 0].sum() / max(gt.size, 1))
