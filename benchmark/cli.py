@@ -455,6 +455,7 @@ def run(
     runs_dir: Optional[str] = typer.Option(None, help="where run directories and results.csv go (default: runs)"),
     size: Optional[int] = typer.Option(None, help="input side, a multiple of 16 (paper: 256)"),
     epochs: Optional[int] = typer.Option(None, help="training epochs (paper: 50)"),
+    batch_size: Optional[int] = typer.Option(None, help="training batch size (paper: 4)"),
     subset: Optional[int] = typer.Option(None, help="first N samples per split (smoke runs on real data)"),
     num_classes: Optional[int] = typer.Option(
         None, help="folder datasets: classes with the background (2 = binary); default: from the masks"),
@@ -500,8 +501,8 @@ def run(
     overrides = {"data.root": data_root}
     for key, value in (("run.runs_dir", runs_dir), ("backbone.name", backbone), ("backbone.weights", weights),
                        ("data.size", size),
-                       ("train.epochs", epochs), ("data.subset", subset), ("train.device", device),
-                       ("data.num_classes", num_classes)):
+                       ("train.epochs", epochs), ("train.batch_size", batch_size), ("data.subset", subset),
+                       ("train.device", device), ("data.num_classes", num_classes)):
         if value is not None:
             overrides[key] = value
     if skip_bad:

@@ -467,6 +467,9 @@ def import_public_run(checkpoint: Path, backbone: str, out: Path, dataset: str =
     from benchmark.config import dump_yaml, load_config
 
     out = Path(out)
+    if not Path(checkpoint).is_file():   # before the weights reader calls it a weights file
+        raise FileNotFoundError(f"checkpoint file not found: {checkpoint}" if not Path(checkpoint).exists() else
+                                f"{checkpoint} is a folder: give the public code's checkpoint file (.pth)")
     if (out / "model.pt").exists():
         raise FileExistsError(f"{out} already holds a model; choose another --out")
     from benchmark.registry import DATASETS, check_key

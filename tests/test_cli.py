@@ -117,6 +117,8 @@ def test_import_is_strict(tmp_path):
     torch.save(state, tmp_path / "broken.pth")
     code, out = invoke("import-checkpoint", tmp_path / "broken.pth", "--backbone", "test", "--out", tmp_path / "r")
     assert code == 2 and "scratch.layer2_rn.weight" in out
+    code, out = invoke("import-checkpoint", tmp_path / "gone.pth", "--backbone", "test", "--out", tmp_path / "r")
+    assert code == 2 and "checkpoint file not found:" in out and "weights" not in out, out
 
 
 @pytest.mark.parametrize("args, message", [
@@ -271,7 +273,7 @@ def test_multiclass_folder_dataset_trains_predicts_and_reports(tmp_path):
                        "--epochs", 1, "--size", 64, "--runs-dir", tmp_path / "runs2", "--num-classes", 2)
     assert code == 2 and "mine/masks/sample_" in out and "num_classes 2" in out, out
     code, out = invoke("run", "--datasets", "kvasir", "--methods", "segdino", "--preset", "smoke", "--data-root",
-                       tmp_path, "--num-classes", 3, "--dry-run")
+                       tmp_path, "--num-classes", 3, "--batch-size", 2, "--dry-run")
     assert code == 2 and "data.num_classes (--num-classes) 3 is for folder datasets; kvasir is binary" in out, out
     code, out = invoke("predict", run_dir, tmp_path / "mine" / "images", "--out", tmp_path / "pred")
     assert code == 0 and "(class index (0-2))" in out and "probability" not in out, out
