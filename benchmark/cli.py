@@ -7,7 +7,9 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import sys
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -644,7 +646,17 @@ def demo(
                       f"records, not trained again (seconds: this command's); give another --out to run it all again")
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """segbench's own warnings (another pretraining than the paper's, a file system without locks) as one
+    `warning:` line, as the CLI prints its notes; other libraries' warnings as Python shows them."""
+    if category is UserWarning and any(f"{os.sep}{pkg}{os.sep}" in filename for pkg in ("segdino", "benchmark")):
+        err.print(f"warning: {message}", highlight=False, soft_wrap=True)
+    else:   # what Python's own showwarning writes
+        (file or sys.stderr).write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main() -> None:
+    warnings.showwarning = _show_warning
     sys.exit(app())
 
 

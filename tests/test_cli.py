@@ -639,3 +639,19 @@ def test_a_keyerror_from_a_bug_keeps_its_traceback():
     with pytest.raises(UnknownKey) as info:
         check_key("method", "segdin", DECODERS)
     assert str(info.value) == "unknown method 'segdin'; valid: " + ", ".join(DECODERS)   # no KeyError quotes
+
+
+def test_segbench_warnings_print_as_one_line(capsys):
+    """A warning segbench raises (another pretraining than the paper's) is one `warning:` line, not Python's
+    UserWarning with a source line; other libraries' warnings keep Python's form."""
+    import os
+
+    from benchmark import cli
+
+    cli._show_warning(UserWarning("hub weights 'x' are not the paper's lvd1689m pretraining"), UserWarning,
+                      f"{os.sep}site{os.sep}segdino{os.sep}backbone.py", 236)
+    err = capsys.readouterr().err
+    assert err.strip() == "warning: hub weights 'x' are not the paper's lvd1689m pretraining", err
+    cli._show_warning(UserWarning("other"), UserWarning, f"{os.sep}site{os.sep}timm{os.sep}x.py", 1)
+    err = capsys.readouterr().err
+    assert "UserWarning: other" in err and "x.py:1" in err
