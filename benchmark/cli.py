@@ -200,7 +200,9 @@ def train(
     from benchmark.sweep import check_inputs
 
     try:
-        notes = check_inputs([cfg])   # a wrong data root or weights path fails before the random-weights note
+        checked = [cfg]
+        notes = check_inputs(checked)   # a wrong data root or weights path fails before the random-weights note
+        cfg = checked[0]
     except ValueError as exc:
         root = Path(cfg.data.root).expanduser()
         if "data.dataset" not in overrides and config is None and root.is_dir():   # the preset's dataset: say

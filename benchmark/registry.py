@@ -150,5 +150,15 @@ def open_data(data) -> DatasetSource:
     return open_dataset(data.dataset, data.root, data.num_classes)
 
 
+def canonical_data(cfg, source: DatasetSource):
+    """`cfg` with data.num_classes unset where it is the count `source`'s masks give without it: one run either
+    way (one config.yaml, one recipe in a report), so a run started without --num-classes resumes with it."""
+    import dataclasses
+
+    if cfg.data.num_classes is None or cfg.data.num_classes != source.inferred_classes:
+        return cfg
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, num_classes=None))
+
+
 __all__ = ["BACKBONES", "DECODERS", "DATASETS", "build_decoder", "build_model", "check_config", "open_data",
            "open_dataset", "find_dataset_root", "is_runs_folder", "check_key"]

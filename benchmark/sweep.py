@@ -67,9 +67,10 @@ def plan(spec: SweepSpec) -> list[Config]:
 def check_inputs(configs: list[Config], data_problems: dict | None = None) -> dict[str, list[str]]:
     """Fail before any work, with one line, on an unknown key, a dataset missing or laid out wrongly under its data
     root, or missing weights. With `data_problems` (a dict), dataset problems are collected there by dataset key
-    instead (what `run --dry-run` shows). Returns each dataset's notes (how it was read: its split, its classes)."""
+    instead (what `run --dry-run` shows). Returns each dataset's notes (how it was read: its split, its classes).
+    A --num-classes equal to the count the masks give is unset in `configs` (in place; `registry.canonical_data`)."""
     from benchmark.data.base import DataError
-    from benchmark.registry import DATASETS, open_data
+    from benchmark.registry import DATASETS, canonical_data, open_data
 
     for cfg in configs:
         check_config(cfg)
@@ -77,10 +78,12 @@ def check_inputs(configs: list[Config], data_problems: dict | None = None) -> di
         records.check_folder_option(runs_dir, "--runs-dir")
     keys = {(c.data.dataset, c.data.root, c.data.num_classes): c for c in configs}
     notes: dict[str, list[str]] = {}
-    for cfg in keys.values():   # each dataset's layout, before hours of other runs (a listing, no decoding)
+    sources = {}
+    for opened, cfg in keys.items():   # each dataset's layout, before hours of other runs (a listing, no decoding)
         key = cfg.data.dataset
         try:
-            notes[key] = open_data(cfg.data).notes
+            sources[opened] = open_data(cfg.data)
+            notes[key] = sources[opened].notes
         except DataError as exc:
             message = str(exc) if len(keys) == 1 else (
                 f"{exc}. In a sweep, --data-root holds each dataset in its usual folder ({key}: "
@@ -90,6 +93,14 @@ def check_inputs(configs: list[Config], data_problems: dict | None = None) -> di
             if data_problems is None:
                 raise DataError(message) from None
             data_problems[key] = message
+    for i, cfg in enumerate(configs):
+        source = sources.get((cfg.data.dataset, cfg.data.root, cfg.data.num_classes))
+        if source is not None and (canonical := canonical_data(cfg, source)) is not cfg:
+            configs[i] = canonical
+            given = f"--num-classes {cfg.data.num_classes} is the count the masks give: recorded as inferred"
+            notes.setdefault(cfg.data.dataset, [])
+            if given not in notes[cfg.data.dataset]:
+                notes[cfg.data.dataset].append(given)
     for weights in {c.backbone.weights for c in configs}:
         if weights not in (None, "", "none") and not str(weights).startswith("hub:") and not Path(weights).exists():
             raise FileNotFoundError(f"weights file not found: {weights}")

@@ -39,7 +39,7 @@ from benchmark.evaluate import (
 from benchmark.features import cached_features
 from benchmark.progress import bars_off
 from benchmark.records import trainable_state
-from benchmark.registry import build_model, open_data
+from benchmark.registry import build_model, canonical_data, open_data
 from segdino.model import Segmenter
 
 
@@ -420,6 +420,7 @@ def _train_run(cfg: Config, run_dir: Path, progress: bool) -> Path:
         return run_dir
     # a wrong data root or weights file fails before any file is written
     source = open_data(cfg.data)
+    cfg = canonical_data(cfg, source)   # --num-classes as the masks give it: the run made without it
     split_refs(cfg, source)   # an empty split too
     check_same_samples(cfg, run_dir, source)   # a checkpoint is resumed only on the samples it was trained on
     seed_everything(cfg.train.seed)

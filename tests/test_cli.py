@@ -262,6 +262,14 @@ def test_multiclass_folder_dataset_trains_predicts_and_reports(tmp_path):
     assert "note: folder: splits from train.txt, test.txt" in out and "note: folder: num_classes 3 inferred" in out
     run_dir = runs / "folder" / "segdino__test__smoke__s0"
     assert torch.load(run_dir / "model.pt", weights_only=True)["num_classes"] == 3
+    # giving the count the masks give is the same run (no conflict with the run made without it), in a sweep too
+    for command in (["train", "--dataset", "folder"],
+                    ["run", "--datasets", "folder", "--methods", "segdino", "--seeds", "0"]):
+        code, out = invoke(*command, "--data-root", tmp_path / "mine", "--preset", "smoke", "--epochs", 1,
+                           "--size", 64, "--runs-dir", runs, "--num-classes", 3)
+        assert code == 0 and "--num-classes 3 is the count the masks give: recorded as inferred" in out, out
+        assert "conflict" not in out.lower() and "different config" not in out, out
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["num_classes"] is None
     # the class count can be given: a class no mask holds yet is kept; too few classes names the mask
     code, out = invoke("train", "--dataset", "folder", "--data-root", tmp_path / "mine", "--preset", "smoke",
                        "--epochs", 1, "--size", 64, "--runs-dir", tmp_path / "runs4", "--num-classes", 4)

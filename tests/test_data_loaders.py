@@ -299,7 +299,8 @@ def test_folder_stray_index_is_refused_not_read_as_classes(tmp_path):
     assert "indices 2..6 appear in no mask: a stray value?" in message
     assert "--num-classes 8" in message and "train 8 classes" in message
     assert [n for n in open_folder(root, strict=False).notes if "appear in no mask" in n] == [message]
-    assert open_folder(root, num_classes=8).num_classes == 8
+    given = open_folder(root, num_classes=8)
+    assert (given.num_classes, given.inferred_classes) == (8, None)   # given, as no count is inferred here
     _set_pixel(root / "masks" / "sample_001.png", 3)
     with pytest.raises(DataError, match=r"indices 2, 4\.\.6 appear in no mask"):
         open_folder(root)
@@ -309,7 +310,8 @@ def test_folder_top_class_in_one_mask_is_noted(tmp_path):
     root = write_folder(tmp_path / "r", 10, 2, binary_values=1)
     _set_pixel(root / "masks" / "sample_004.png", 2)   # no gap: 3 classes, but class 2 only here
     source = open_folder(root)
-    assert source.num_classes == 3
+    assert (source.num_classes, source.inferred_classes) == (3, 3)
+    assert [open_folder(root, num_classes=n).inferred_classes for n in (3, 4)] == [3, 3]
     assert "class 2, the largest index, is in only 1 mask of 12 (sample_004.png): a stray value? if so, fix the " \
            "mask" in source.notes
     _set_pixel(root / "masks" / "sample_005.png", 2)

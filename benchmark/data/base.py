@@ -114,6 +114,8 @@ class DatasetSource:
     # mask files that pair with no image (`unpaired`): named in the missing-mask error and by `data check`
     unpaired_masks: list[Path] = field(default_factory=list)
     mask_suffix: str = ""   # a mask's stem is its image's stem + this (ISIC's `_segmentation`); the pairing rule
+    # the class count the masks give without data.num_classes (None where they give none: a gap in the indices)
+    inferred_classes: int | None = 2
 
     def read_image(self, ref: SampleRef) -> np.ndarray:
         return read_image(ref.image)

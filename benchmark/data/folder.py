@@ -136,8 +136,10 @@ def _names(paths: list[Path]) -> str:
 
 
 def infer_encoding(masks: list[Path], num_classes: int | None = None,
-                   strict: bool = True) -> tuple[str, int, list[str]]:
-    """(mask encoding, number of classes, notes) from the values the masks store.
+                   strict: bool = True) -> tuple[str, int, list[str], int | None]:
+    """(mask encoding, number of classes, notes, inferred count) from the values the masks store. The inferred count
+    is what the masks give without `num_classes` (None where they would be refused): a given count equal to it is
+    the same config as none (`registry.canonical_data`).
 
     0/255 masks, soft-edged ones (`soft_edges`) among them -> `threshold128`; 0/1 and class-index masks -> `index`
     with the largest index + 1 classes (or the given `num_classes`, checked). A mask that does not fit the others
@@ -159,6 +161,19 @@ def infer_encoding(masks: list[Path], num_classes: int | None = None,
             soft.add(p)
     if unreadable:
         notes.append(f"{len(unreadable)} unreadable masks left out of the encoding check, e.g. {unreadable[0]}")
+    encoding, n_classes = _decide(masks, values, soft, num_classes, strict, notes)
+    if num_classes is None:
+        return encoding, n_classes, notes, n_classes
+    try:
+        inferred = _decide(masks, values, soft, None, True, [])[1]
+    except DataError:
+        inferred = None
+    return encoding, n_classes, notes, inferred
+
+
+def _decide(masks: list[Path], values: dict[Path, np.ndarray], soft: set[Path], num_classes: int | None,
+            strict: bool, notes: list[str]) -> tuple[str, int]:
+    """infer_encoding's rules on the values read (notes appended to `notes`)."""
 
     def misfit(paths: list[Path], why: str, bad: Callable[[np.ndarray], np.ndarray]) -> None:
         """`bad(values)`: which of a mask's values are at fault, shown when it holds many."""
@@ -176,7 +191,8 @@ def infer_encoding(masks: list[Path], num_classes: int | None = None,
         if num_classes not in (None, 2):
             raise DataError(f"mask {jpeg[0]} is a JPEG, which cannot store class indices; "
                             "save multi-class masks as PNG")
-        return "threshold128", 2, notes + ["JPEG masks: binary, grey >= 128"]
+        notes.append("JPEG masks: binary, grey >= 128")
+        return "threshold128", 2
     binary255 = [p for p, v in values.items() if (set(v.tolist()) <= {0, 255} and 255 in v) or p in soft]
     rest = [p for p, v in values.items() if not set(v.tolist()) <= {0, 255} and p not in soft]
     if num_classes in (None, 2) and binary255 and len(binary255) >= len(rest):
@@ -186,13 +202,13 @@ def infer_encoding(masks: list[Path], num_classes: int | None = None,
         if soft:   # binary masks resized bilinearly: their edges hold greys, which are not classes
             notes.append(f"{len(soft)} of {len(values)} masks have soft (anti-aliased) edges, grey values between "
                          f"0 and 255 (e.g. {min(soft).name}), binarised at grey >= 128 as well")
-        return "threshold128", 2, notes
+        return "threshold128", 2
     holds255 = [p for p, v in values.items() if 255 in v]
     if num_classes is None:
         misfit(holds255, "255 among class indices; masks must be all 0/255 or all class indices (255 as an 'ignore' "
                "label is not supported)", lambda v: v == 255)
         if not values:   # no mask pairs with an image (named after another convention): nothing to infer from
-            return "index", 2, notes
+            return "index", 2
         held = {int(i) for v in values.values() for i in v if i != 255}
         largest = max(held, default=0)
         n_classes = max(2, largest + 1)
@@ -205,12 +221,13 @@ def infer_encoding(masks: list[Path], num_classes: int | None = None,
                        f"{n_classes} classes")
             if strict:
                 raise DataError(message)
-            return "index", n_classes, notes + [message]
+            notes.append(message)
+            return "index", n_classes
         notes.append(f"num_classes {n_classes} inferred from the largest mask index ({largest}, in {top[0].name})")
         if largest > 1 and len(top) == 1 and len(values) >= 10:   # a rare top class: perhaps a stray value too
             notes.append(f"class {largest}, the largest index, is in only 1 mask of {len(values)} ({top[0].name}): "
                          "a stray value? if so, fix the mask")
-        return "index", n_classes, notes
+        return "index", n_classes
     binary_like = holds255 if 2 < num_classes <= 255 else []   # 0/255 masks given a class count: say so
     misfit(binary_like, f"255 is no class index for num_classes {num_classes} (indices 0..{num_classes - 1}): "
            "0/255 masks are binary; give --num-classes 2 or leave it out, or save the masks as class indices "
@@ -218,7 +235,8 @@ def infer_encoding(masks: list[Path], num_classes: int | None = None,
     misfit([p for p, v in values.items() if v.max() >= num_classes and p not in binary_like],
            f"an index >= num_classes {num_classes} (indices 0..{num_classes - 1}); "
            "fix the mask, or give a larger --num-classes", lambda v: v >= num_classes)
-    return "index", num_classes, notes + [f"num_classes {num_classes} given, every mask checked"]
+    notes.append(f"num_classes {num_classes} given, every mask checked")
+    return "index", num_classes
 
 
 def open_folder(root: Path, num_classes: int | None = None, seed: int = 0, test_fraction: float = 0.2,
@@ -237,12 +255,12 @@ def open_folder(root: Path, num_classes: int | None = None, seed: int = 0, test_
     splits = {split: [SampleRef(s, image_by_stem[s], mask_by_stem.get(s)) for s in names]
               for split, names in stems.items()}
     used = sorted({r.mask for refs in splits.values() for r in refs if r.mask is not None})
-    encoding, n_classes, how = infer_encoding(used, num_classes, strict)
+    encoding, n_classes, how, inferred = infer_encoding(used, num_classes, strict)
     notes += how
     nested = [p for d in sub_dirs(images) for p in sorted(d.rglob("*"))
               if p.suffix.lower() in IMAGE_SUFFIXES and not any(x.startswith(".") for x in p.relative_to(images).parts)]
     if nested:   # only images/ itself is read: a sub-folder's images would otherwise vanish without a word
         notes.append(f"{len(nested)} image{'s' * (len(nested) != 1)} in sub-folders of {images} not read (e.g. "
                      f"{nested[0]}): a folder dataset reads images/ and masks/ themselves; move them up to use them")
-    return DatasetSource("folder", root, splits, encoding, n_classes, {}, notes,
+    return DatasetSource("folder", root, splits, encoding, n_classes, {}, notes, inferred_classes=inferred,
                          unpaired_masks=unpaired(mask_by_stem, image_by_stem))
