@@ -34,7 +34,8 @@ class DataConfig:
     root: str | None = None
     size: int = 256                      # square input side, a multiple of 16 (REFERENCE.md §2)
     subset: int | None = None            # first N per split, for smoke runs on real data
-    val_fraction: float = 0.1            # carved from train, by group (video), seeded
+    val_fraction: float = 0.1            # carved from train, by group (video), seeded; unused where the dataset
+    #                                      has its own validation split (ISIC, TN3K folds, a folder's val.txt)
     skip_bad: bool = False               # skip unreadable samples (recorded) instead of failing
     cache_dir: str | None = None         # decoded-image and feature caches; None -> RUNS_DIR/.cache
     num_classes: int | None = None       # folder datasets: classes with the background; None -> from the masks
@@ -62,7 +63,7 @@ class TrainConfig:
     feature_cache: bool = True           # use cached frozen-backbone features when the recipe allows
     features_on_device: str = "auto"     # hold cached features in accelerator memory: auto (when they fit), yes, no
     checkpoint_every_s: float = 60.0     # checkpoint after the first and last epoch and at most this often between
-    num_workers: int = 0
+    num_workers: int = 0                 # threads decoding images into the image cache (0: a core each, up to 8)
     compile: str | None = "none"         # torch.compile the decoder: none, default, reduce-overhead, max-autotune
 
 

@@ -243,7 +243,8 @@ def evaluate_run(run_dir: str | Path, data_root: str | None = None, profiles: tu
     if same_dataset:   # new scores merge with those of the same test images only
         check_same_samples(cfg, run_dir, source, splits=("test",))
     refs, _ = make_splits(source, cfg.train.seed, data.val_fraction, data.subset)
-    test = load_resized(source, refs["test"], data.size, cache_dir(cfg), data.skip_bad, desc="test")
+    test = load_resized(source, refs["test"], data.size, cache_dir(cfg), data.skip_bad, desc="test",
+                        workers=cfg.train.num_workers)
     if same_dataset:   # and the same bytes (the official test split, whole or its --subset, is the test split)
         check_same_content(cfg, run_dir, {"test": test.cache_key})
     probs = predict_batches(model, test, torch.device(device))

@@ -150,14 +150,42 @@ def open_data(data) -> DatasetSource:
     return open_dataset(data.dataset, data.root, data.num_classes)
 
 
-def canonical_data(cfg, source: DatasetSource):
-    """`cfg` with data.num_classes unset where it is the count `source`'s masks give without it: one run either
-    way (one config.yaml, one recipe in a report), so a run started without --num-classes resumes with it."""
+def canonical_data(cfg, source: DatasetSource) -> tuple:
+    """(`cfg`, notes) with the data settings that change nothing on `source` at their defaults: a --num-classes
+    equal to the count its masks give without it, and a data.val_fraction its validation split does not come from
+    (TN3K's fold files, an official or listed validation split, selection on the test split or none). One run either
+    way (one config.yaml, one recipe in a report), so a run started without the setting resumes with it."""
     import dataclasses
 
-    if cfg.data.num_classes is None or cfg.data.num_classes != source.inferred_classes:
-        return cfg
-    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, num_classes=None))
+    from benchmark.config import DataConfig
+
+    changes, notes = {}, []
+    given = cfg.data.num_classes
+    if given is not None and given == source.inferred_classes:
+        changes["num_classes"] = None
+        notes.append(f"--num-classes {given} is the count the masks give: recorded as inferred")
+    default = DataConfig.val_fraction
+    if cfg.data.val_fraction != default and not carves_validation(cfg, source):
+        changes["val_fraction"] = default
+        notes.append(f"data.val_fraction {cfg.data.val_fraction} is not used: {_validation_from(cfg, source)}; "
+                     f"recorded as the default ({default})")
+    if not changes:
+        return cfg, []
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **changes)), notes
+
+
+def carves_validation(cfg, source: DatasetSource) -> bool:
+    """Whether `cfg`'s validation split is carved from training by data.val_fraction (`splits.make_splits`)."""
+    return cfg.train.selection_split == "val" and not source.splits.get("val") and not source.val_folds
+
+
+def _validation_from(cfg, source: DatasetSource) -> str:
+    if cfg.train.selection_split != "val":
+        return f"train.selection_split is {cfg.train.selection_split}"
+    if source.splits.get("val"):
+        return "the validation split is the dataset's val.txt" if source.name == "folder" else \
+            f"{source.name}'s validation split is its official one"
+    return f"{source.name}'s validation split is a fold of its fold files (seed mod {len(source.val_folds)})"
 
 
 __all__ = ["BACKBONES", "DECODERS", "DATASETS", "build_decoder", "build_model", "check_config", "open_data",

@@ -68,7 +68,7 @@ def check_inputs(configs: list[Config], data_problems: dict | None = None) -> di
     """Fail before any work, with one line, on an unknown key, a dataset missing or laid out wrongly under its data
     root, or missing weights. With `data_problems` (a dict), dataset problems are collected there by dataset key
     instead (what `run --dry-run` shows). Returns each dataset's notes (how it was read: its split, its classes).
-    A --num-classes equal to the count the masks give is unset in `configs` (in place; `registry.canonical_data`)."""
+    Data settings that change nothing on their dataset are reset in `configs` (in place; `registry.canonical_data`)."""
     from benchmark.data.base import DataError
     from benchmark.registry import DATASETS, canonical_data, open_data
 
@@ -95,12 +95,10 @@ def check_inputs(configs: list[Config], data_problems: dict | None = None) -> di
             data_problems[key] = message
     for i, cfg in enumerate(configs):
         source = sources.get((cfg.data.dataset, cfg.data.root, cfg.data.num_classes))
-        if source is not None and (canonical := canonical_data(cfg, source)) is not cfg:
-            configs[i] = canonical
-            given = f"--num-classes {cfg.data.num_classes} is the count the masks give: recorded as inferred"
-            notes.setdefault(cfg.data.dataset, [])
-            if given not in notes[cfg.data.dataset]:
-                notes[cfg.data.dataset].append(given)
+        if source is not None:
+            configs[i], reset = canonical_data(cfg, source)
+            listed = notes.setdefault(cfg.data.dataset, [])
+            listed += [note for note in reset if note not in listed]
     for weights in {c.backbone.weights for c in configs}:
         if weights not in (None, "", "none") and not str(weights).startswith("hub:") and not Path(weights).exists():
             raise FileNotFoundError(f"weights file not found: {weights}")

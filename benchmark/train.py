@@ -248,6 +248,11 @@ def check_same_samples(cfg: Config, run_dir: Path, source, splits: tuple[str, ..
     changed = [name for name in compared if name in sizes and source.splits.get(name)
                and size_fingerprint(source.splits[name][:cfg.data.subset] if cfg.data.subset
                                     else source.splits[name]) != sizes[name]]
+    gone = [f"the mask of {r.image}" if r.mask is None else str(path) for name in changed
+            for r in source.splits[name] for path in (r.image, r.mask) if path is None or not path.is_file()]
+    if gone:   # a run trained with every mask: a ref without one lost it
+        raise RunConflict(f"{where}: {_count(len(gone), 'file')} of its {_official(cfg)}{' and '.join(changed)} "
+                          f"split{'s' if len(changed) > 1 else ''} missing, e.g. {gone[0]}. {fix}")
     if changed:
         raise RunConflict(f"{where}: the same file names, but files of its {_official(cfg)}{' and '.join(changed)} "
                           f"split{'s' if len(changed) > 1 else ''} changed size since (replaced images or masks). "
@@ -302,8 +307,12 @@ def load_data(cfg: Config, run_dir: Path, source=None) -> tuple[object, dict[str
     source = source or open_data(cfg.data)
     on_test = cfg.train.selection_split == "test"
     refs, rule = split_refs(cfg, source)
+    if not cfg.data.subset and (lost := unpaired_test_masks(source)):
+        raise DataError(f"{cfg.data.dataset}: {_count(len(lost), 'test mask')} with no image, e.g. {lost[0]}: the "
+                        "test split is defined by its masks, so its scores would leave labelled frames out. Restore "
+                        "the images (re-extract the dataset); `segbench data check` lists them")
     official = {name: load_resized(source, lst[:cfg.data.subset] if cfg.data.subset else lst, cfg.data.size,
-                                   cache_dir(cfg), cfg.data.skip_bad, desc=name)
+                                   cache_dir(cfg), cfg.data.skip_bad, desc=name, workers=cfg.train.num_workers)
                 for name, lst in source.splits.items() if lst}
     content = {name: split.cache_key for name, split in official.items()}   # a hash of every file's bytes
     if has_progress(run_dir):
@@ -334,7 +343,34 @@ def load_data(cfg: Config, run_dir: Path, source=None) -> tuple[object, dict[str
         if len(split) == 0 and len(refs[name]):
             raise DataError(f"{cfg.data.dataset}: the {name} split is empty after --skip-bad left out its unreadable "
                             f"samples (see {run_dir / 'skipped.json'}); repair or replace those files")
+    if len(splits["val"]) and not any_foreground(splits["val"]):
+        raise DataError(_empty_validation_message(cfg, splits["val"], rule))
     return source, splits
+
+
+def _empty_validation_message(cfg: Config, val: ResizedSplit, rule: str) -> str:
+    """Every validation mask is empty: an empty prediction scores Dice 1 on each, so every epoch ties and the first
+    would be kept, silently."""
+    groups = sorted({r.group for r in val.refs if r.group})
+    what = (f"{_count(len(val), 'image')}" + (f" of {_count(len(groups), 'video')} ({', '.join(groups[:4])}"
+                                              f"{', ...' if len(groups) > 4 else ''})" if groups else ""))
+    fixes = "another --seed, a larger --set data.val_fraction=, " if "seeded split" in rule else ""
+    return (f"{cfg.data.dataset}: not one validation mask has a foreground pixel ({what}; {rule}): an empty "
+            f"prediction scores Dice 1 on every one, so every epoch would tie and epoch 1 would be kept. Use "
+            f"{fixes}or --set train.selection_split=last to keep the last epoch with no validation")
+
+
+def unpaired_test_masks(source) -> list[Path]:
+    """Masks with no image that lie in the test split's own mask folders (not in one it shares with training):
+    labelled test frames the test split would silently lose."""
+    def root(name: str) -> Path | None:
+        masks = [str(r.mask) for r in source.splits.get(name, []) if r.mask is not None]
+        return Path(os.path.commonpath(masks)) if masks else None
+
+    test, train = root("test"), root("train")
+    if test is None or test == train or (train is not None and test in train.parents):
+        return []
+    return [m for m in source.unpaired_masks if test in Path(m).parents]
 
 
 def any_foreground(split: ResizedSplit, chunk: int = 256) -> bool:
@@ -420,7 +456,7 @@ def _train_run(cfg: Config, run_dir: Path, progress: bool) -> Path:
         return run_dir
     # a wrong data root or weights file fails before any file is written
     source = open_data(cfg.data)
-    cfg = canonical_data(cfg, source)   # --num-classes as the masks give it: the run made without it
+    cfg = canonical_data(cfg, source)[0]   # e.g. --num-classes as the masks give it: the run made without it
     split_refs(cfg, source)   # an empty split too
     check_same_samples(cfg, run_dir, source)   # a checkpoint is resumed only on the samples it was trained on
     seed_everything(cfg.train.seed)

@@ -46,7 +46,7 @@ SHARED_SETTINGS = (
     "decoder.name",              # the method: the rows of a table
     "data.dataset",              # the dataset: the columns of a table, never averaged over
     "train.device",              # where it ran (auto, cpu, cuda:1), not what was trained (as benchmark.train)
-    "train.num_workers",         # data-loading processes: the same batches in the same order
+    "train.num_workers",         # image-decoding threads: the same arrays in the same order
     "train.features_on_device",  # where cached features are held: the same numbers (docs/design_notes.md)
     "train.compile",             # torch.compile of the decoder: an execution setting (docs/design_notes.md)
     "train.checkpoint_every_s",  # how often it checkpoints: a resumed run ends with the same numbers

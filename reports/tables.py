@@ -354,6 +354,9 @@ def _selection_note(ctx: Context, datasets: list[str], paper_table: bool = True)
                     "; ".join(sorted(set(rules))))
         if dataset.startswith("folder/"):   # a folder dataset's validation split is its own val.txt
             text = text.replace("its official validation split", "its val.txt list")
+        if dataset in ("vmd", "visha"):   # carved by video (benchmark.data.splits): no video in both
+            text = text.replace("of the training images, held out per seed",
+                                "of the training frames, as whole videos held out per seed")
         parts.append(f"{display_dataset(dataset)}: {text}" if paper_table else text)
     public = "" if any("the test split" in part for part in parts) or not paper_table else (
         f" (the paper's code trains on every training image and selects on the test split: preset "

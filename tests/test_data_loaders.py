@@ -511,3 +511,51 @@ def test_folder_images_in_sub_folders_are_named_not_dropped_silently(tmp_path):
     source = open_folder(root)
     assert sum(map(len, source.splits.values())) == 7
     assert any(n.startswith("1 image in sub-folders of") and "sub a" in n for n in source.notes), source.notes
+
+
+def test_val_fraction_is_reset_where_the_validation_split_is_not_carved(tmp_path):
+    """TN3K's fold files, ISIC's official validation split, a folder's val.txt and selection on the test split leave
+    data.val_fraction unused: such a run is the default one (no second recipe in a report, no resume conflict), and
+    a note says why; where validation is carved (Kvasir), the setting stays and moves the split."""
+    from benchmark.config import load_config
+    from benchmark.registry import canonical_data
+
+    roots = write_all(tmp_path, 6, 3)
+    folder = write_folder(tmp_path / "mine", 8, 3)
+    first, *rest = (folder / "train.txt").read_text().split()
+    (folder / "train.txt").write_text("\n".join(rest) + "\n")
+    (folder / "val.txt").write_text(first + "\n")
+    for key, root, preset, kept in [("kvasir", roots["kvasir"], "paper", True), ("tn3k", roots["tn3k"], "paper", False),
+                                    ("isic2017", roots["isic2017"], "paper", False), ("folder", folder, "paper", False),
+                                    ("kvasir", roots["kvasir"], "public-code", False)]:
+        cfg = load_config(preset, None, {"data.dataset": key, "data.root": str(root), "data.val_fraction": 0.3})
+        source = open_dataset(key, root)
+        canonical, notes = canonical_data(cfg, source)
+        assert canonical.data.val_fraction == (0.3 if kept else 0.1), key
+        assert (notes == []) == kept, (key, notes)
+        if not kept:   # and the reset changes no split
+            assert make_splits(source, 0, 0.3, selection=cfg.train.selection_split) == \
+                make_splits(source, 0, 0.1, selection=cfg.train.selection_split)
+    assert notes == ["data.val_fraction 0.3 is not used: train.selection_split is test; recorded as the default (0.1)"]
+    cfg = load_config("paper", None, {"data.dataset": "tn3k", "data.root": str(roots["tn3k"]),
+                                      "data.val_fraction": 0.3})
+    assert canonical_data(cfg, open_dataset("tn3k", roots["tn3k"]))[1] == [
+        "data.val_fraction 0.3 is not used: tn3k's validation split is a fold of its fold files (seed mod 5); "
+        "recorded as the default (0.1)"]
+
+
+def test_threaded_decoding_gives_the_same_arrays_and_the_first_bad_file(tmp_path):
+    """train.num_workers decodes in threads: the arrays, native sizes and skipped samples are those of one thread,
+    in order; without --skip-bad the first unreadable sample in order is the one named, whichever thread ends first."""
+    source = open_tn3k(write_tn3k(tmp_path / "ok", 6, 9))
+    refs = source.splits["train"] + source.splits["test"]
+    one, four = (load_resized(source, refs, 32, workers=n) for n in (1, 4))
+    np.testing.assert_array_equal(one.images, four.images)
+    np.testing.assert_array_equal(one.masks, four.masks)
+    assert (one.refs, one.native_sizes) == (four.refs, four.native_sizes)
+    source, refs = _damaged_tn3k(tmp_path)
+    for workers in (1, 3):
+        with pytest.raises(DataError, match=f"{refs[0].image.parent.name}/{refs[0].image.name}"):
+            load_resized(source, refs[::-1][:1] + refs, 32, workers=workers)
+        split = load_resized(source, refs, 32, skip_bad=True, workers=workers)
+        assert [s["key"] for s in split.skipped] == [r.key for r in refs[:3]]

@@ -78,6 +78,9 @@ def test_captions_say_what_each_dataset_held_out_for_selection(built, tmp_path):
             "the training images, held out per seed; ISIC 2017: its official validation split.") in \
         built["table1_medical"].caption
     assert "validation: MSD: 10% of the training images" in built["table2_msd"].caption
+    # video datasets hold whole videos out (benchmark.data.splits.carve_validation), not a share of frames
+    assert "validation: VMD-D: 10% of the training frames, as whole videos held out per seed" in \
+        next(t for key, t in built.items() if key.startswith("table3")).caption
     assert "the paper's code trains on every training image and selects on the test split" in \
         built["table2_msd"].caption
     write_exact_run(tmp_path, "msd", "segdino", 0, {"mirror": {"iou": 0.8}})   # no split.json: nothing said

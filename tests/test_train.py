@@ -760,3 +760,59 @@ def test_records_are_strict_json_with_null_for_an_undefined_mean(tmp_path):
 
     loaded = json.loads((tmp_path / "m.json").read_text(), parse_constant=refuse)
     assert loaded == {"hd95": None, "rows": [None, 0.5, 3], "nested": {"x": None}}
+
+
+def test_a_validation_split_without_foreground_is_refused(tmp_path):
+    """Every validation mask empty: an empty prediction scores Dice 1 on each, every epoch ties and epoch 1 would be
+    kept in silence. Refused naming the videos and the fixes; selection_split=last needs no validation."""
+    import numpy as np
+    from PIL import Image
+
+    from benchmark.data.base import DataError
+    from benchmark.data.splits import make_splits
+    from benchmark.data.synthetic import write_vmd
+    from benchmark.data.vmd import open_vmd
+    from benchmark.train import load_data
+
+    root = write_vmd(tmp_path / "data" / "VMD", n_train=18, n_test=6)
+    val = make_splits(open_vmd(root), 0, 0.1)[0]["val"]
+    for ref in val:
+        Image.fromarray(np.zeros(np.asarray(Image.open(ref.mask)).shape, np.uint8)).save(ref.mask)
+    base = {"data.root": str(tmp_path / "data"), "data.dataset": "vmd", "data.size": 32,
+            "run.runs_dir": str(tmp_path / "runs")}
+    (tmp_path / "run").mkdir()
+    videos = ", ".join(sorted({r.group for r in val}))
+    with pytest.raises(DataError, match=rf"not one validation mask has a foreground pixel \({len(val)} images of "
+                                        rf"\d videos? \({videos}\).*another --seed.*selection_split=last"):
+        load_data(load_config("smoke", overrides=base), tmp_path / "run")
+    _, splits = load_data(load_config("smoke", overrides={**base, "train.selection_split": "last"}), tmp_path / "run")
+    assert len(splits["val"]) == 0
+
+
+def test_a_labelled_test_image_gone_is_an_error_not_a_smaller_test_split(tmp_path):
+    """A test mask whose image is missing: the test split is defined by its masks, so training (which scores the
+    test split) refuses rather than score fewer images; a test file missing after a run finished is named as
+    missing, not as replaced."""
+    from benchmark.data.base import DataError
+    from benchmark.data.synthetic import write_tn3k
+    from benchmark.data.tn3k import open_tn3k
+    from benchmark.train import load_data
+
+    root = write_tn3k(tmp_path / "data" / "tn3k", n_train=10, n_test=4)
+    source = open_tn3k(root)
+    cfg = load_config("smoke", overrides={"data.root": str(tmp_path / "data"), "data.dataset": "tn3k",
+                                          "data.size": 32, "train.epochs": 1, "train.device": "cpu",
+                                          "run.runs_dir": str(tmp_path / "runs")})
+    run_dir = train_run(cfg, progress=False)
+    gone = source.splits["test"][1]
+    gone.mask.unlink()
+    with pytest.raises(RunConflict, match=rf"1 file of its official test split missing, e.g. the mask of "
+                                          rf"{gone.image}\. Point --data-root"):
+        train_run(cfg, progress=False)
+    source.splits["test"][2].image.unlink()
+    (tmp_path / "run").mkdir()
+    with pytest.raises(DataError, match=r"tn3k: 1 test mask with no image, e.g. .*test-mask.*the test split is "
+                                        r"defined by its masks"):
+        load_data(cfg, tmp_path / "run")
+    source.splits["train"][0].image.unlink()                 # a training image: no such error (not scored)
+    assert run_dir.is_dir()

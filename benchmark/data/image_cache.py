@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,11 +107,12 @@ def content_key(source: DatasetSource, refs: list[SampleRef], size: int) -> str:
 
 
 def load_resized(source: DatasetSource, refs: list[SampleRef], size: int, cache_dir: Path | None = None,
-                 skip_bad: bool = False, desc: str = "decode") -> ResizedSplit:
-    """Decode, binarise and resize every sample once; later calls with the same content read the cache."""
+                 skip_bad: bool = False, desc: str = "decode", workers: int = 0) -> ResizedSplit:
+    """Decode, binarise and resize every sample once, in `workers` threads (0: one per CPU core, at most 8; PIL
+    decodes and resizes without the GIL); later calls with the same content read the cache."""
     key = content_key(source, refs, size)
     if cache_dir is None:
-        return _decode(source, refs, size, skip_bad, desc, key)
+        return _decode(source, refs, size, skip_bad, desc, key, workers)
     folder = Path(cache_dir) / "images" / f"{source.name}-{size}-{key}"
     if not (folder / "meta.json").is_file():
         with file_lock(folder.with_name(folder.name + ".lock")) as locked:   # parallel runs decode once
@@ -121,7 +123,7 @@ def load_resized(source: DatasetSource, refs: list[SampleRef], size: int, cache_
                 ensure_free_space(folder.parent, len(refs) * size * size * 4, f"the decoded-image cache of "
                                   f"{len(refs)} images", "free space or point the caches at a larger disk "
                                   "(--set data.cache_dir=PATH)")   # before minutes of decoding, not after
-                _write_cache(folder, _decode(source, refs, size, skip_bad, desc, key))
+                _write_cache(folder, _decode(source, refs, size, skip_bad, desc, key, workers))
     meta = json.loads((folder / "meta.json").read_text())
     if meta["skipped"] and not skip_bad:   # decoded by a --skip-bad run: this one must fail as a fresh decode does
         raise DataError(meta["skipped"][0]["reason"])
@@ -132,9 +134,11 @@ def load_resized(source: DatasetSource, refs: list[SampleRef], size: int, cache_
 
 
 def _decode(source: DatasetSource, refs: list[SampleRef], size: int, skip_bad: bool, desc: str,
-            key: str) -> ResizedSplit:
-    images, masks, kept, sizes, skipped = [], [], [], [], []
-    for ref in tqdm(refs, desc=f"{desc} {source.name}", leave=False, disable=len(refs) < 50 or bars_off()):
+            key: str, workers: int = 0) -> ResizedSplit:
+    """The samples in order, whatever the number of threads: the same arrays, and the first unreadable sample in
+    order is the one named."""
+
+    def one(ref: SampleRef):
         try:
             image, mask = source.read_image(ref), source.read_mask(ref)
             if image.shape[:2] != mask.shape:
@@ -142,15 +146,29 @@ def _decode(source: DatasetSource, refs: list[SampleRef], size: int, skip_bad: b
                                 f"{image.shape[1]}x{image.shape[0]}; fix or remove this pair, or skip such samples "
                                 "with --skip-bad")
         except DataError as exc:
-            if not skip_bad:
-                raise
-            skipped.append({"key": ref.key, "reason": str(exc)})
-            continue
-        img, msk = resize_pair(image, mask, size)
-        images.append(img)
-        masks.append(msk)
-        kept.append(ref)
-        sizes.append(tuple(image.shape[:2]))
+            return exc
+        return (*resize_pair(image, mask, size), tuple(image.shape[:2]))
+
+    images, masks, kept, sizes, skipped = [], [], [], [], []
+    threads = workers or min(8, os.cpu_count() or 1)
+    pool = ThreadPoolExecutor(threads) if threads > 1 else None
+    try:
+        decoded = pool.map(one, refs) if pool else map(one, refs)
+        for ref, result in zip(refs, tqdm(decoded, total=len(refs), desc=f"{desc} {source.name}", leave=False,
+                                          disable=len(refs) < 50 or bars_off())):
+            if isinstance(result, DataError):
+                if not skip_bad:
+                    raise result
+                skipped.append({"key": ref.key, "reason": str(result)})
+                continue
+            img, msk, native = result
+            images.append(img)
+            masks.append(msk)
+            kept.append(ref)
+            sizes.append(native)
+    finally:   # an error or Ctrl-C: the queued samples are dropped, not decoded first
+        if pool:
+            pool.shutdown(cancel_futures=True)
     if not kept:
         raise DataError(f"{source.name}: no readable samples in this split under {source.root}")
     return ResizedSplit(np.stack(images), np.stack(masks), kept, sizes, skipped, key)
