@@ -262,8 +262,9 @@ def evaluate(
 @user_errors
 def predict(
     run_dir: Path = typer.Argument(..., help="a run directory (trained or imported)"),
-    images: Optional[Path] = typer.Argument(None, help="an image file or a folder of images; default: a split of "
-                                            "the run's dataset (--split)"),
+    images: Optional[Path] = typer.Argument(None, help="an image file or a folder of images (not one holding mask "
+                                            "folders: a dataset's split is --split); default: a split of the run's "
+                                            "dataset (--split)"),
     out: Path = typer.Option(..., help="folder for the probability PNGs (native size, probability x 255)"),
     split: Optional[str] = typer.Option(None, help="predict this split of the run's dataset (train, test; ISIC 2017 "
                                         "also val), one `<key>.png` per sample"),
@@ -303,17 +304,21 @@ def score(
     split: str = typer.Option("test", help="with --dataset: the split to score"),
     profile: Optional[str] = typer.Option(
         None, help="segdino, medical-native, mirror, shadow or shadow-per-frame; default: the dataset's first "
-        "(segdino for medical data, mirror, shadow), segdino without --dataset"),
+        "(segdino for medical data, mirror, shadow); without --dataset, that of the dataset GT_DIR lies in (else "
+        "the one segbench_predictions.json names), segdino when none is known"),
     out: Optional[Path] = typer.Option(None, help="CSV file for the per-image rows (a folder: FOLDER/scores.csv)"),
     size: Optional[int] = typer.Option(None, help="network grid for network-resolution profiles (segdino); "
                                        "default: the run's size for `segbench predict` output, else 256"),
     maps: str = typer.Option("auto", help="how grey maps are read: probability (p x 255), binary (a map of only 0 "
-                             "and 1 is a 0/1 mask), or auto (probability when any map holds a value above 1)"),
+                             "and 1 is a 0/1 mask; a JPEG map is foreground >= 1 when it holds no value above 4, "
+                             "else >= 128), or auto (probability when any map holds a value above 1, a JPEG map one "
+                             "above 4: JPEG noise)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ):
     """Score any model's predicted masks against ground truth under a named scoring profile."""
     from benchmark.evaluate import profiles_for
     from benchmark.metrics import score_directories, score_split
+    from benchmark.metrics.score import dataset_of
     from benchmark.predict import PREDICTIONS_META, predictions_size
 
     if dataset is None and split != "test":
@@ -327,6 +332,15 @@ def score(
         size = predictions_size(pred_dir)
         size_from = f" (the network size of the run that predicted them, from {PREDICTIONS_META})" if size else ""
         size = size or 256
+    profile_note = ""
+    if profile is None and dataset is None:   # the masks' dataset when it can be told (layout, predict's record)
+        known = dataset_of(pred_dir, gt_dir)
+        if known is not None and profiles_for(known[0])[0] != "segdino":
+            (key, why, root), profile = known, profiles_for(known[0])[0]
+            profile_note = (f"scored under '{profile}', the {key} profile, as {why}; --profile chooses another "
+                            "(segdino, the default for other masks)"
+                            + (f"; `segbench score {pred_dir} {root} --dataset {key}` scores its official {split} "
+                               "split in one go" if root is not None else ""))
     profile = profile or (profiles_for(dataset)[0] if dataset is not None else "segdino")
     if dataset is not None:
         from benchmark.registry import open_dataset
@@ -334,7 +348,11 @@ def score(
         summary, rows = score_split(pred_dir, open_dataset(dataset, gt_dir), split, profile, out, size, maps)
     else:
         summary, rows = score_directories(pred_dir, gt_dir, profile, out, size, maps)
+    if profile_note:
+        summary["profile_from"] = profile_note
     if as_json:
+        if profile_note:   # stdout stays JSON
+            err.print(profile_note, highlight=False, soft_wrap=True)
         print(json.dumps(summary, indent=2))
         return
     where = f" ({summary['dataset']} {summary['split']} split in {summary['root']})" if dataset is not None else ""
@@ -342,6 +360,8 @@ def score(
                 title=f"{len(rows)} images{where} scored under '{profile}' at "
                       + ("each mask's native size" if summary["scored_size"] == "native"
                          else summary["scored_size"] + size_from))
+    if profile_note:
+        console.print(profile_note, highlight=False, soft_wrap=True)
     console.print(f"maps read as {summary['maps']}", highlight=False, soft_wrap=True)
     if summary["scored_size"] != "native":   # a mask scored against itself is then not quite perfect: say why
         console.print(f"'{profile}' scores on the network grid (the public code scores its network output against "
@@ -353,7 +373,10 @@ def score(
     for item in summary["excluded"]:
         console.print(f"left out {item['key']} ({item['reason']}), as segbench's loader does")
     if summary.get("ignored"):
-        console.print(f"not scored: {summary['ignored']} predictions of images outside the {split} split")
+        n, examples = summary["ignored"], summary.get("ignored_examples") or []
+        console.print(f"not scored: {n} prediction{'s' * (n != 1)} that pair{'s' * (n == 1)} with no {split} sample"
+                      + (f" (e.g. {', '.join(examples)})" if examples else "")
+                      + ": other splits' images, or files named otherwise", highlight=False, soft_wrap=True)
     if out:
         console.print(f"per-image rows: {out}")
 

@@ -35,6 +35,8 @@ def predict_folder(run_dir: str | Path, images: str | Path, out: str | Path, dev
     if images.is_dir() and (out.resolve() == images.resolve() or images.resolve() in out.resolve().parents):
         raise DataError(f"--out {out} is inside the image folder {images}: the maps would overwrite images of the "
                         "same name or be read as images next time; give a folder outside it")
+    if images.is_dir():
+        check_no_mask_folders(run_dir, images, out, files)
     targets = [out / (path.relative_to(images).with_suffix(".png") if path != images else f"{path.stem}.png")
                for path in files]
     seen: dict[Path, Path] = {}
@@ -43,8 +45,60 @@ def predict_folder(run_dir: str | Path, images: str | Path, out: str | Path, dev
             raise DataError(f"{seen[target]} and {path} would both write {target}; rename one of them")
         seen[target] = path
     cfg, model = load_run_model(run_dir, device)
-    return _predict(model, run_dir, cfg.data.size, list(zip(files, targets)), out, {"images": str(images.resolve())},
-                    device, progress)
+    return _predict(model, run_dir, cfg.data.size, list(zip(files, targets)), out,
+                    {"images": str(images.resolve()), "run_dataset": cfg.data.dataset}, device, progress)
+
+
+# folders of masks (and mask renderings) in the datasets' layouts: ViSha's labels/, VMD-D's SegmentationClassPNG/ and
+# SegmentationClassVisualization/, Kvasir's masks/, MSD's mask/, ISIC's *_GroundTruth/, TN3K's test-mask/, GT/
+MASK_FOLDER_NAMES = ("labels", "label", "masks", "mask", "gt", "groundtruth", "ground_truth", "annotations")
+MASK_FOLDER_PREFIXES = ("segmentationclass", "segmentationobject")
+MASK_FOLDER_SUFFIXES = ("_groundtruth", "-groundtruth", "-mask", "_mask", "-masks", "_masks")
+
+
+def is_mask_folder(name: str) -> bool:
+    name = name.lower()
+    return name in MASK_FOLDER_NAMES or name.startswith(MASK_FOLDER_PREFIXES) or name.endswith(MASK_FOLDER_SUFFIXES)
+
+
+def check_no_mask_folders(run_dir, images: Path, out: Path, files: list[Path]) -> None:
+    """Refuses an image folder with mask folders below it (VMD-D's `test/`, whose videos hold JPEGImages/ beside
+    SegmentationClassPNG/; ViSha's `test/`, with images/ beside labels/): predict would run the model on every mask
+    too and name the maps after their folders, which `segbench score` pairs with nothing. Names the dataset's
+    `--split` command when the folder lies in a dataset layout, else a folder of images only. Pointing at a mask
+    folder itself is the user's choice."""
+    from benchmark.metrics.score import dataset_around
+
+    masks: dict[Path, int] = {}
+    for path in files:
+        parts = path.relative_to(images).parts[:-1]
+        hit = next((i for i, part in enumerate(parts) if is_mask_folder(part)), None)
+        if hit is not None:
+            folder = images.joinpath(*parts[:hit + 1])
+            masks[folder] = masks.get(folder, 0) + 1
+    if not masks:
+        return
+    n = sum(masks.values())
+    shown = ", ".join(f"{f.relative_to(images).as_posix()}/" for f in list(masks)[:3]) + (
+        f" and {len(masks) - 3} more" if len(masks) > 3 else "")
+    message = (f"{images} holds mask folders ({shown}: {n} of its {len(files)} images): predict would run the model on "
+               "the masks as if they were images")
+    plain = sorted({p.parent for p in files if not any(is_mask_folder(part) for part in
+                                                       p.relative_to(images).parts[:-1])})
+    only = f"give a folder of images only{f' (e.g. {plain[0]})' if plain else ''}"
+    found = dataset_around(images)
+    if found is not None:
+        key, root = found
+        inside = images.resolve().relative_to(root) if images.resolve() != root else Path()
+        first = inside.parts[0].lower() if inside.parts else ""
+        split = next((s for s in ("train", "val", "test") if first.startswith(s)), "test")   # train_origin: train
+        message += (f". It lies in the {key} dataset at {root}: "
+                    f"`segbench predict {run_dir} --split {split} --dataset {key} --data-root {root} --out {out}` "
+                    f"predicts its {split} images as `<key>.png`, the names `segbench score {out} {root} --dataset "
+                    f"{key}` pairs with the masks; or {only}")
+    else:
+        message += f"; {only}"
+    raise DataError(message)
 
 
 def predict_split(run_dir: str | Path, out: str | Path, split: str = "test", data_root: str | None = None,
@@ -70,7 +124,8 @@ def predict_split(run_dir: str | Path, out: str | Path, split: str = "test", dat
         raise DataError(f"{source.name}'s {split} split under {source.root} is empty")
     out = Path(out)
     written = _predict(model, run_dir, cfg.data.size, [(ref.image, out / f"{ref.key}.png") for ref in refs], out,
-                       {"dataset": source.name, "split": split, "root": str(source.root)}, device, progress)
+                       {"dataset": source.name, "split": split, "root": str(source.root),
+                        "run_dataset": cfg.data.dataset}, device, progress)
     return written, f"{source.name} {split} split in {source.root}"
 
 

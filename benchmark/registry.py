@@ -117,9 +117,10 @@ def is_runs_folder(folder: Path) -> bool:
 
 
 def find_dataset_root(key: str, data_root: str | Path) -> Path:
-    """`data_root` is the dataset's own folder or a folder holding several under their usual unzipped names. A
-    child folder of such a name that is a runs folder (`--runs-dir` set to the data root writes RUNS/<dataset>/
-    there) is passed over."""
+    """`data_root` is the dataset's own folder or a folder holding several, under their usual unzipped names or, when
+    no child has one, under any name, found by their layout as `data check` finds them (VMD-D is assembled by hand,
+    so its folder's name is the user's). A child folder that is a runs folder (`--runs-dir` set to the data root
+    writes RUNS/<dataset>/ there) is passed over. A folder dataset is `data_root` itself."""
     check_key("dataset", key, DATASETS)
     data_root = Path(data_root).expanduser()
     if not data_root.is_dir():
@@ -130,7 +131,15 @@ def find_dataset_root(key: str, data_root: str | Path) -> Path:
     for child in sorted(data_root.iterdir()):
         if child.is_dir() and child.name.lower() in names and not is_runs_folder(child):
             return child
-    return data_root
+    if key == "folder":
+        return data_root
+    from benchmark.data.check import detect_datasets
+
+    found = [folder for k, folder in detect_datasets(data_root) if k == key]
+    if len(found) > 1:
+        raise DataError(f"{data_root} holds {len(found)} folders laid out as {key}: "
+                        f"{', '.join(f.name for f in found)}; give the one to use as the data root")
+    return found[0] if found else data_root
 
 
 def open_dataset(key: str, data_root: str | Path, num_classes: int | None = None) -> DatasetSource:

@@ -37,6 +37,7 @@ from benchmark.evaluate import (
     validate,
 )
 from benchmark.features import cached_features
+from benchmark.metrics.score import masks_without_image
 from benchmark.progress import bars_off
 from benchmark.records import trainable_state
 from benchmark.registry import build_model, canonical_data, open_data
@@ -307,7 +308,7 @@ def load_data(cfg: Config, run_dir: Path, source=None) -> tuple[object, dict[str
     source = source or open_data(cfg.data)
     on_test = cfg.train.selection_split == "test"
     refs, rule = split_refs(cfg, source)
-    if not cfg.data.subset and (lost := unpaired_test_masks(source)):
+    if not cfg.data.subset and (lost := masks_without_image(source, "test")):
         raise DataError(f"{cfg.data.dataset}: {_count(len(lost), 'test mask')} with no image, e.g. {lost[0]}: the "
                         "test split is defined by its masks, so its scores would leave labelled frames out. Restore "
                         "the images (re-extract the dataset); `segbench data check` lists them")
@@ -358,19 +359,6 @@ def _empty_validation_message(cfg: Config, val: ResizedSplit, rule: str) -> str:
     return (f"{cfg.data.dataset}: not one validation mask has a foreground pixel ({what}; {rule}): an empty "
             f"prediction scores Dice 1 on every one, so every epoch would tie and epoch 1 would be kept. Use "
             f"{fixes}or --set train.selection_split=last to keep the last epoch with no validation")
-
-
-def unpaired_test_masks(source) -> list[Path]:
-    """Masks with no image that lie in the test split's own mask folders (not in one it shares with training):
-    labelled test frames the test split would silently lose."""
-    def root(name: str) -> Path | None:
-        masks = [str(r.mask) for r in source.splits.get(name, []) if r.mask is not None]
-        return Path(os.path.commonpath(masks)) if masks else None
-
-    test, train = root("test"), root("train")
-    if test is None or test == train or (train is not None and test in train.parents):
-        return []
-    return [m for m in source.unpaired_masks if test in Path(m).parents]
 
 
 def any_foreground(split: ResizedSplit, chunk: int = 256) -> bool:

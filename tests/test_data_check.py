@@ -211,3 +211,166 @@ def test_folder_masks_train_refuses_fail_the_check(tmp_path):
     report = check_dataset(root, "folder", expect_counts=False)
     assert not report.ok and [p.kind for p in report.errors] == ["non_binary_mask"]
     assert f"mask {mask} holds {{0, 65535}}" in report.errors[0].message
+
+
+# --- video datasets (walk15) -----------------------------------------------------------------------------------------
+
+def _videos(tmp_path: Path) -> tuple[Path, Path]:
+    """VMD and ViSha replicas of 3 videos per split, 3 frames each."""
+    return (WRITERS["vmd"](tmp_path / "VMD", 9, 9, 0), WRITERS["visha"](tmp_path / "ViSha", 9, 9, 0))
+
+
+def test_a_video_without_masks_is_one_line_naming_its_mask_folder(tmp_path):
+    """walk15 #9: a video's mask folder removed gave one `image ... has no mask` line per frame, naming neither the
+    folder nor a fix; a single missing mask now reads as the loader's error does."""
+    vmd, visha = _videos(tmp_path)
+    shutil.rmtree(vmd / "test" / "0901" / "SegmentationClassPNG")
+    shutil.rmtree(visha / "test" / "labels" / "test_video_01")
+    single = vmd / "train" / "0800" / "JPEGImages" / "00005.jpg"
+    (vmd / "train" / "0800" / "SegmentationClassPNG" / "00005.png").unlink()
+    report = check_dataset(tmp_path, expect_counts=False)
+    missing = [p for p in report.errors if p.kind == "missing_mask"]
+    assert [p.path for p in missing] == [str(single), str(vmd / "test" / "0901" / "SegmentationClassPNG"),
+                                         str(visha / "test" / "labels" / "test_video_01")], report.to_text()
+    assert missing[0].message == f"no mask for {single}: restore it, or skip such samples with --skip-bad"
+    assert missing[1].message == (f"mask folder {vmd / 'test' / '0901' / 'SegmentationClassPNG'} is missing, so no "
+                                  "frame of video 0901 has a mask (3 frames): restore it (re-extract the video's "
+                                  "masks), or skip such samples with --skip-bad")
+    assert missing[2].message.startswith(f"mask folder {visha / 'test' / 'labels' / 'test_video_01'} is missing, so "
+                                         "no frame of video test_video_01 has a mask (3 frames)")
+
+
+def test_a_video_whose_masks_are_misnamed_names_the_pairing_rule(tmp_path):
+    vmd, _ = _videos(tmp_path)
+    folder = vmd / "train" / "0801" / "SegmentationClassPNG"
+    for mask in list(folder.iterdir()):
+        mask.rename(mask.with_name(f"{int(mask.stem)}.png"))    # 00005.png -> 5.png: pads that differ
+    stray = vmd / "train" / "0802" / "SegmentationClassPNG" / "99.png"   # another video's stray file ...
+    stray.write_bytes((vmd / "train" / "0802" / "SegmentationClassPNG" / "00000.png").read_bytes())
+    lone = vmd / "train" / "0800" / "JPEGImages" / "00000.jpg"
+    (vmd / "train" / "0800" / "SegmentationClassPNG" / "00000.png").unlink()
+    report = check_dataset(vmd, "vmd", expect_counts=False)
+    missing = {p.path: p.message for p in report.errors if p.kind == "missing_mask"}
+    assert missing[str(folder)].startswith(f"no frame of video 0801 has a mask in {folder} (3 frames); it holds 3 "
+                                           "files with no frame of the same stem (e.g. ")
+    assert missing[str(folder)].endswith("vmd pairs a frame and its mask by identical stem (00000.jpg with "
+                                         "00000.png): rename them")
+    # ... does not turn a plainly missing mask of a third video into a naming problem
+    assert missing[str(lone)] == f"no mask for {lone}: restore it, or skip such samples with --skip-bad"
+    assert [p.path for p in report.errors if p.kind == "extra_mask"] == \
+        sorted(str(p) for p in [*folder.iterdir(), stray]), report.to_text()
+
+
+def test_visha_labels_without_images_fail_the_check(tmp_path):
+    """walk15 #1: a test video's labels without its images passed `data check --miniature` with a note; they are
+    labelled frames the test split loses, so an error naming the folder and the fix."""
+    _, visha = _videos(tmp_path)
+    (visha / "test" / "images" / "test_video_02").rename(tmp_path / "away")
+    (visha / "train" / "labels" / "train_video_00" / "00000009.png").write_bytes(
+        (visha / "train" / "labels" / "train_video_00" / "00000001.png").read_bytes())
+    report = check_dataset(visha, "visha", expect_counts=False)
+    assert not report.ok
+    labels = visha / "test" / "labels" / "test_video_02"
+    extra = [p for p in report.errors if p.kind == "extra_mask"]
+    assert [p.path for p in extra] == [str(labels), str(visha / "train" / "labels" / "train_video_00" /
+                                                        "00000009.png")], report.to_text()
+    assert extra[0].message == (f"mask folder {labels} holds 3 masks of video test_video_02, which has no image "
+                                f"({visha / 'test' / 'images' / 'test_video_02'} is missing): the split loses these "
+                                f"labelled frames; restore the video's images (re-extract it), or move {labels} out "
+                                "of the dataset")
+
+
+def test_a_nested_split_folder_is_one_dataset_with_the_fix(tmp_path):
+    """walk15 #7: VMD/train_origin/train_origin/ made `data check VMD` report its split folders as two VMD datasets,
+    and `data check` above it call the nested folder a video to re-extract."""
+    vmd = WRITERS["vmd"](tmp_path / "nest" / "VMD", 6, 3, 0)
+    for split, name in (("train", "train_origin"), ("test", "test")):
+        (vmd / split).rename(vmd / "inner")
+        (vmd / name).mkdir()
+        (vmd / "inner").rename(vmd / name / name)
+    assert detect_datasets(vmd) == [("vmd", vmd)] and detect_datasets(vmd.parent) == [("vmd", vmd)]
+    for root in (vmd, vmd.parent):
+        report = check_dataset(root, expect_counts=False)
+        (problem,) = report.errors
+        assert [d.root for d in report.datasets] == [vmd] and problem.kind == "layout", report.to_text()
+        assert f"{vmd / 'train_origin' / 'train_origin'} is nested in a folder of its own name" in problem.message
+        assert "move its contents up one level" in problem.message and "re-extract" not in problem.message
+    visha = WRITERS["visha"](tmp_path / "ViSha", 6, 3, 0)
+    for split in ("train", "test"):
+        (visha / split).rename(visha / "inner")
+        (visha / split).mkdir()
+        (visha / "inner").rename(visha / split / split)
+    assert detect_datasets(visha) == [("visha", visha)]
+    assert "move its contents up one level" in check_dataset(visha, expect_counts=False).errors[0].message
+
+
+def test_vmd_train_and_train_origin_in_the_check(tmp_path):
+    """walk15 #2: both folders, neither of the official count: an error naming both with their video counts."""
+    vmd, _ = _videos(tmp_path)
+    shutil.copytree(vmd / "train", vmd / "train_origin")
+    (vmd / "val").mkdir()
+    (vmd / "train" / "0802").rename(vmd / "val" / "0802")
+    (problem,) = check_dataset(vmd, "vmd", expect_counts=False).errors
+    assert problem.kind == "layout" and "both train/ (2 videos) and train_origin/ (3 videos)" in problem.message
+
+
+def _recolour(mask: Path, colours: list[tuple[int, int, int]]) -> None:
+    """Re-save a palette mask as RGB: foreground in colours[0], and its top rows in colours[1:] if any."""
+    from benchmark.data.base import read_mask
+
+    foreground = read_mask(mask, "nonzero").astype(bool)
+    rgb = np.zeros((*foreground.shape, 3), np.uint8)
+    rgb[foreground] = colours[0]
+    for row, colour in enumerate(colours[1:]):
+        rgb[row] = colour
+    Image.fromarray(rgb).save(mask)
+
+
+def test_colour_vmd_masks_are_judged_as_training_reads_them(tmp_path):
+    """walk15 #11: a VMD mask re-saved in its VOC colour was an error in `data check` though training reads it
+    right (foreground where not black); a colour mask of several colours is an error naming the fix."""
+    from benchmark.data.base import read_mask
+
+    vmd, _ = _videos(tmp_path)
+    mask = vmd / "train" / "0800" / "SegmentationClassPNG" / "00000.png"
+    palette = read_mask(mask, "nonzero")
+    _recolour(mask, [(128, 0, 0)])
+    np.testing.assert_array_equal(read_mask(mask, "nonzero"), palette)    # what training reads: unchanged
+    assert check_dataset(vmd, "vmd", expect_counts=False).ok
+    _recolour(mask, [(128, 0, 0), (0, 128, 0)])
+    (problem,) = check_dataset(vmd, "vmd", expect_counts=False).errors
+    assert problem.kind == "non_binary_mask" and problem.path == str(mask)
+    assert problem.message == (f"mask {mask} is a colour image with 2 colours besides black ((0, 128, 0), (128, 0, "
+                               "0)); vmd masks hold black and one foreground colour, and training would read every "
+                               "non-black pixel as foreground: re-export it as a palette PNG (index 0 background, "
+                               "index 1 foreground)")
+
+
+def test_colour_masks_of_a_grey_dataset_name_the_fix(tmp_path):
+    """A grey 0/255 dataset reads colour by brightness: a red mask reads as background, an error with the fix."""
+    from benchmark.data.base import read_mask
+
+    root = WRITERS["msd"](tmp_path / "MSD", 5, 2, 0)
+    mask = min((root / "train" / "mask").iterdir())
+    _recolour(mask, [(255, 0, 0)])
+    assert not read_mask(mask).any()
+    (problem,) = check_dataset(root, "msd", expect_counts=False).errors
+    assert problem.message.startswith(f"mask {mask} is a colour image; msd masks are grey 0/255")
+    assert problem.message.endswith("re-export it as a grey 0/255 PNG")
+
+
+def test_videos_without_foreground_are_noted(tmp_path):
+    """walk15 #12: a video whose every mask is empty is named in a note (not an error: VMD-D and ViSha hold some)."""
+    vmd, visha = _videos(tmp_path)
+    for folder in (vmd / "train" / "0802" / "SegmentationClassPNG", visha / "test" / "labels" / "test_video_00"):
+        for mask in folder.iterdir():
+            Image.fromarray(np.zeros(Image.open(mask).size[::-1], np.uint8)).save(mask)
+    report = check_dataset(tmp_path, expect_counts=False)
+    assert report.ok, report.to_text()
+    notes = {d.key: [n for n in d.notes if "no foreground" in n] for d in report.datasets}
+    assert notes["vmd"] == ["train: 1 of 3 videos has no foreground in any mask: 0802 (a few are normal; if most "
+                            "videos are listed, check the mask rule: nonzero)"]
+    assert notes["visha"] == ["test: 1 of 3 videos has no foreground in any mask: test_video_00 (a few are normal; "
+                              "if most videos are listed, check the mask rule: threshold128)"]
+    assert "note: train: 1 of 3 videos has no foreground" in report.to_text()
+    assert not any(n for key, lines in notes.items() for n in lines if key not in ("vmd", "visha"))

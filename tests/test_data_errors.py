@@ -269,3 +269,30 @@ def test_a_cache_decoded_with_skip_bad_does_not_skip_for_a_run_without_it(tmp_pa
     assert len(kept) == 2 and kept.skipped[0]["key"] == source.splits["test"][0].key
     with pytest.raises(DataError, match=f"cannot read image {bad}"):
         load_resized(source, source.splits["test"], 32, cache)
+
+
+# --- 5. a dataset folder under a name of the user's ------------------------------------------------------------------
+
+def test_a_dataset_under_another_name_is_found_by_its_layout(tmp_path):
+    """walk15 #8: `data check ROOT` found ViSha_release/ and VMD_dataset/ by their layout, while `--dataset visha
+    --data-root ROOT` looked only for the usual names and failed naming ROOT/train/images."""
+    from benchmark.data.synthetic import write_visha, write_vmd
+
+    root = tmp_path / "rn"
+    write_visha(root / "ViSha_release", n_train=6, n_test=3)
+    write_vmd(root / "VMD_dataset", n_train=6, n_test=3)
+    write_tn3k(root / "thyroid", n_train=5, n_test=2)
+    for key, folder in (("visha", "ViSha_release"), ("vmd", "VMD_dataset"), ("tn3k", "thyroid")):
+        assert find_dataset_root(key, root) == root / folder
+        assert open_dataset(key, root).root == root / folder
+    assert check_dataset(root, "visha", expect_counts=False).ok
+    assert find_dataset_root("folder", root) == root               # a folder dataset is the data root itself
+    write_visha(root / "ViSha_copy", n_train=6, n_test=3)           # two of them: say which, do not pick
+    with pytest.raises(DataError) as caught:
+        find_dataset_root("visha", root)
+    assert str(caught.value) == (f"{root} holds 2 folders laid out as visha: ViSha_copy, ViSha_release; give the one "
+                                 "to use as the data root")
+    write_visha(root / "ViSha", n_train=6, n_test=3)                # a usual name still wins
+    assert find_dataset_root("visha", root) == root / "ViSha"
+    with pytest.raises(DataError, match=f"expected folders {tmp_path / 'train' / 'images'}"):
+        open_dataset("visha", tmp_path)                              # nothing laid out as ViSha: the loader's error

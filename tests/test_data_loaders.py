@@ -559,3 +559,85 @@ def test_threaded_decoding_gives_the_same_arrays_and_the_first_bad_file(tmp_path
             load_resized(source, refs[::-1][:1] + refs, 32, workers=workers)
         split = load_resized(source, refs, 32, skip_bad=True, workers=workers)
         assert [s["key"] for s in split.skipped] == [r.key for r in refs[:3]]
+
+
+def _vmd_split_off_val(root: Path, held: str) -> None:
+    """What a VMD-Net train/val split script leaves: train_origin/ kept whole, train/ and val/ beside it."""
+    shutil.copytree(root / "train", root / "train_origin")
+    (root / "val").mkdir()
+    (root / "train" / held).rename(root / "val" / held)
+
+
+def test_vmd_with_train_and_train_origin_reads_the_official_one_and_says_so(tmp_path, monkeypatch):
+    """walk15 #2: train/ (a user's 80% subset) used to be read without a word when train_origin/ sat beside it."""
+    import benchmark.data.vmd as vmd
+    from benchmark.data.synthetic import write_vmd
+
+    root = write_vmd(tmp_path / "VMD", n_train=12, n_test=3)   # 4 training videos of 3 frames
+    _vmd_split_off_val(root, "0803")
+    with pytest.raises(DataError) as caught:     # neither holds the official 143 videos: no guess
+        open_dataset("vmd", root)
+    message = str(caught.value)
+    assert f"{root} holds both train/ (3 videos) and train_origin/ (4 videos)" in message, message
+    assert "neither holds the official 143 training videos" in message and "move the other out of" in message
+    monkeypatch.setitem(vmd.EXPECTED_VIDEOS, "train", 4)      # a full copy: train_origin/ holds the official count
+    source = open_dataset("vmd", root)
+    assert len(source.splits["train"]) == 12
+    assert ("train split read from train_origin/ (4 videos, the official count); ignored: train/ (3 videos), val/ "
+            "(1 video) (VMD-D's official splits are train and test; validation is carved from the training videos)"
+            in source.notes), source.notes
+    monkeypatch.setitem(vmd.EXPECTED_VIDEOS, "train", 3)      # ... or train/ does
+    assert len(open_dataset("vmd", root).splits["train"]) == 9
+
+
+def test_vmd_train_beside_a_copy_or_a_val_folder_is_named_in_a_note(tmp_path):
+    from benchmark.data.synthetic import write_vmd
+
+    root = write_vmd(tmp_path / "VMD", n_train=12, n_test=3)
+    shutil.copytree(root / "train", root / "train_origin")       # the same videos twice: no ambiguity
+    source = open_dataset("vmd", root)
+    assert len(source.splits["train"]) == 12
+    assert "train split read from train/ (4 videos, the same as train_origin/); ignored: train_origin/ (4 videos)" \
+        in source.notes, source.notes
+    shutil.rmtree(root / "train_origin")
+    (root / "val").mkdir()
+    (root / "train" / "0803").rename(root / "val" / "0803")       # train/ and val/ only: val/ is not read
+    notes = open_dataset("vmd", root).notes
+    assert any(n.startswith("train split read from train/; ignored: val/ (1 video)") for n in notes), notes
+    (root / "val" / "0803").rename(root / "train" / "0803")       # train/ alone: nothing to say
+    assert not any("train split" in n for n in open_dataset("vmd", root).notes)
+    with pytest.raises(DataError, match=f"{root / 'train'} holds video folders itself, so it is a split folder"):
+        open_dataset("vmd", root / "train")                       # a split folder given as the data root
+
+
+@pytest.mark.parametrize("key", VIDEO)
+def test_a_split_folder_nested_in_its_own_name_says_move_it_up(key, tmp_path):
+    """walk15 #7: `unzip train_origin.zip -d VMD/train_origin` leaves train_origin/train_origin/<videos>."""
+    from benchmark.data.synthetic import write_visha, write_vmd
+
+    root = (write_vmd if key == "vmd" else write_visha)(tmp_path / FOLDER_NAMES[key], n_train=6, n_test=3)
+    split = "train_origin" if key == "vmd" else "train"
+    (root / "train").rename(root / "inner")
+    (root / split).mkdir()
+    (root / "inner").rename(root / split / split)
+    with pytest.raises(DataError) as caught:
+        open_dataset(key, root)
+    inner = root / split / split
+    assert str(caught.value).endswith(f"{inner} is nested in a folder of its own name (an archive extracted into a "
+                                      f"folder named after it): move its contents up one level (mv {inner}/* "
+                                      f"{root / split}/ && rmdir {inner})"), str(caught.value)
+
+
+def test_visha_label_folder_without_images_is_unpaired_not_only_a_note(tmp_path):
+    """walk15 #1: a test video's labels without its images are labelled frames the split would lose: its files are
+    unpaired masks (data check: errors; train: refused for the test split), not only a note."""
+    from benchmark.data.synthetic import write_visha
+
+    root = write_visha(tmp_path / "ViSha", n_train=6, n_test=6)
+    (root / "test" / "images" / "test_video_01").rename(tmp_path / "away")
+    source = open_dataset("visha", root)
+    labels = root / "test" / "labels" / "test_video_01"
+    assert sorted(source.unpaired_masks) == sorted(labels.iterdir()) and len(source.unpaired_masks) == 3
+    assert len(source.splits["test"]) == 3
+    assert (f"test: label folders without images: test_video_01 (their frames are left out; restore the images "
+            f"under {root / 'test' / 'images'}/)") in source.notes, source.notes

@@ -516,3 +516,103 @@ def test_a_folder_of_probability_maps_is_read_as_one(tmp_path):
     (pred / "a.png").unlink(), (gt / "a.png").unlink()   # alone, the 0/1 map is a 0/1 mask
     summary, rows = score_directories(pred, gt, "mirror")
     assert rows[0]["fp"] == int((faint == 1).sum()) and summary["maps"].startswith("binary masks")
+
+
+# ---- JPEG maps (walk15 finding 3): the printed reading is the one used, and --maps binary holds for JPEGs ----
+
+def _jpeg_case(tmp_path):
+    """Ground truth 0/255 PNGs with an object each, and the same masks as 0/1 JPEG maps (grey and colour)."""
+    gt = tmp_path / "gt"
+    masks = {}
+    for i in range(3):
+        m = np.zeros((48, 64), np.uint8)
+        m[8 + 4 * i:30, 10:40 + 5 * i] = 1
+        masks[f"f{i}"] = m
+        _save(gt / f"f{i}.png", m * 255)
+    return gt, masks
+
+
+@pytest.mark.parametrize("quality", [75, 95, 100])
+@pytest.mark.parametrize("colour", [False, True])
+def test_zero_one_masks_saved_as_jpeg_score_as_masks(tmp_path, quality, colour):
+    """0/1 masks saved as JPEG decode to 0..2: the folder is read as binary masks (it was read as p = value/255,
+    every frame empty, while the summary said "binary masks"), the same under --maps auto and binary."""
+    from benchmark.metrics.score import maps_are_probabilities
+
+    gt, masks = _jpeg_case(tmp_path)
+    for key, m in masks.items():
+        img = Image.fromarray(m)
+        (img.convert("RGB") if colour else img).save(_mkdir(tmp_path / "pred") / f"{key}.jpg", quality=quality)
+        # what the file holds, as a lossless 0/1 mask: the JPEG's best reading (>= 1; JPEG loses some of a 0/1 mask)
+        decoded = np.asarray(Image.open(tmp_path / "pred" / f"{key}.jpg").convert("L"))
+        _save(tmp_path / "png" / f"{key}.png", decoded >= 1)
+    paths = sorted((tmp_path / "pred").glob("*.jpg"))
+    assert 1 <= max(np.asarray(Image.open(p).convert("L")).max() for p in paths) <= 4   # within the noise margin
+    assert not maps_are_probabilities(paths)
+    lossless, _ = score_directories(tmp_path / "png", gt, "mirror")
+    for maps in ("auto", "binary"):
+        summary, rows = score_directories(tmp_path / "pred", gt, "mirror", maps=maps)
+        assert summary["counts"]["pred_empty"] == 0, maps
+        assert summary["metrics"] == lossless["metrics"] and summary["metrics"]["iou"] > (0.95 if quality > 90 else 0.6)
+        assert summary["maps"].startswith("binary masks") and "JPEG maps: foreground where >= 1" in summary["maps"]
+
+
+def _mkdir(path):
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def test_jpeg_probability_maps_are_read_and_reported_as_probabilities(tmp_path):
+    """JPEG copies of probability maps: `maps_are_probabilities` looks at JPEGs too (it looked at PNGs only, so the
+    summary said "binary masks" while the maps were read as p x 255)."""
+    from benchmark.metrics.score import maps_are_probabilities, read_prediction
+
+    gt, masks = _jpeg_case(tmp_path)
+    for key, m in masks.items():
+        Image.fromarray(np.where(m > 0, 220, 20).astype(np.uint8)).save(_mkdir(tmp_path / "pred") / f"{key}.jpg",
+                                                                        quality=95)
+    paths = sorted((tmp_path / "pred").glob("*.jpg"))
+    assert maps_are_probabilities(paths)
+    summary, rows = score_directories(tmp_path / "pred", gt, "mirror")
+    assert summary["maps"] == "probability x 255"
+    decoded = np.asarray(Image.open(paths[0])).astype(np.float32) / 255
+    assert np.array_equal(read_prediction(paths[0], True), decoded)
+    assert rows[0]["mae"] == pytest.approx(float(np.abs(decoded - masks["f0"]).mean()), abs=1e-6)
+    assert summary["metrics"]["iou"] > 0.95
+
+
+def test_maps_binary_reads_0_255_jpegs_as_clean_masks(tmp_path):
+    """`--maps binary` is honoured for JPEGs: a 0/255 JPEG is foreground where >= 128 (the rule for lossy masks),
+    without its compression noise (MAE 0 against its own mask), a 0/1 JPEG where >= 1; under auto a 0/255 JPEG is
+    read as p x 255 as before (the same masks at 0.5, its noise in MAE)."""
+    from benchmark.metrics.score import read_prediction
+
+    gt, masks = _jpeg_case(tmp_path)
+    for key, m in masks.items():
+        Image.fromarray(m * 255).save(_mkdir(tmp_path / "pred") / f"{key}.jpg", quality=90)
+    summary, rows = score_directories(tmp_path / "pred", gt, "mirror", maps="binary")
+    path = tmp_path / "pred" / "f0.jpg"
+    noisy = np.asarray(Image.open(path))
+    assert set(np.unique(noisy)) - {0, 255}   # the JPEG does hold noise
+    assert np.array_equal(read_prediction(path, False), (noisy >= 128).astype(np.float32))
+    assert summary["metrics"]["iou"] == 1.0 and summary["metrics"]["mae"] == 0.0
+    assert summary["maps"].startswith("binary masks (--maps binary") and ">= 128" in summary["maps"]
+    auto, _ = score_directories(tmp_path / "pred", gt, "mirror")
+    assert auto["maps"] == "probability x 255" and auto["metrics"]["iou"] == 1.0 and auto["metrics"]["mae"] > 0
+    Image.fromarray(masks["f0"]).save(path, quality=90)   # one 0/1 JPEG among 0/255 ones: >= 1, per map
+    assert np.array_equal(read_prediction(path, False), (np.asarray(Image.open(path)) >= 1).astype(np.float32))
+    assert score_directories(tmp_path / "pred", gt, "mirror", maps="binary")[0]["metrics"]["iou"] > 0.95
+
+
+def test_a_folder_mixing_png_and_jpeg_maps_says_how_each_was_read(tmp_path):
+    gt, masks = _jpeg_case(tmp_path)
+    pred = _mkdir(tmp_path / "pred")
+    Image.fromarray(masks["f0"]).save(pred / "f0.png")
+    for key in ("f1", "f2"):
+        Image.fromarray(masks[key]).save(pred / f"{key}.jpg", quality=95)
+    summary, _ = score_directories(pred, gt, "mirror")
+    assert summary["maps"].startswith("binary masks (no PNG map holds a value above 1, no JPEG map above 4")
+    assert summary["metrics"]["iou"] > 0.95
+    Image.fromarray(masks["f0"] * 200).save(pred / "f0.png")
+    summary, _ = score_directories(pred, gt, "mirror")
+    assert summary["maps"] == "probability x 255 (PNG and JPEG maps alike)"

@@ -4,32 +4,37 @@ is wrong, file by file.
 It opens each dataset through its own loader (the code path training uses), decodes every image and mask fully,
 and reports
 - errors (`ok` is False): a layout the loader refuses, two files of one stem (which the loaders refuse: a silent
-  pick of either would train on the wrong one), a missing mask, a mask without an image, an unreadable or
-  truncated image or mask, a mask whose size differs from its image's, mask values that are not the dataset's
-  binary encoding beyond JPEG noise or a folder dataset's soft edges (`non_binary_mask`), class indices beyond the
-  folder dataset's class count or, inferred, with an index below the largest in no mask (`mask_index`), an empty
-  split;
+  pick of either would train on the wrong one), a missing mask, a mask without an image (a video with no mask at
+  all, or a video's masks without its images, as one line naming the folder), an unreadable or truncated image or
+  mask, a mask whose size differs from its image's, mask values that are not the dataset's binary encoding as
+  training reads it, beyond JPEG noise or a folder dataset's soft edges (`non_binary_mask`; a palette dataset's
+  colour mask of black and one colour reads right), class indices beyond the folder dataset's class count or,
+  inferred, with an index below the largest in no mask (`mask_index`), an empty split;
 - count deviations (warnings): samples or videos per split, or in all, differing from the official counts of
   REFERENCE.md §4. They fail the check too unless `expect_counts=False` (`--miniature`: a subset or a synthetic
   replica is checked for everything but its size);
-- information: the known-bad samples a loader leaves out by a recorded rule, and the loaders' notes.
+- information: the known-bad samples a loader leaves out by a recorded rule, the loaders' notes, and the videos
+  whose masks are all empty (normal for a few; most of them would point at masks read by the wrong rule).
 
 Exit rule for the CLI: `raise typer.Exit(report.exit_code)`, 0 when `report.ok`, else 1.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from benchmark.data.base import (IMAGE_SUFFIXES, DataError, DatasetSource, DuplicateStemError, SampleRef, child_dir,
-                                 duplicate_message, not_a_folder, sub_dirs)
+                                 duplicate_message, mask_from_image, not_a_folder, sub_dirs)
 from benchmark.data.folder import describe_values, open_folder, soft_edges
 from benchmark.data.isic2017 import MASK_SUFFIX
+from benchmark.data.vmd import holds_videos, nested_split
 
 JPEG = (".jpg", ".jpeg")
 JPEG_NOISE = (30, 225)        # grey values a lossy JPEG mask may hold near edges ...
@@ -117,8 +122,16 @@ def _sub(folder: Path, *path: str) -> Path | None:
     return folder
 
 
-def _has_videos(split: Path | None) -> bool:
-    return split is not None and any(child_dir(v, "JPEGImages") for v in sub_dirs(split))
+def _split(d: Path, name: str, holds: Callable[[Path], bool]) -> bool:
+    """Whether `d/name` holds a split, itself or nested in a folder of its own name (`train_origin/train_origin/`,
+    which the loader refuses with the fix): a VMD or ViSha folder so extracted is still one dataset, not its split
+    folders taken for datasets of their own."""
+    folder = _sub(d, name)
+    return folder is not None and (holds(folder) or nested_split(folder, holds) is not None)
+
+
+def _visha_split(split: Path) -> bool:
+    return bool(_sub(split, "images") and _sub(split, "labels"))
 
 
 def _kvasir_like(d: Path) -> bool:
@@ -133,8 +146,8 @@ SIGNATURES = {
                               for c in d.iterdir())
                           and any(c.name.lower().endswith("_groundtruth") for c in d.iterdir()),
     "msd": lambda d: bool(_sub(d, "train", "image") or _sub(d, "test", "image")),
-    "vmd": lambda d: any(_has_videos(_sub(d, name)) for name in ("train", "train_origin", "test")),
-    "visha": lambda d: any(_sub(d, s, "images") and _sub(d, s, "labels") for s in ("train", "test")),
+    "vmd": lambda d: any(_split(d, name, holds_videos) for name in ("train", "train_origin", "test")),
+    "visha": lambda d: any(_split(d, name, _visha_split) for name in ("train", "test")),
     "kvasir": lambda d: bool(_sub(d, "images") and _sub(d, "masks")) and _kvasir_like(d),
     "folder": lambda d: bool(_sub(d, "images") and _sub(d, "masks")) and not _kvasir_like(d),
 }
@@ -174,9 +187,9 @@ def _mask_problems(source: DatasetSource, mask: Image.Image, path: Path) -> list
     dataset's 0/255 masks their soft edges)."""
     encoding = source.mask_encoding
     if mask.mode in ("RGB", "RGBA"):
-        rgb = np.asarray(mask.convert("RGB"))
-        if (rgb[..., 0] != rgb[..., 1]).any() or (rgb[..., 0] != rgb[..., 2]).any():
-            return [Problem("non_binary_mask", str(path), f"mask {path} is a colour image; masks are grey or palette")]
+        rgba = np.asarray(mask.convert("RGBA"))
+        if (rgba[..., 0] != rgba[..., 1]).any() or (rgba[..., 0] != rgba[..., 2]).any():
+            return _colour_problems(source, rgba, path)
     # the values read_mask sees before it binarises: stored indices for palettes and index encodings, else grey
     keep = ("P", "L", "I", "I;16") if encoding != "threshold128" else ("P", "L")
     arr = np.asarray(mask if mask.mode in keep else mask.convert("L"))
@@ -205,23 +218,67 @@ def _mask_problems(source: DatasetSource, mask: Image.Image, path: Path) -> list
     return []
 
 
-def check_sample(source: DatasetSource, ref: SampleRef) -> list[Problem]:
+def _colour_problems(source: DatasetSource, rgba: np.ndarray, path: Path) -> list[Problem]:
+    """A colour mask, judged as the loader reads it (`base._mask_channel`): by luma for binary encodings, so a
+    palette dataset's (`nonzero`) mask of black and one colour reads right, while a grey 0/255 dataset reads a dark
+    colour as background; `index` refuses colour."""
+    if source.mask_encoding == "nonzero":   # foreground = luma > 0: fine with one foreground colour
+        rgb = rgba[..., :3][rgba[..., 3] > 0].astype(np.uint32)
+        packed = np.unique(rgb[:, 0] << 16 | rgb[:, 1] << 8 | rgb[:, 2])
+        colours = [((int(c) >> 16) & 255, (int(c) >> 8) & 255, int(c) & 255) for c in packed[packed > 0]]
+        if len(colours) <= 1:
+            return []
+        shown = ", ".join(map(str, colours[:4])) + (", ..." if len(colours) > 4 else "")
+        return [Problem("non_binary_mask", str(path), f"mask {path} is a colour image with {len(colours)} colours "
+                        f"besides black ({shown}); {source.name} masks hold black and one foreground colour, and "
+                        "training would read every non-black pixel as foreground: re-export it as a palette PNG "
+                        "(index 0 background, index 1 foreground)")]
+    if source.mask_encoding == "index":
+        return [Problem("non_binary_mask", str(path), f"mask {path} is a colour image, which training refuses: "
+                        "re-export it as a grey or palette PNG of class indices")]
+    return [Problem("non_binary_mask", str(path), f"mask {path} is a colour image; {source.name} masks are grey "
+                    "0/255, and training reads a colour mask by its brightness (foreground where >= 128), so a dark "
+                    "colour would read as background: re-export it as a grey 0/255 PNG")]
+
+
+def _video_of(source: DatasetSource, ref: SampleRef) -> DatasetSource:
+    """`source` as far as `ref`'s missing mask is concerned: for a video's frame, only the unpaired masks of that
+    video suggest a naming problem (a stray file of another video does not)."""
+    if not ref.group or not source.unpaired_masks:
+        return source
+    own = [m for m in source.unpaired_masks if ref.group in Path(m).parent.parts]
+    return source if len(own) == len(source.unpaired_masks) else dataclasses.replace(source, unpaired_masks=own)
+
+
+def _check(source: DatasetSource, ref: SampleRef) -> tuple[list[Problem], bool | None]:
+    """The sample's problems, and whether its mask has foreground as training reads it (None: not read)."""
     problems, size = [], None
     try:
         size = _decode(ref.image).size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         problems.append(Problem("unreadable_image", str(ref.image), f"cannot decode image {ref.image} ({exc}); "
                                 "re-extract or replace it"))
-    if ref.mask is None:
-        return problems + [Problem("missing_mask", str(ref.image), f"image {ref.image} has no mask")]
+    if ref.mask is None:   # the loader's own words (train and score say the same)
+        return problems + [Problem("missing_mask", str(ref.image), _video_of(source, ref).no_mask_message(ref))], None
     try:
         mask = _decode(ref.mask)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        return problems + [Problem("unreadable_mask", str(ref.mask), f"cannot decode mask {ref.mask} ({exc})")]
+        return problems + [Problem("unreadable_mask", str(ref.mask), f"cannot decode mask {ref.mask} ({exc})")], None
     if size is not None and mask.size != size:
         problems.append(Problem("size_mismatch", str(ref.mask), f"mask {ref.mask} is {mask.size[0]}x{mask.size[1]} "
                                 f"but its image {ref.image} is {size[0]}x{size[1]}"))
-    return problems + _mask_problems(source, mask, ref.mask)
+    problems += _mask_problems(source, mask, ref.mask)
+    foreground = None
+    if ref.group:   # video datasets: for the note on videos without foreground
+        try:
+            foreground = bool(mask_from_image(mask, ref.mask, source.mask_encoding).any())
+        except DataError:
+            pass
+    return problems, foreground
+
+
+def check_sample(source: DatasetSource, ref: SampleRef) -> list[Problem]:
+    return _check(source, ref)[0]
 
 
 # --- one dataset ---------------------------------------------------------------------------------------------------
@@ -245,6 +302,107 @@ def extra_masks(source: DatasetSource) -> list[Path]:
         extra += sorted(p for p in mask_dir.iterdir()
                         if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and _stem(p) not in stems)
     return sorted(set(extra) | set(source.unpaired_masks))
+
+
+def _video_examples(source: DatasetSource) -> list[SampleRef]:
+    """One frame with a mask per video: the layouts `_twin` reads."""
+    examples: dict[str, SampleRef] = {}
+    for ref in (r for refs in source.splits.values() for r in refs):
+        if ref.mask is not None and ref.group:
+            examples.setdefault(ref.group, ref)
+    return list(examples.values())
+
+
+def _twin(examples: list[SampleRef], folder: Path, have: str, want: str) -> tuple[str, Path] | None:
+    """For a video that lacks its `want` folder ("image" or "mask"), given its `have` folder: (the video, where its
+    `want` folder belongs), by the layout of a video with both (the one path component naming the video differs).
+    None where no video's layout matches `folder`'s."""
+    for ref in examples:
+        known = getattr(ref, have).parent.parts
+        differ = [i for i, (a, b) in enumerate(zip(known, folder.parts)) if a != b]
+        if len(known) == len(folder.parts) and len(differ) == 1 and known[differ[0]] == ref.group:
+            video, parts = folder.parts[differ[0]], list(getattr(ref, want).parent.parts)
+            at = len(parts) - 1 - parts[::-1].index(ref.group)
+            twin = Path(*parts[:at], video, *parts[at + 1:])
+            return video, child_dir(twin.parent, twin.name) or twin   # its folder as spelt on disk, if there
+    return None
+
+
+def _missing_mask_folders(source: DatasetSource) -> dict[tuple[str, str], Problem]:
+    """One missing_mask problem per video none of whose frames has a mask (its mask folder missing or emptied),
+    naming the folder and the fix, in place of one line per frame; keyed by (split, video)."""
+    found, examples = {}, None
+    for split, refs in source.splits.items():
+        videos: dict[str, list[SampleRef]] = {}
+        for ref in refs:
+            if ref.group:
+                videos.setdefault(ref.group, []).append(ref)
+        for video, frames in videos.items():
+            if any(r.mask is not None for r in frames):
+                continue
+            frames_n = _n(len(frames), "frame")
+            examples = _video_examples(source) if examples is None else examples
+            twin = _twin(examples, frames[0].image.parent, "image", "mask")
+            folder = twin[1] if twin else None
+            if folder is None:
+                message = (f"no frame of video {video} has a mask ({frames_n}, e.g. {frames[0].image}): restore its "
+                           "masks, or skip such samples with --skip-bad")
+            elif not folder.is_dir():
+                message = (f"mask folder {folder} is missing, so no frame of video {video} has a mask ({frames_n}): "
+                           "restore it (re-extract the video's masks), or skip such samples with --skip-bad")
+            else:
+                stray = [m for m in source.unpaired_masks if Path(m).parent == folder]
+                message = f"no frame of video {video} has a mask in {folder} ({frames_n})" + (
+                    f"; it holds {_n(len(stray), 'file')} with no frame of the same stem (e.g. {stray[0].name}): "
+                    f"{source.name} pairs a frame and its mask by identical stem ({frames[0].image.name} with "
+                    f"{frames[0].image.stem}{stray[0].suffix}): rename them" if stray else
+                    ": restore its masks, or skip such samples with --skip-bad")
+            found[(split, video)] = Problem("missing_mask", str(folder or frames[0].image.parent), message)
+    return found
+
+
+def _extra_mask_problems(source: DatasetSource) -> list[Problem]:
+    """One extra_mask problem per mask file with no image, except that a video's mask folder whose video has no
+    image at all (ViSha's `labels/<video>/` without `images/<video>/`) is one problem naming the folder."""
+    rule = (f"pairs with no image ({source.name} names a mask <image stem>{source.mask_suffix})"
+            if source.mask_suffix else "has no image of the same stem")
+    videos = {r.group.lower() for refs in source.splits.values() for r in refs if r.group}
+    examples = _video_examples(source) if videos else []
+    by_folder: dict[Path, list[Path]] = {}
+    for path in extra_masks(source):
+        by_folder.setdefault(path.parent, []).append(path)
+    problems = []
+    for folder, files in by_folder.items():
+        twin = _twin(examples, folder, "mask", "image")
+        held = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")]
+        if twin is not None and twin[0].lower() not in videos and len(held) == len(files):
+            video, images = twin
+            where = "holds no image" if images.is_dir() else "is missing"
+            problems.append(Problem("extra_mask", str(folder), f"mask folder {folder} holds {_n(len(files), 'mask')} "
+                                    f"of video {video}, which has no image ({images} {where}): the split loses these "
+                                    f"labelled frames; restore the video's images (re-extract it), or move {folder} "
+                                    "out of the dataset"))
+        else:
+            problems += [Problem("extra_mask", str(p), f"mask {p} {rule}") for p in files]
+    return problems
+
+
+def _empty_videos(source: DatasetSource, foreground: dict[SampleRef, bool]) -> list[str]:
+    """A note per split naming the videos whose every read mask is empty: not an error (VMD-D and ViSha hold such
+    videos), but many of them point at masks read by the wrong rule."""
+    notes = []
+    for split, refs in source.splits.items():
+        seen: dict[str, bool] = {}
+        for ref in refs:
+            if foreground.get(ref) is not None:
+                seen[ref.group] = seen.get(ref.group, False) or foreground[ref]
+        empty = [video for video, any_fg in seen.items() if not any_fg]
+        if empty:
+            shown = ", ".join(empty[:8]) + (f" and {len(empty) - 8} more" if len(empty) > 8 else "")
+            verb = "has" if len(empty) == 1 else "have"
+            notes.append(f"{split}: {len(empty)} of {_n(len(seen), 'video')} {verb} no foreground in any mask: {shown} "
+                         f"(a few are normal; if most videos are listed, check the mask rule: {source.mask_encoding})")
+    return notes
 
 
 def _counts(source: DatasetSource) -> tuple[list[SplitCount], list[Problem]]:
@@ -277,6 +435,30 @@ def _open_source(key: str, folder: Path, num_classes: int | None = None) -> Data
     return DATASETS[key][0](folder)
 
 
+def _sample_problems(source: DatasetSource, workers: int | None) -> tuple[list[Problem], dict[SampleRef, bool]]:
+    """Every sample decoded and checked, in order, a video with no mask at all as one line (`_missing_mask_folders`);
+    and whether each video frame's mask has foreground."""
+    refs = [(split, r) for split, refs in source.splits.items() for r in refs]
+    whole = _missing_mask_folders(source)
+    found, foreground, shown = [], {}, set()
+    truncated = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False     # a truncated file must fail, whatever another module set
+    try:
+        with ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool:   # PIL decodes without the GIL
+            for (split, ref), (problems, has_fg) in zip(refs, pool.map(lambda r: _check(source, r[1]), refs)):
+                video = (split, ref.group)
+                if ref.mask is None and video in whole:   # the video's one line, at its first frame
+                    if video not in shown:
+                        found.append(whole[video])
+                        shown.add(video)
+                    problems = [p for p in problems if p.kind != "missing_mask"]
+                found += problems
+                foreground[ref] = has_fg
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = truncated
+    return found, foreground
+
+
 def check_source(key: str, folder: Path, workers: int | None = None, num_classes: int | None = None) -> DatasetReport:
     report = DatasetReport(key, Path(folder))
     try:
@@ -293,18 +475,10 @@ def check_source(key: str, folder: Path, workers: int | None = None, num_classes
     report.counts, count_problems = _counts(source)
     report.total = sum(c.found for c in report.counts)
     report.expected_total = source.expected_total
-    refs = [r for refs in source.splits.values() for r in refs]
-    truncated = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False     # a truncated file must fail, whatever another module set
-    try:
-        with ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool:   # PIL decodes without the GIL
-            for problems in pool.map(lambda r: check_sample(source, r), refs):
-                report.problems += problems
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = truncated
-    rule = (f"pairs with no image ({source.name} names a mask <image stem>{source.mask_suffix})"
-            if source.mask_suffix else "has no image of the same stem")
-    report.problems += [Problem("extra_mask", str(p), f"mask {p} {rule}") for p in extra_masks(source)]
+    problems, foreground = _sample_problems(source, workers)
+    report.problems += problems
+    report.notes += _empty_videos(source, foreground)
+    report.problems += _extra_mask_problems(source)
     report.problems += count_problems
     if key == "folder":
         try:   # what `train` reads: masks the encoding check refuses there fail the check here too

@@ -484,17 +484,26 @@ def predictions_meta(pred_dir) -> dict:
     return meta if isinstance(meta, dict) else {}
 
 
-# how a folder's grey maps were read (the summary's `maps`)
-MAP_READINGS = {True: "probability x 255", False: "binary masks (no grey map holds a value above 1)"}
-
-
 MAP_CHOICES = ("auto", "probability", "binary")   # `segbench score --maps`
+
+# A 0/1 mask saved as JPEG decodes to 0..2 (qualities 40-100, any content, grey or colour; at lower quality to all
+# 0): a JPEG map shows probability x 255 (or a 0/255 mask) only above this, a PNG map above 1
+JPEG_MAP_NOISE = 4
+
+
+def _is_jpeg(path) -> bool:
+    return str(path).lower().endswith((".jpg", ".jpeg"))
+
+
+def _lossy(img) -> bool:
+    """Whether a decoded image's pixels carry compression noise (JPEG, whatever its file name)."""
+    return (img.format or "").upper() in ("JPEG", "MPO")
 
 
 def _maps_reading(maps: str, recorded: bool, paths) -> bool:
     """Whether to read the grey maps as probability x 255: as `--maps` says, else as `segbench predict` recorded,
     else as the folder's maps show (`maps_are_probabilities`). "binary" reads a map holding only 0 and 1 as a
-    0/1 mask (0/255 maps are the same either way)."""
+    0/1 mask (0/255 maps are the same either way), and a JPEG map as a binary mask with its noise (read_prediction)."""
     if maps not in MAP_CHOICES:
         raise ValueError(f"--maps {maps!r}: use one of {', '.join(MAP_CHOICES)}")
     if maps != "auto":
@@ -502,18 +511,41 @@ def _maps_reading(maps: str, recorded: bool, paths) -> bool:
     return recorded or maps_are_probabilities(paths)
 
 
+def maps_text(probability: bool, maps: str, paths) -> str:
+    """How a folder's maps were read, as the summary's `maps` says it: the reading read_prediction applied, why, and
+    the rule for each file type the folder holds (PNG, JPEG)."""
+    kinds = {"JPEG" if _is_jpeg(p) else "PNG" for p in paths}
+    both = len(kinds) > 1
+    if probability:
+        return "probability x 255" + (" (--maps probability)" if maps == "probability" else "") + (
+            " (PNG and JPEG maps alike)" if both else "")
+    if maps == "binary":
+        why = "--maps binary"
+    elif kinds == {"JPEG"}:
+        why = f"no JPEG map holds a value above {JPEG_MAP_NOISE}"
+    elif both:
+        why = f"no PNG map holds a value above 1, no JPEG map above {JPEG_MAP_NOISE}"
+    else:
+        why = "no grey map holds a value above 1"
+    jpeg = ""
+    if "JPEG" in kinds:
+        jpeg = ("; JPEG maps: foreground where >= 1 (0/1 masks and their compression noise)" if maps != "binary" else
+                f"; JPEG maps: foreground where >= 1 in 0/1 masks (no value above {JPEG_MAP_NOISE}), where >= 128 "
+                "in 0/255 ones")
+    return f"binary masks ({why}{jpeg})"
+
+
 def maps_are_probabilities(paths) -> bool:
-    """Whether a folder's grey PNG maps are probability x 255, decided once for the folder: when any of them holds a
-    value above 1. A map judged alone would read as a 0/1 mask where it holds only 0 and 1, which is how a confident
-    background (p < 0.006, saved as p x 255) looks, so an empty frame's faint 1s would score as foreground. A folder
-    whose maps all hold only 0/1 is a folder of 0/1 masks."""
+    """Whether a folder's grey maps are probability x 255, decided once for the folder: when any PNG map holds a
+    value above 1, or any JPEG map one above JPEG_MAP_NOISE (a 0/1 mask saved as JPEG holds 0..2). A map judged
+    alone would read as a 0/1 mask where it holds only 0 and 1, which is how a confident background (p < 0.006,
+    saved as p x 255) looks, so an empty frame's faint 1s would score as foreground. A folder whose maps all hold
+    only 0/1 (JPEGs: with their noise) is a folder of 0/1 masks."""
     for path in paths:
-        if not str(path).lower().endswith(".png"):
-            continue
         img = _open_image(path)
         if img.mode in ("L", "RGB", "RGBA", "LA"):
             grey = img if img.mode == "L" else img.convert("L")
-            if grey.getextrema()[1] > 1:
+            if grey.getextrema()[1] > (JPEG_MAP_NOISE if _lossy(img) else 1):
                 return True
     return False
 
@@ -521,7 +553,9 @@ def maps_are_probabilities(paths) -> bool:
 def read_prediction(path, probability: bool = False) -> np.ndarray:
     """A prediction as float32 HxW in [0, 1]: an 8-bit probability map is value/255; binary masks saved as
     "1"-mode, palette or 0/1 PNGs are read as 0/1 (same rule as read_mask), unless `probability` says every map
-    is probability x 255 (probability_folder); colour maps are converted to grey.
+    is probability x 255 (probability_folder, `--maps`); colour maps are converted to grey. A JPEG map read as a
+    binary mask (`probability` false) is 0/1 with its compression noise: foreground where >= 1 when it holds no
+    value above JPEG_MAP_NOISE (a 0/1 mask), else where >= 128 (a 0/255 mask, read_mask's rule for lossy masks).
     """
     img = _open_image(path)
     if img.mode in ("1", "P"):
@@ -529,6 +563,9 @@ def read_prediction(path, probability: bool = False) -> np.ndarray:
     if img.mode not in ("L", "RGB", "RGBA", "LA"):
         raise ValueError(f"prediction {path} has unsupported image mode {img.mode}; save 8-bit grey (p x 255)")
     arr = np.asarray(img.convert("L") if img.mode != "L" else img)
+    if not probability and _lossy(img):
+        top = int(arr.max()) if arr.size else 0
+        return (arr >= (1 if top <= JPEG_MAP_NOISE else 128)).astype(np.float32)
     if not probability and _is_index_png(path, arr):
         return arr.astype(np.float32)
     return arr.astype(np.float32) / np.float32(255.0)
@@ -588,7 +625,8 @@ def score_directories(pred_dir, gt_dir, profile_name: str | ScoringProfile, out_
     for key, pred_path, gt_path in pairs:
         _add_pair(scorer, key, read_prediction(pred_path, probability), read_mask(gt_path), pred_path, gt_path,
                   network_size)
-    return _finish(scorer, out_csv, network_size, excluded=excluded, maps=MAP_READINGS[probability])
+    return _finish(scorer, out_csv, network_size, excluded=excluded,
+                   maps=maps_text(probability, maps, [p for _, p, _ in pairs]))
 
 
 def _add_pair(scorer: Scorer, key: str, prob: np.ndarray, gt: np.ndarray, pred_path, gt_path,
@@ -642,9 +680,12 @@ def score_split(pred_dir, source, split: str, profile_name: str | ScoringProfile
     read by the dataset's own rule, samples the loader leaves out left out and listed.
 
     A prediction pairs with a sample by the sample's key, as a relative path without suffix (`<stem>`, or
-    `<video>/<frame stem>` for video datasets: what `segbench predict RUN --out DIR` writes), or by its mask's
-    file stem in the same place (`ISIC_0000000_segmentation`). Every sample needs a prediction; predictions of
-    other samples (another split's images) are not scored and are counted in the summary's `ignored`.
+    `<video>/<frame stem>` for video datasets: what `segbench predict RUN --out DIR` writes), by its mask's
+    file stem in the same place (`ISIC_0000000_segmentation`), or for VMD-D by its image's place in the video
+    (`<video>/JPEGImages/<frame stem>`). Every sample needs a prediction; predictions that pair with no sample
+    (another split's images, files named otherwise) are not scored and are counted in the summary's `ignored`, a few
+    named in `ignored_examples`. The split is defined by its masks: a mask of the split whose image is missing (a
+    sample the loader cannot read, so it is in none of its splits) is an error naming it, as a missing prediction is.
     """
     if split not in source.splits:
         raise ValueError(f"{source.name} has no '{split}' split (it has {', '.join(source.splits)})")
@@ -659,6 +700,9 @@ def score_split(pred_dir, source, split: str, profile_name: str | ScoringProfile
         names = [ref.key]
         if ref.mask is not None:
             names.append(f"{ref.key.rsplit('/', 1)[0]}/{ref.mask.stem}" if "/" in ref.key else ref.mask.stem)
+        video = ref.key.rsplit("/", 1)[0] if "/" in ref.key else None
+        if video is not None and ref.image.parent.name != video:   # VMD-D: <video>/JPEGImages/<frame>
+            names.append(f"{video}/{ref.image.parent.name}/{ref.image.stem}")
         found = list(dict.fromkeys(n if n in preds else folded[n.lower()] for n in names if n.lower() in folded))
         if len(found) > 1:
             raise ValueError(f"two predictions for {source.name} sample {ref.key}: {preds[found[0]]} and "
@@ -678,6 +722,9 @@ def score_split(pred_dir, source, split: str, profile_name: str | ScoringProfile
     if no_mask:   # the loader's own words: with the pairing rule when mask files pair with no image
         raise ValueError(f"{len(no_mask)} {source.name} {split} images have no mask: "
                          + source.no_mask_message(no_mask[0]).replace(", or skip such samples with --skip-bad", ""))
+    orphans = masks_without_image(source, split)
+    if orphans:
+        raise ValueError(_orphans_message(orphans, source, split, pred_dir, folded))
     scorer = Scorer(get_profile(profile_name), source.num_classes)
     probability = scorer.num_classes == 2 and _maps_reading(maps, probability, (p for _, p in pairs))
     for ref, pred_path in pairs:
@@ -688,7 +735,128 @@ def score_split(pred_dir, source, split: str, profile_name: str | ScoringProfile
                   network_size)
     excluded = [{"key": e["key"], "reason": KNOWN_BAD_SAMPLES.get(e["key"], f"{source.name}: {e['reason']}")}
                 for e in source.excluded if e.get("split", split) == split]
-    ignored = set(preds) - used - {e["key"] for e in excluded}
+    ignored = sorted(set(preds) - used - {e["key"] for e in excluded})
     return _finish(scorer, out_csv, network_size, excluded=excluded, ignored=len(ignored),
-                   maps="class indices" if scorer.num_classes > 2 else MAP_READINGS[probability],
+                   ignored_examples=[f"{k}{preds[k].suffix}" for k in ignored[:3]],
+                   maps="class indices" if scorer.num_classes > 2 else maps_text(probability, maps,
+                                                                                 [p for _, p in pairs]),
                    dataset=source.name, split=split, root=str(source.root))
+
+
+def _split_folder(refs, video: bool) -> Path | None:
+    """The deepest folder holding every mask of `refs` (for a video dataset, every video's mask folder: ViSha's
+    `test/labels`, VMD-D's `test`), None when they have no mask."""
+    folders = [ref.mask.parents[1 if video else 0] for ref in refs if ref.mask is not None]
+    return Path(os.path.commonpath(folders)) if folders else None
+
+
+def masks_without_image(source, split: str) -> list[Path]:
+    """The masks of `split` that pair with no image (`source.unpaired_masks` in the folder holding the split's
+    masks and in no other split's): labelled samples of the split that its loader cannot read. Masks in a folder
+    that several splits share (Kvasir-SEG's, whose split is a list) belong to no split in particular."""
+    if not source.unpaired_masks:
+        return []
+    refs = source.splits[split]
+    video = any(ref.group and ref.group != ref.key for ref in refs)
+    own = _split_folder(refs, video)
+    if own is None:
+        return []
+    others = [f for name, other in source.splits.items() if name != split
+              if (f := _split_folder(other, video)) is not None]
+    return [m for m in source.unpaired_masks
+            if m.is_relative_to(own) and not any(m.is_relative_to(f) for f in others)]
+
+
+def _orphans_message(orphans: list[Path], source, split: str, pred_dir, folded: dict) -> str:
+    """The error for masks of the scored split without an image: the masks by folder, how many have a prediction,
+    and the fix."""
+    by_folder: dict[Path, list[Path]] = {}
+    for mask in orphans:
+        by_folder.setdefault(mask.parent, []).append(mask)
+    shown = []
+    for folder, masks in list(by_folder.items())[:3]:
+        names = ", ".join(m.name for m in masks[:3]) + (f" and {len(masks) - 3} more" if len(masks) > 3 else "")
+        shown.append(f"{folder}/ ({names})")
+    if len(by_folder) > 3:
+        shown.append(f"{len(by_folder) - 3} more folders")
+    suffix = source.mask_suffix.lower()
+
+    def has_prediction(mask: Path) -> bool:
+        stem = mask.stem.lower()
+        stems = {stem, stem[:-len(suffix)] if suffix and stem.endswith(suffix) else stem}
+        return any(n in folded for s in stems for n in (s, f"{mask.parent.name.lower()}/{s}",
+                                                        f"{mask.parents[1].name.lower()}/{s}"))
+
+    predicted = sum(map(has_prediction, orphans))
+    n = len(orphans)
+    return (f"{n} {source.name} {split} mask{'s' * (n != 1)} ha{'ve' if n != 1 else 's'} no image: "
+            + "; ".join(shown) + f". The {split} split is every labelled sample, and segbench reads a sample only with "
+            f"its image, so {'these' if n != 1 else 'this one'} would be left out of the scores"
+            + (f" ({'it has' if n == 1 else f'{predicted} of them have'} a prediction in {pred_dir})"
+               if predicted else "")
+            + f": restore the missing images (re-extract the {split} images of the download) and score again")
+
+
+# ---- which dataset a folder belongs to (defaults and hints for `score` and `predict` without --dataset) ----
+
+def dataset_around(path, levels: int = 3) -> tuple[str, Path] | None:
+    """(key, root) of the dataset layout (benchmark.data.check.SIGNATURES) that `path` is, or lies inside within
+    `levels` parents (ViSha's `test/labels`, VMD-D's `test/<video>/SegmentationClassPNG`); None outside any. The
+    signatures of MSD (`test/image`) and ViSha (`test/images` + `test/labels`, as in YOLO-style layouts) are common
+    to many layouts, so they count only under the dataset's folder name, or for ViSha with one folder per video."""
+    from benchmark.data.base import child_dir, sub_dirs
+    from benchmark.data.check import SIGNATURES
+    from benchmark.registry import DATASETS
+
+    def plausible(key: str, d: Path) -> bool:
+        if key not in ("msd", "visha") or d.name.lower() in {n.lower() for n in DATASETS[key][1]}:
+            return True
+        return key == "visha" and any(
+            (images := child_dir(split, "images")) is not None and sub_dirs(images)
+            for split in (child_dir(d, "train"), child_dir(d, "test")) if split is not None)
+
+    folder = Path(path).expanduser().resolve()
+    if not folder.is_dir():
+        folder = folder.parent
+    for d in [folder, *list(folder.parents)[:levels]]:
+        for key, signature in SIGNATURES.items():
+            if key not in DATASETS:
+                continue
+            try:
+                if not signature(d):
+                    continue
+            except OSError:   # an unreadable parent
+                continue
+            if plausible(key, d):
+                return key, d
+    return None
+
+
+def _run_dataset(run_dir) -> str | None:
+    """The dataset a run was trained on, from its config.yaml (None when unreadable)."""
+    from benchmark.records import read_config_yaml
+
+    try:
+        data = read_config_yaml(Path(run_dir))
+        return str(data["data"]["dataset"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def dataset_of(pred_dir, gt_dir) -> tuple[str, str, Path | None] | None:
+    """(dataset key, why, the dataset's folder or None) of the masks in `gt_dir` when it can be told: the dataset
+    layout the folder lies in, else what `segbench predict` recorded beside the maps (the dataset split it
+    predicted, or its run's dataset). The masks decide first: they define the benchmark, whatever the model was
+    trained on."""
+    found = dataset_around(gt_dir)
+    if found is not None:
+        key, root = found
+        return key, f"{gt_dir} lies in the {key} dataset's layout at {root}", root
+    meta = predictions_meta(pred_dir)
+    if meta.get("dataset"):
+        return str(meta["dataset"]), f"{PREDICTIONS_META} records them as {meta['dataset']} maps", None
+    key = meta.get("run_dataset") or (_run_dataset(meta["run_dir"]) if meta.get("run_dir") else None)
+    if key:
+        why = f"{PREDICTIONS_META} names the run that predicted them, {meta.get('run_dir')}, a {key} run"
+        return str(key), why, None
+    return None
