@@ -69,12 +69,12 @@ def user_errors(fn):
             raise typer.Exit(2)
         except KeyboardInterrupt as exc:
             resumes = fn.__name__ in ("train", "run", "demo")
-            if exc.args:   # a run stopped at an epoch boundary says which epoch it saved
+            if getattr(exc, "boundary", False):   # a run stopped at an epoch boundary says which epoch it saved
                 err.print(f"interrupted: {exc.args[0]}" + ("; nothing finished is lost" if resumes else ""),
                           highlight=False, soft_wrap=True)
-            else:
-                err.print("interrupted" + (": nothing finished is lost; the same command continues (a run resumes "
-                                           "from its last checkpoint)" if resumes else ""),
+            else:   # a second Ctrl-C, or one outside the epoch loop: the epochs since the checkpoint are redone
+                err.print("interrupted" + (": the same command continues (finished runs are kept; a run under way "
+                                           "resumes from its last checkpoint)" if resumes else ""),
                           highlight=False, soft_wrap=True)
             raise typer.Exit(130) from None
     return wrapper

@@ -190,6 +190,10 @@ def _old_metrics(run_dir: Path) -> dict:
     from benchmark import records
 
     path = run_dir / "metrics.json"
+    if (run_dir / "history.csv").is_file() and path.is_file() and not records.is_done(run_dir):
+        # stopped while writing its final records: the resume rewrites metrics.json, so a merge would be lost
+        raise ValueError(f"{run_dir} has not finished (no DONE): its training stopped while writing its final "
+                         "scores; the `segbench train` command that started it finishes it, then evaluate")
     if not path.is_file():
         if (run_dir / "history.csv").is_file():   # trained here, so its selected epoch and time are not known
             raise ValueError(f"{run_dir} was trained by segbench but has no metrics.json" + (
@@ -211,6 +215,17 @@ def _old_metrics(run_dir: Path) -> dict:
 def evaluate_run(run_dir: str | Path, data_root: str | None = None, profiles: tuple[str, ...] | None = None,
                  dataset: str | None = None, device: str = "cpu") -> dict:
     """Re-score a run's selected model on its test split under any profiles; merges them into metrics.json."""
+    from benchmark import records
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():   # the error load_run_model gives, without a lock file beside a mistyped path
+        return _evaluate_locked(run_dir, data_root, profiles, dataset, device)
+    with records.run_lock(run_dir):   # not while a process trains it (RunBusy names that one)
+        return _evaluate_locked(run_dir, data_root, profiles, dataset, device)
+
+
+def _evaluate_locked(run_dir: Path, data_root: str | None, profiles: tuple[str, ...] | None, dataset: str | None,
+                     device: str) -> dict:
     import dataclasses
 
     from benchmark import records
@@ -219,7 +234,6 @@ def evaluate_run(run_dir: str | Path, data_root: str | None = None, profiles: tu
     from benchmark.registry import open_dataset
     from benchmark.train import cache_dir, check_same_content, check_same_samples, write_scores
 
-    run_dir = Path(run_dir)
     cfg, model = records.load_run_model(run_dir, device)
     old_cfg_dataset = cfg.data.dataset
     old = _old_metrics(run_dir)

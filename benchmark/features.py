@@ -113,8 +113,9 @@ class FeatureStore:
 
 
 def _open(folder: Path, extracted: bool) -> FeatureStore:
-    return FeatureStore(np.load(folder / "taps.npy", mmap_mode="r"), np.load(folder / "prefix.npy", mmap_mode="r"),
-                        folder, extracted)
+    from benchmark.data.image_cache import open_cached
+
+    return FeatureStore(open_cached(folder / "taps.npy"), open_cached(folder / "prefix.npy"), folder, extracted)
 
 
 @torch.no_grad()

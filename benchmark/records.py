@@ -415,7 +415,9 @@ def load_run_model(run_dir: Path, device: str | torch.device = "cpu"):
     cfg = load_config_file(run_dir)
     weights = run_dir / "model.pt"
     if not weights.is_file():
-        raise FileNotFoundError(f"{run_dir} has no model.pt: the run has not finished (train it again to resume)")
+        holder = lock_holder(run_dir)
+        raise FileNotFoundError(f"{run_dir} has no model.pt: the run has not finished (" + (
+            f"it is being trained now, by {holder}: wait for it" if holder else "train it again to resume") + ")")
     try:
         saved = torch.load(weights, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError) as exc:   # truncated by a full disk or a partial copy
@@ -456,6 +458,13 @@ def is_done(run_dir: Path) -> bool:
 
 def mark_done(run_dir: Path) -> None:
     atomic_write_text(Path(run_dir) / "DONE", now() + "\n")
+
+
+def tidy_done(run_dir: Path) -> None:
+    """Remove a finished run's checkpoint.pt, left by a kill between DONE and its removal (`train.finish_run`): a
+    finished run never resumes, and a DPT run's checkpoint is hundreds of MB."""
+    if is_done(run_dir):
+        (Path(run_dir) / "checkpoint.pt").unlink(missing_ok=True)
 
 
 def import_public_run(checkpoint: Path, backbone: str, out: Path, dataset: str = "kvasir",

@@ -490,6 +490,9 @@ def _run_submitit(dicts: list[dict], executor: str, slurm: SlurmOptions, progres
     """Slurm through submitit (one array job, or one job per run); `submitit-local` runs the same path as local
     subprocesses. Only the runs not yet done are submitted (nothing when all are done); rows in plan order."""
     done = [run_state(records.run_dir_for(_cfg(d)))[0] == "done" for d in dicts]
+    for d, is_done in zip(dicts, done):
+        if is_done:
+            records.tidy_done(records.run_dir_for(_cfg(d)))
     pending = [d for d, is_done in zip(dicts, done) if not is_done]
     per_job = slurm.runs_per_job if executor == "slurm" else slurm.runs_per_gpu
     groups = [pending[i:i + per_job] for i in range(0, len(pending), per_job)]   # runs sharing one job

@@ -73,12 +73,18 @@ class EpochBoundaryInterrupt:
     def _first(self, signum, frame) -> None:
         self.requested = True
         signal.signal(signal.SIGINT, signal.default_int_handler)   # the second Ctrl-C raises KeyboardInterrupt
+        then = (f"resumes after epoch {self.saved}, its last checkpoint" if self.saved else
+                "starts again from epoch 1")
         tqdm.write(f"Ctrl-C: {self.label} finishes epoch {self.epoch} of {self.total}, saves it and stops (Ctrl-C "
-                   f"again stops now; the run then resumes from epoch {self.saved})", file=sys.stderr)
+                   f"again stops now; the run then {then})", file=sys.stderr)
 
     def stop(self) -> KeyboardInterrupt:
-        return KeyboardInterrupt(f"{self.label} stopped after epoch {self.saved} of {self.total}, which is saved: "
-                                 "the same command resumes it from there")
+        """The interrupt to raise once the epoch under way is checkpointed (`saved`): `cli.user_errors` reads its
+        `boundary` as "nothing finished is lost"."""
+        exc = KeyboardInterrupt(f"{self.label} stopped after epoch {self.saved} of {self.total}, which is saved: "
+                                "the same command resumes it after that epoch")
+        exc.boundary = True
+        return exc
 
     def __exit__(self, *exc) -> None:
         if self._installed and signal.getsignal(signal.SIGINT) == self._first:
@@ -441,11 +447,13 @@ def _train_run(cfg: Config, run_dir: Path, progress: bool) -> Path:
     if records.is_done(run_dir):
         check_same_config(cfg, run_dir)
         _check_done_samples(cfg, run_dir)
+        records.tidy_done(run_dir)
         return run_dir
     # a wrong data root or weights file fails before any file is written
     source = open_data(cfg.data)
     cfg = canonical_data(cfg, source)[0]   # e.g. --num-classes as the masks give it: the run made without it
     split_refs(cfg, source)   # an empty split too
+    check_same_config(cfg, run_dir)   # a changed --subset or val_fraction is named as a setting, not as new files
     check_same_samples(cfg, run_dir, source)   # a checkpoint is resumed only on the samples it was trained on
     seed_everything(cfg.train.seed)
     device = resolve_device(cfg.train.device)
@@ -456,6 +464,7 @@ def _train_run(cfg: Config, run_dir: Path, progress: bool) -> Path:
         if records.is_done(run_dir):   # finished by that process while this one was starting
             check_same_config(cfg, run_dir)
             check_same_samples(cfg, run_dir, source)
+            records.tidy_done(run_dir)
             return run_dir
         try:
             _train_locked(cfg, run_dir, progress, source, model, device, amp)
@@ -482,6 +491,7 @@ def _train_locked(cfg: Config, run_dir: Path, progress: bool, source, model: Seg
 
     ckpt_path = run_dir / "checkpoint.pt"
     start_epoch, history, best, elapsed = 0, [], {"epoch": -1, "score": -1.0, "state": None}, 0.0
+    extracted: set[str] = set()
     if ckpt_path.is_file():
         try:
             ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
@@ -495,6 +505,7 @@ def _train_locked(cfg: Config, run_dir: Path, progress: bool, source, model: Seg
         set_rng_state(ckpt["rng"])
         start_epoch, history, best, elapsed = ckpt["epoch"], ckpt["history"], ckpt["best"], ckpt["seconds"]
         env["started"] = ckpt["started"]
+        extracted = set(ckpt.get("extracted", ()))   # features an earlier attempt extracted
         # a kill between the checkpoint and history.csv left the file an epoch short: the checkpoint has them all
         records.write_csv(run_dir / "history.csv", history)
     else:
@@ -508,6 +519,14 @@ def _train_locked(cfg: Config, run_dir: Path, progress: bool, source, model: Seg
     label = f"{cfg.decoder.name} {cfg.data.dataset} s{cfg.train.seed}"
     bar = tqdm(range(start_epoch, cfg.train.epochs), desc=label, disable=bars_off(progress), unit="epoch",
                initial=start_epoch, total=cfg.train.epochs, leave=False)
+    def save(epoch: int) -> None:   # the checkpoint after `epoch` (0-based) of the loop below
+        nonlocal last_save
+        last_save, interrupt.saved = time.perf_counter(), epoch + 1
+        records.save_torch(ckpt_path, {
+            "epoch": epoch + 1, "model": trainable_state(model), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history, "best": best,
+            "seconds": time.perf_counter() - t0, "started": env["started"],
+            "extracted": sorted(extracted | {n for n, s in stores.items() if s.extracted})})
     with EpochBoundaryInterrupt(f"run {run_dir.name}", cfg.train.epochs) as interrupt:
         interrupt.saved = start_epoch
         for epoch in bar:
@@ -533,19 +552,17 @@ def _train_locked(cfg: Config, run_dir: Path, progress: bool, source, model: Seg
                             **({"val_dice": f"{row['val_dice']:.3f}"} if len(val) else {}))
             due = time.perf_counter() - last_save >= cfg.train.checkpoint_every_s
             if epoch == start_epoch or epoch + 1 == cfg.train.epochs or due or interrupt.requested:
-                last_save, interrupt.saved = time.perf_counter(), epoch + 1
-                records.save_torch(ckpt_path, {
-                    "epoch": epoch + 1, "model": trainable_state(model), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history, "best": best,
-                    "seconds": time.perf_counter() - t0, "started": env["started"]})
+                save(epoch)
             records.write_csv(run_dir / "history.csv", history)
-            if interrupt.requested:
+            if interrupt.requested:   # also one that came during the writes above: the epoch is saved first
+                if interrupt.saved != epoch + 1:
+                    save(epoch)
                 raise interrupt.stop()
     train_seconds = history[-1]["seconds"] if history else 0.0
 
     if best["state"] is not None:
         model.load_state_dict(best["state"], strict=False)
-    env["feature_cache"] = {name: {"used": True, "extracted": s.extracted, "key": s.folder.name,
+    env["feature_cache"] = {name: {"used": True, "extracted": s.extracted or name in extracted, "key": s.folder.name,
                                    "on_device": isinstance(s.taps, torch.Tensor)}
                             for name, s in stores.items()} or {"used": False}
     finish_run(cfg, run_dir, model, source, splits["test"], device, best["epoch"], train_seconds, env, progress)

@@ -491,7 +491,18 @@ def test_ctrl_c_says_the_same_command_resumes(monkeypatch, kvasir_root, tmp_path
 
     monkeypatch.setattr(benchmark.train, "train_run", interrupted)
     code, out = invoke("train", "--preset", "smoke", "--data-root", kvasir_root, "--runs-dir", tmp_path)
-    assert code == 130 and "interrupted" in out and "resumes from its last checkpoint" in " ".join(out.split()), out
+    text = " ".join(out.split())
+    assert code == 130 and "interrupted" in out and "resumes from its last checkpoint" in text, out
+    assert "nothing finished is lost" not in text   # a plain interrupt: the epochs since the checkpoint are redone
+    stop = KeyboardInterrupt("run x stopped after epoch 2 of 4, which is saved")
+    stop.boundary = True
+
+    def at_a_boundary(*args, **kwargs):
+        raise stop
+
+    monkeypatch.setattr(benchmark.train, "train_run", at_a_boundary)
+    code, out = invoke("train", "--preset", "smoke", "--data-root", kvasir_root, "--runs-dir", tmp_path)
+    assert code == 130 and "epoch 2 of 4, which is saved; nothing finished is lost" in " ".join(out.split()), out
     import benchmark.metrics
 
     monkeypatch.setattr(benchmark.metrics, "score_directories", interrupted)

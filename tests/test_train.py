@@ -1,5 +1,7 @@
 import json
 import re
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -816,3 +818,88 @@ def test_a_labelled_test_image_gone_is_an_error_not_a_smaller_test_split(tmp_pat
         load_data(cfg, tmp_path / "run")
     source.splits["train"][0].image.unlink()                 # a training image: no such error (not scored)
     assert run_dir.is_dir()
+
+
+def test_ctrl_c_during_the_history_write_still_saves_the_epoch(tmp_path, smoke_overrides, monkeypatch,
+                                                               ctrl_c_raises):
+    """A Ctrl-C that lands after the epoch's checkpoint decision (while history.csv is written) used to stop the run
+    at its last checkpoint, an epoch or a minute back, while saying the epoch was saved. The resumed run says it
+    extracted its features (in the first attempt), and a finished run keeps no checkpoint, even one a kill left."""
+    import os
+    import signal
+
+    import benchmark.records as R
+
+    cfg = load_config("smoke", overrides={**smoke_overrides, "train.epochs": 3, "train.checkpoint_every_s": 3600,
+                                          "run.runs_dir": str(tmp_path)})
+    real_write, writes = R.write_csv, []
+
+    def ctrl_c_while_writing_epoch_2(path, rows, *args, **kwargs):
+        writes.append(len(rows))
+        if path.name == "history.csv" and len(rows) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_write(path, rows, *args, **kwargs)
+    with monkeypatch.context() as patch:
+        patch.setattr(R, "write_csv", ctrl_c_while_writing_epoch_2)
+        with pytest.raises(KeyboardInterrupt, match="stopped after epoch 2 of 3, which is saved") as stopped:
+            train_run(cfg, progress=False)
+    assert stopped.value.boundary
+    run_dir = tmp_path / "kvasir" / "segdino__test__smoke__s0"
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"] == 2
+    train_run(cfg, progress=False)
+    env = json.loads((run_dir / "env.json").read_text())
+    assert env["feature_cache"]["train"]["extracted"] is True   # by the first attempt
+    assert not (run_dir / "checkpoint.pt").exists()
+    (run_dir / "checkpoint.pt").write_bytes(b"left by a kill between DONE and its removal")
+    train_run(cfg, progress=False)
+    assert not (run_dir / "checkpoint.pt").exists()
+
+
+def test_a_changed_subset_before_a_resume_is_named_as_a_setting(tmp_path, smoke_overrides):
+    """The config is compared before the samples: a resume with another --subset names data.subset, not 'other
+    files' with advice to point --data-root elsewhere."""
+    cfg = load_config("smoke", overrides={**smoke_overrides, "train.epochs": 1, "run.runs_dir": str(tmp_path)})
+    run_dir = train_run(cfg, progress=False)
+    (run_dir / "DONE").unlink()                              # as if killed after its last checkpoint
+    changed = load_config("smoke", overrides={**smoke_overrides, "train.epochs": 1, "data.subset": 6,
+                                              "run.runs_dir": str(tmp_path)})
+    with pytest.raises(RunConflict, match=r"different config \(data.subset: unset there, 6 now\)"):
+        train_run(changed, progress=False)
+
+
+def test_evaluate_waits_for_a_run_to_finish_and_for_its_trainer(tmp_path, smoke_overrides):
+    """A run stopped while writing its final scores (metrics.json, no DONE) is unfinished: evaluate refuses it, as
+    the resume would rewrite metrics.json and drop evaluate's profiles. A run a process is training is named as
+    such by evaluate and predict (not 'train it again'). A damaged cache file is named with the fix."""
+    from benchmark import records
+    from benchmark.data.base import DataError
+    from benchmark.evaluate import evaluate_run
+
+    cfg = load_config("smoke", overrides={**smoke_overrides, "train.epochs": 1, "run.runs_dir": str(tmp_path)})
+    run_dir = train_run(cfg, progress=False)
+    (run_dir / "DONE").unlink()
+    with pytest.raises(ValueError, match="has not finished \\(no DONE\\).*the `segbench train` command"):
+        evaluate_run(run_dir, profiles=("mirror",))
+    records.mark_done(run_dir)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from benchmark import records\n"
+                               f"with records.run_lock({str(run_dir)!r}):\n    print('held', flush=True)\n"
+                               "    sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(records.RunBusy, match=f"pid {holder.pid}"):
+            evaluate_run(run_dir, profiles=("mirror",))
+        (run_dir / "model.pt").rename(run_dir / "model.kept")
+        with pytest.raises(FileNotFoundError, match=r"has no model.pt: the run has not finished \(it is being trained "
+                                                    rf"now, by pid {holder.pid} "):
+            records.load_run_model(run_dir)
+        (run_dir / "model.kept").rename(run_dir / "model.pt")
+    finally:
+        holder.communicate("", timeout=60)
+    assert "mirror" in evaluate_run(run_dir, profiles=("mirror",))["profiles"]
+    taps = next((tmp_path / ".cache" / "features").glob("*/taps.npy"))
+    taps.write_bytes(taps.read_bytes()[:1000])               # a partial copy of the runs folder
+    fresh = load_config("smoke", overrides={**smoke_overrides, "train.epochs": 1, "train.seed": 1,
+                                            "run.runs_dir": str(tmp_path)})
+    with pytest.raises(DataError, match=rf"cache file {taps} is damaged \(.*\): remove its folder {taps.parent}, "
+                                        "which the next run rebuilds"):
+        train_run(fresh, progress=False)

@@ -124,13 +124,30 @@ def load_resized(source: DatasetSource, refs: list[SampleRef], size: int, cache_
                                   f"{len(refs)} images", "free space or point the caches at a larger disk "
                                   "(--set data.cache_dir=PATH)")   # before minutes of decoding, not after
                 _write_cache(folder, _decode(source, refs, size, skip_bad, desc, key, workers))
-    meta = json.loads((folder / "meta.json").read_text())
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise damaged_cache(folder / "meta.json", exc) from None
     if meta["skipped"] and not skip_bad:   # decoded by a --skip-bad run: this one must fail as a fresh decode does
         raise DataError(meta["skipped"][0]["reason"])
     kept = set(meta["keys"])
-    return ResizedSplit(np.load(folder / "images.npy", mmap_mode="r"), np.load(folder / "masks.npy", mmap_mode="r"),
+    return ResizedSplit(open_cached(folder / "images.npy"), open_cached(folder / "masks.npy"),
                         [r for r in refs if r.key in kept], [tuple(s) for s in meta["native_sizes"]], meta["skipped"],
                         key)
+
+
+def open_cached(path: Path) -> np.ndarray:
+    """A cache array, memory-mapped. Entries are written whole and renamed into place, so a damaged one took a disk
+    error or a partial copy of the runs folder: named, with the fix."""
+    try:
+        return np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as exc:
+        raise damaged_cache(path, exc) from None
+
+
+def damaged_cache(path: Path, exc: Exception) -> DataError:
+    return DataError(f"cache file {path} is damaged ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                     f"): remove its folder {path.parent}, which the next run rebuilds")
 
 
 def _decode(source: DatasetSource, refs: list[SampleRef], size: int, skip_bad: bool, desc: str,
