@@ -440,7 +440,23 @@ def _metric_notes(ctx: Context, datasets: list[str], profile: str, metrics: list
             notes.append(f"{names}: an image whose ground truth and prediction are both empty scores {score} "
                          f"(the profile's empty_rule): {int(both['value'].sum())} such scores in all, summed over "
                          f"{plural(both['run'].nunique(), 'run')}.")
+    empty = _empty_ground_truths(n, datasets, profile)
+    if overlap and empty:   # a share of the test split where any predicted pixel scores 0 (some eval code skips them)
+        notes.append("Test images with an empty ground truth: " + "; ".join(empty) + ".")
     return notes
+
+
+def _empty_ground_truths(counts, datasets: list[str], profile: str) -> list[str]:
+    """Per dataset, how many of its test images have an empty ground truth ("VMD-D: 12 of 80"), from the runs'
+    gt_empty and n_images counts (one test split per dataset: the largest count of its runs); none where none."""
+    out = []
+    for dataset in datasets:
+        rows = counts[(counts.dataset == dataset) & (counts.profile == profile)]
+        empty, total = (rows[rows["count"] == name]["value"] for name in ("gt_empty", "n_images"))
+        if len(empty) and empty.max() > 0:
+            out.append(f"{display_dataset(dataset)}: {int(empty.max())}"
+                       + (f" of {int(total.max())}" if len(total) else ""))
+    return out
 
 
 def _hd95_rules(ctx: Context, datasets: list[str], profile: str) -> set[str]:

@@ -104,7 +104,8 @@ def _metrics(dataset: str, method: str, seed: int, rng: np.random.Generator) -> 
     if dataset in ("msd", "vmd"):
         m = {"iou": c["iou"] + q, "acc": c["acc"] + q / 4, "max_fbeta": c["max_fbeta"] + q / 2,
              "mae": c["mae"] * (1 - 8 * q), "ber": 6.0 * (1 - 8 * q)}
-        return {"mirror": _block("mirror", "native", m, {"n_images": 955 if dataset == "msd" else 7152})}
+        return {"mirror": _block("mirror", "native", m, {"n_images": 955, "gt_empty": 0} if dataset == "msd" else
+                                 {"n_images": 7152, "gt_empty": 1204})}
     m = {"iou": c["iou"] + q, "max_fbeta": c["max_fbeta"] + q / 2, "mae": c["mae"] * (1 - 8 * q),
          "ber": c["ber"] * (1 - 8 * q), "s_ber": c["s_ber"] * (1 - 8 * q), "n_ber": c["n_ber"] * (1 - 5 * q)}
     return {"shadow": _block("shadow", "native", m, {"n_images": 6897})}

@@ -78,6 +78,10 @@ def test_captions_say_what_each_dataset_held_out_for_selection(built, tmp_path):
             "the training images, held out per seed; ISIC 2017: its official validation split.") in \
         built["table1_medical"].caption
     assert "validation: MSD: 10% of the training images" in built["table2_msd"].caption
+    # a share of the test split where any predicted pixel scores IoU 0 (the VMD-D eval script skips such frames)
+    table3 = next(t for key, t in built.items() if key.startswith("table3"))
+    assert "Test images with an empty ground truth: VMD-D: 1204 of 7152." in table3.caption
+    assert "empty ground truth" not in built["table2_msd"].caption   # none there
     # video datasets hold whole videos out (benchmark.data.splits.carve_validation), not a share of frames
     assert "validation: VMD-D: 10% of the training frames, as whole videos held out per seed" in \
         next(t for key, t in built.items() if key.startswith("table3")).caption
