@@ -182,10 +182,12 @@ def quarantine(run_dir: Path) -> Path:
     return target
 
 
-def execute(cfg_dict: dict, device: str | None = None, progress: bool = True, wait: bool = False) -> dict:
+def execute(cfg_dict: dict, device: str | None = None, progress: bool = True, wait: bool = False,
+            checked: bool = False) -> dict:
     """Run one config (in this process or a submitit job) and return its summary row. Picklable entry point.
     A run another process is training raises records.RunBusy, or with `wait` is waited for: then it is found done,
-    or (its trainer stopped early) resumed here."""
+    or (its trainer stopped early) resumed here. `checked`: this sweep has just compared the run's config and files
+    (`config_clash`), so a finished run is not opened again (a dataset listing per run, on a rerun of a sweep)."""
     from benchmark.config import config_from_dict
     from benchmark.train import train_run
 
@@ -195,6 +197,9 @@ def execute(cfg_dict: dict, device: str | None = None, progress: bool = True, wa
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, device=device))
     run_dir = records.run_dir_for(cfg)
     state, why = run_state(run_dir)
+    if checked and state == "done":
+        records.tidy_done(run_dir)
+        return summary_row(run_dir, state, 0.0)
     with contextlib.ExitStack() as stack:
         # a new run takes its lock in train_run, once its inputs check out; a done one needs none
         if wait or state in ("partial", "failed", "corrupt"):
@@ -282,7 +287,7 @@ def run_sweep(spec: SweepSpec, executor: str = "local", slurm: SlurmOptions | No
         raise RunConflict(f"{runs} with existing run directories; first: {clashes[0]}")
     dicts = [cfg.to_dict() for cfg in configs]
     if executor == "local":
-        rows = _run_local(dicts, progress, devices, runs_per_gpu, keep_going)
+        rows = _run_local(dicts, progress, devices, runs_per_gpu, keep_going, checked=True)
     else:
         rows = _run_submitit(dicts, executor, slurm or SlurmOptions(), progress, keep_going)
     write_results(Path(configs[0].run.runs_dir))
@@ -318,7 +323,8 @@ def local_devices(requested: list[str] | None, train_device: str, runs_per_gpu: 
 
 
 def _run_local(dicts: list[dict], progress: bool, devices: list[str] | None = None,
-               runs_per_gpu: int = 1, keep_going: bool = False, wait_busy: bool = True) -> list[dict]:
+               runs_per_gpu: int = 1, keep_going: bool = False, wait_busy: bool = True,
+               checked: bool = False) -> list[dict]:
     """Rows in plan order. A run another process is training is done last, waiting for it, or with `wait_busy`
     False (in a Slurm job) gets the row {"busy": holder}, and a run whose directory holds another config or other
     files the row {"conflict": message}."""
@@ -326,7 +332,7 @@ def _run_local(dicts: list[dict], progress: bool, devices: list[str] | None = No
 
     devices = local_devices(devices, dicts[0]["train"]["device"], runs_per_gpu)[:len(dicts)]  # no idle workers
     if len(devices) > 1:
-        rows = _run_local_workers(dicts, devices, progress, keep_going, wait_busy)
+        rows = _run_local_workers(dicts, devices, progress, keep_going, wait_busy, checked)
     else:
         device = devices[0] if devices else None
         found: dict[int, dict] = {}
@@ -337,7 +343,7 @@ def _run_local(dicts: list[dict], progress: bool, devices: list[str] | None = No
                 cfg = dicts[i]
                 bar.set_postfix_str(_label(cfg))
                 try:
-                    found[i] = execute(cfg, device=device, progress=progress, wait=wait)
+                    found[i] = execute(cfg, device=device, progress=progress, wait=wait, checked=checked)
                 except records.RunBusy as exc:
                     if wait_busy:
                         busy.append(i)
@@ -408,12 +414,12 @@ def _init_worker(queue, threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def _worker_execute(cfg: dict, wait: bool = False) -> dict:
-    return execute(cfg, device=_WORKER_DEVICE, progress=False, wait=wait)
+def _worker_execute(cfg: dict, wait: bool = False, checked: bool = False) -> dict:
+    return execute(cfg, device=_WORKER_DEVICE, progress=False, wait=wait, checked=checked)
 
 
 def _run_local_workers(dicts: list[dict], devices: list[str], progress: bool,
-                       keep_going: bool = False, wait_busy: bool = True) -> list[dict]:
+                       keep_going: bool = False, wait_busy: bool = True, checked: bool = False) -> list[dict]:
     """One worker process per device, each taking the next pending run when it is free (runs differ in length, so a
     fixed split would leave devices idle). Workers of one dataset share its feature extraction through the cache
     lock. The first failure stops the sweep (queued runs are cancelled, running ones finish and resume on rerun),
@@ -433,7 +439,7 @@ def _run_local_workers(dicts: list[dict], devices: list[str], progress: bool,
     rows: dict[int, dict] = {}
     with ProcessPoolExecutor(len(devices), mp_context=ctx, initializer=_init_worker,
                              initargs=(queue, threads)) as pool:
-        futures = {pool.submit(_worker_execute, cfg): i for i, cfg in enumerate(dicts)}
+        futures = {pool.submit(_worker_execute, cfg, False, checked): i for i, cfg in enumerate(dicts)}
         bar = tqdm(total=len(dicts), desc=f"sweep ({len(devices)} workers: {','.join(devices)})", unit="run",
                    disable=bars_off(progress))
         try:
@@ -443,7 +449,7 @@ def _run_local_workers(dicts: list[dict], devices: list[str], progress: bool,
                     rows[futures[fut]] = fut.result()
                 except records.RunBusy as exc:   # queued behind every other run; a worker then waits for it
                     if wait_busy:
-                        futures[pool.submit(_worker_execute, cfg, True)] = futures[fut]
+                        futures[pool.submit(_worker_execute, cfg, True, checked)] = futures[fut]
                         continue
                     rows[futures[fut]] = {"busy": exc.holder}
                 except RunConflict as exc:

@@ -35,8 +35,20 @@ def test_four_methods_three_seeds_extract_features_once(tmp_path, kvasir_root):
     assert len(list((tmp_path / ".cache" / "features").glob("*/meta.json"))) == 1
     results = pd.read_csv(tmp_path / "results.csv")
     assert len(results) == 12 and set(results.method) == {"segdino", "unet", "upernet", "dpt"}
-    again = run_sweep(_spec(kvasir_root, tmp_path, ("segdino", "unet", "upernet", "dpt"), (0, 1, 2)), progress=False)
-    assert all(r["was"] == "done" for r in again)
+    table = _results(tmp_path)
+    # a rerun checks each finished run's config and files once (config_clash), not again per run (walk18 #4)
+    import benchmark.train
+
+    opened = []
+    real_open = benchmark.train.open_data
+    benchmark.train.open_data = lambda data: opened.append(data) or real_open(data)
+    try:
+        again = run_sweep(_spec(kvasir_root, tmp_path, ("segdino", "unet", "upernet", "dpt"), (0, 1, 2)),
+                          progress=False)
+    finally:
+        benchmark.train.open_data = real_open
+    assert all(r["was"] == "done" for r in again) and opened == []
+    pd.testing.assert_frame_equal(_results(tmp_path), table)
 
 
 def test_corrupt_run_directory_is_moved_aside_and_redone(tmp_path, kvasir_root):
@@ -57,7 +69,7 @@ def test_keep_going_runs_the_rest_and_names_each_failure(tmp_path, kvasir_root, 
 
     real = sweep.execute
 
-    def out_of_memory_on_seed_0(cfg, device=None, progress=True, wait=False):
+    def out_of_memory_on_seed_0(cfg, device=None, progress=True, wait=False, checked=False):
         if cfg["train"]["seed"] == 0:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore detail")
         return real(cfg, device, progress)
@@ -74,7 +86,7 @@ def test_keep_going_runs_the_rest_and_names_each_failure(tmp_path, kvasir_root, 
     assert run_state(second)[0] == "done"
     assert list(pd.read_csv(tmp_path / "results.csv")["seed"]) == [1]
 
-    def illegal_address_on_seed_2(cfg, device=None, progress=True, wait=False):
+    def illegal_address_on_seed_2(cfg, device=None, progress=True, wait=False, checked=False):
         if cfg["train"]["seed"] == 2:
             raise RuntimeError("CUDA error: an illegal memory access was encountered")
         return real(cfg, device, progress)
