@@ -296,3 +296,26 @@ def test_a_dataset_under_another_name_is_found_by_its_layout(tmp_path):
     assert find_dataset_root("visha", root) == root / "ViSha"
     with pytest.raises(DataError, match=f"expected folders {tmp_path / 'train' / 'images'}"):
         open_dataset("visha", tmp_path)                              # nothing laid out as ViSha: the loader's error
+
+
+def test_a_frame_without_mask_is_judged_by_its_own_video_s_stray_files(tmp_path):
+    """A stray mask file in one video says nothing of another video's naming: a frame whose mask is missing is told
+    to restore it, unless its own video holds masks that pair with no image (then the pairing rule is named)."""
+    import shutil
+
+    from benchmark.data.synthetic import write_vmd
+    from benchmark.data.vmd import open_vmd
+
+    root = write_vmd(tmp_path / "VMD", n_train=12, n_test=6)
+    first = open_vmd(root).splits["train"]
+    lost = first[0]
+    other = next(r for r in first if r.group != lost.group)
+    lost.mask.unlink()
+    shutil.copy(other.mask, other.mask.with_name("stray_frame.png"))    # another video's stray file
+    source = open_vmd(root)
+    ref = next(r for r in source.splits["train"] if r.key == lost.key)
+    assert source.no_mask_message(ref).endswith("restore it, or skip such samples with --skip-bad")
+    shutil.copy(other.mask, lost.mask.with_name("misnamed.png"))        # its own video's: a naming problem
+    source = open_vmd(root)
+    ref = next(r for r in source.splits["train"] if r.key == lost.key)
+    assert "misnamed.png" in source.no_mask_message(ref) and "rename them" in source.no_mask_message(ref)

@@ -127,12 +127,16 @@ class DatasetSource:
 
     def no_mask_message(self, ref: SampleRef) -> str:
         """Why `ref` has no mask and what to do; when mask files pair with no image, the pairing rule, since
-        skipping would skip every sample of a dataset whose masks follow another naming convention."""
-        if not self.unpaired_masks:
+        skipping would skip every sample of a dataset whose masks follow another naming convention. A video's frame
+        is judged by its own video's unpaired masks (a stray file of another video says nothing of its naming)."""
+        unpaired = self.unpaired_masks
+        if ref.group and ref.group != ref.key:
+            unpaired = [m for m in unpaired if ref.group in Path(m).parent.parts]
+        if not unpaired:
             return f"no mask for {ref.image}: restore it, or skip such samples with --skip-bad"
-        first, n = self.unpaired_masks[0], len(self.unpaired_masks)
+        first, n = unpaired[0], len(unpaired)
         files = f"{n} file{'s' * (n != 1)} with no image" + ("" if self.mask_suffix else " of the same stem")
-        folders = {p.parent for p in self.unpaired_masks}
+        folders = {p.parent for p in unpaired}
         where = (f"{first.parent} has {files} (e.g. {first.name})" if len(folders) == 1 else
                  f"{len(folders)} mask folders hold {files} (e.g. {first})")
         rule = f"stem + `{self.mask_suffix}`" if self.mask_suffix else "identical stem"

@@ -20,7 +20,6 @@ Exit rule for the CLI: `raise typer.Exit(report.exit_code)`, 0 when `report.ok`,
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -241,15 +240,6 @@ def _colour_problems(source: DatasetSource, rgba: np.ndarray, path: Path) -> lis
                     "colour would read as background: re-export it as a grey 0/255 PNG")]
 
 
-def _video_of(source: DatasetSource, ref: SampleRef) -> DatasetSource:
-    """`source` as far as `ref`'s missing mask is concerned: for a video's frame, only the unpaired masks of that
-    video suggest a naming problem (a stray file of another video does not)."""
-    if not ref.group or not source.unpaired_masks:
-        return source
-    own = [m for m in source.unpaired_masks if ref.group in Path(m).parent.parts]
-    return source if len(own) == len(source.unpaired_masks) else dataclasses.replace(source, unpaired_masks=own)
-
-
 def _check(source: DatasetSource, ref: SampleRef) -> tuple[list[Problem], bool | None]:
     """The sample's problems, and whether its mask has foreground as training reads it (None: not read)."""
     problems, size = [], None
@@ -259,7 +249,7 @@ def _check(source: DatasetSource, ref: SampleRef) -> tuple[list[Problem], bool |
         problems.append(Problem("unreadable_image", str(ref.image), f"cannot decode image {ref.image} ({exc}); "
                                 "re-extract or replace it"))
     if ref.mask is None:   # the loader's own words (train and score say the same)
-        return problems + [Problem("missing_mask", str(ref.image), _video_of(source, ref).no_mask_message(ref))], None
+        return problems + [Problem("missing_mask", str(ref.image), source.no_mask_message(ref))], None
     try:
         mask = _decode(ref.mask)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
