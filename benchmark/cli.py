@@ -313,6 +313,8 @@ def score(
                              "and 1 is a 0/1 mask; a JPEG map is foreground >= 1 when it holds no value above 4, "
                              "else >= 128), or auto (probability when any map holds a value above 1, a JPEG map one "
                              "above 4: JPEG noise)"),
+    workers: int = typer.Option(0, min=0, help="processes reading and scoring the files (0: one per core but one, "
+                                "at most 8; 1: this process); any number gives the same scores"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ):
     """Score any model's predicted masks against ground truth under a named scoring profile."""
@@ -345,9 +347,9 @@ def score(
     if dataset is not None:
         from benchmark.registry import open_dataset
 
-        summary, rows = score_split(pred_dir, open_dataset(dataset, gt_dir), split, profile, out, size, maps)
+        summary, rows = score_split(pred_dir, open_dataset(dataset, gt_dir), split, profile, out, size, maps, workers)
     else:
-        summary, rows = score_directories(pred_dir, gt_dir, profile, out, size, maps)
+        summary, rows = score_directories(pred_dir, gt_dir, profile, out, size, maps, workers)
     if profile_note:
         summary["profile_from"] = profile_note
     if as_json:

@@ -63,7 +63,7 @@ class TrainConfig:
     feature_cache: bool = True           # use cached frozen-backbone features when the recipe allows
     features_on_device: str = "auto"     # hold cached features in accelerator memory: auto (when they fit), yes, no
     checkpoint_every_s: float = 60.0     # checkpoint after the first and last epoch and at most this often between
-    num_workers: int = 0                 # threads decoding images into the image cache (0: a core each, up to 8)
+    num_workers: int = 0                 # CPU workers: decode threads, test-scoring processes (0: per core, <= 8)
     compile: str | None = "none"         # torch.compile the decoder: none, default, reduce-overhead, max-autotune
 
 

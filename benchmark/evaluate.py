@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from benchmark.data.image_cache import ResizedSplit
 from benchmark.metrics import Scorer, get_profile
 from benchmark.progress import bars_off
+from benchmark.workers import ordered_map, processes_for
 
 # The profiles each dataset family is scored under (REFERENCE.md §5); users' own data gets the medical pair.
 DATASET_PROFILES = {
@@ -128,27 +129,51 @@ def native_probability(prob: np.ndarray, native_hw: tuple[int, int]) -> np.ndarr
     return t[0, 0].numpy() if prob.ndim == 2 else t[0].numpy()
 
 
+class ImageScores:
+    """One test image scored under every profile, at network size against its resized mask or at native size
+    against its original mask: the job of `score_split`'s worker processes (pickled once into each)."""
+
+    def __init__(self, source, profiles: tuple[str, ...], num_classes: int):
+        self.source = source
+        self.scorers = {name: Scorer(get_profile(name), num_classes=num_classes) for name in profiles}
+        self.network = any(s.profile.resolution != "native" for s in self.scorers.values())
+
+    def __call__(self, item) -> dict[str, tuple]:
+        ref, prob, network_mask = item
+        native, out = None, {}
+        memos: dict[str, dict] = {"native": {}, "network": {}}  # work shared by profiles on one grid
+        for name, scorer in self.scorers.items():
+            if scorer.profile.resolution == "native":
+                if native is None:
+                    native_mask = self.source.read_mask(ref)
+                    native = native_probability(prob, native_mask.shape), native_mask
+                out[name] = scorer.compute(ref.key, *native, memo=memos["native"])
+            else:
+                out[name] = scorer.compute(ref.key, prob, network_mask, memo=memos["network"])
+        return out
+
+
 def score_split(probs, split: ResizedSplit, source, profiles: tuple[str, ...],
-                num_classes: int = 2, progress: bool = False) -> dict[str, tuple[dict, list[dict]]]:
-    """Score network-size probabilities under each profile: at network size against the resized masks, or at
-    native size against the original masks. `probs`: an N x ... array, or (start, batch) pairs as
-    `predict_batches` yields them, scored as they come (a large test split never sits in memory at once)."""
+                num_classes: int = 2, progress: bool = False, workers: int = 0) -> dict[str, tuple[dict, list[dict]]]:
+    """Score network-size probabilities under each profile (`ImageScores`). `probs`: an N x ... array, or (start,
+    batch) pairs as `predict_batches` yields them, scored as they come (a large test split never sits in memory at
+    once, and the device predicts while `workers` processes score: `train.num_workers`, 0 for one per core but
+    one, 1 for none). The rows are recorded in split order, so any number of workers gives the same numbers."""
+    job = ImageScores(source, profiles, num_classes)
     scorers = {name: Scorer(get_profile(name), num_classes=num_classes) for name in profiles}
+    processes = processes_for(len(split), workers)
+
+    def items():
+        for start, batch in ([(0, probs)] if isinstance(probs, np.ndarray) else probs):
+            for i, prob in enumerate(batch, start):
+                yield split.refs[i], np.asarray(prob), np.asarray(split.masks[i]) if job.network else None
+
     bar = tqdm(total=len(split), desc=f"test ({', '.join(profiles)})", unit="img", leave=False,
                disable=bars_off(progress))
-    for start, batch in ([(0, probs)] if isinstance(probs, np.ndarray) else probs):
-        for i, prob in enumerate(batch, start):
-            ref, native = split.refs[i], None
-            memos: dict[str, dict] = {"native": {}, "network": {}}  # work shared by profiles on one grid
-            for name, scorer in scorers.items():
-                if scorer.profile.resolution == "native":
-                    if native is None:
-                        native_mask = source.read_mask(ref)
-                        native = native_probability(prob, native_mask.shape), native_mask
-                    scorer.add(ref.key, *native, memo=memos["native"])
-                else:
-                    scorer.add(ref.key, prob, np.asarray(split.masks[i]), memo=memos["network"])
-            bar.update()
+    for scored in ordered_map(job, items(), processes):
+        for name, computed in scored.items():
+            scorers[name].record(*computed)
+        bar.update()
     bar.close()
     return {name: (s.summary(), s.rows()) for name, s in scorers.items()}
 

@@ -23,6 +23,7 @@ from benchmark import records
 from benchmark.config import Config, load_config
 from benchmark.progress import bars_off
 from benchmark.registry import check_config
+from benchmark.workers import CORES_VARIABLE, usable_cores
 
 EXECUTORS = ("local", "slurm", "submitit-local")
 PAPER_DATASETS = ("tn3k", "kvasir", "isic2017", "msd", "vmd", "visha")   # `run --all`
@@ -393,18 +394,13 @@ def _failure(cfg: dict, exc: BaseException) -> dict:
     return {"failed": message}
 
 
-def available_cores() -> int:
-    """The cores this process may run on (a Slurm job's allocation, not the whole node's count)."""
-    import os
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 _WORKER_DEVICE: str | None = None
 
 
 def _init_worker(queue, threads: int | None) -> None:
     """Give this worker process its own device (each worker takes one from the queue once, at start) and tell its
-    runs how many workers share that device (they size their use of its memory by it)."""
+    runs how many workers share that device (they size their use of its memory by it) and how many cores are theirs
+    (for torch's threads and the test split's scoring workers)."""
     import os
 
     global _WORKER_DEVICE
@@ -412,6 +408,7 @@ def _init_worker(queue, threads: int | None) -> None:
     os.environ["SEGBENCH_RUNS_ON_DEVICE"] = str(sharers)
     if threads:
         torch.set_num_threads(threads)
+        os.environ[CORES_VARIABLE] = str(threads)
 
 
 def _worker_execute(cfg: dict, wait: bool = False, checked: bool = False) -> dict:
@@ -435,7 +432,7 @@ def _run_local_workers(dicts: list[dict], devices: list[str], progress: bool,
     queue = ctx.Queue()
     for name in devices:
         queue.put((name, devices.count(name)))
-    threads = max(1, available_cores() // len(devices))   # this process's cores (a Slurm job's allocation) shared
+    threads = max(1, usable_cores() // len(devices))   # this process's cores (a Slurm job's allocation) shared
     rows: dict[int, dict] = {}
     with ProcessPoolExecutor(len(devices), mp_context=ctx, initializer=_init_worker,
                              initargs=(queue, threads)) as pool:

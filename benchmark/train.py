@@ -688,7 +688,7 @@ def write_scores(run_dir: Path, cfg: Config, probs, test: ResizedSplit, source,
     """metrics.json and per_image.csv for the profiles scored now; with `merge` (segbench evaluate) the profiles
     recorded before and not scored now are kept in both files."""
     scored = score_split(probs, test, source, profiles_for(cfg.data.dataset, cfg.eval.profiles), source.num_classes,
-                         progress)
+                         progress, cfg.train.num_workers)
     kept_profiles, kept_rows = {}, []
     if merge and (run_dir / "metrics.json").is_file():
         kept_profiles = {name: block for name, block in

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmark.sweep import SweepSpec, available_cores, run_state, run_sweep
+from benchmark.sweep import SweepSpec, run_state, run_sweep
+from benchmark.workers import usable_cores
 
 TIMING = ["train_seconds", "seconds"]
 
@@ -255,7 +256,7 @@ def test_local_workers_share_one_extraction_and_give_the_sequential_table(tmp_pa
     assert [(r["method"], r["seed"]) for r in rows] == [("segdino", 0), ("segdino", 1), ("unet", 0), ("unet", 1)]
     assert sum(r["extracted_features"] for r in rows) == 1
     threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, available_cores() // 2))   # as each worker had: CPU sums depend on threads
+    torch.set_num_threads(max(1, usable_cores() // 2))   # as each worker had: CPU sums depend on threads
     try:
         sequential = run_sweep(_spec(kvasir_root, tmp_path / "seq", ("segdino", "unet"), (0, 1), epochs=2),
                                progress=False)

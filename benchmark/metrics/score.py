@@ -220,22 +220,35 @@ class Scorer:
         `memo`: one dict per (prob, gt) pair passed to every Scorer scoring that pair (binary only), so their
         common work is done once (see binary_row)."""
         key = str(key)
-        if key in self._keys:
-            raise ValueError(f"image key {key!r} was already scored; keys must be unique")
+        self._check_new(key)
+        return self.record(*self.compute(key, prob, gt, memo))
+
+    def compute(self, key: str, prob: np.ndarray, gt: np.ndarray, memo: dict | None = None):
+        """`add`'s work without recording it: (row, aux, gt shape), for `record` here or in another process (a
+        scoring worker computes, the main process records in order, so the sums are the same)."""
+        key = str(key)
         if self.num_classes == 2:
             prob, gt = self._binary_inputs(key, prob, gt)
             metrics, aux = binary_row(prob, gt, self.profile, memo)
         else:
             prob, gt = self._multiclass_inputs(key, prob, gt)
             metrics, aux = multiclass_row(prob, gt, self.profile, self.num_classes)
+        return {"key": key, **metrics}, aux, tuple(gt.shape)
+
+    def record(self, row: dict, aux: dict, shape: tuple[int, ...]) -> dict:
+        """Keep one image's computed row; returns a copy."""
+        self._check_new(row["key"])
         for name, curve in (aux["curves"] or {}).items():
             self._curve_sums[name] = self._curve_sums.get(name, 0.0) + curve
-        row = {"key": key, **metrics}
-        self._keys.add(key)
+        self._keys.add(row["key"])
         self._rows.append(row)
-        self._diagonals.append(surface.image_diagonal(gt.shape))
+        self._diagonals.append(surface.image_diagonal(shape))
         self._hd95_inf += bool(aux["hd95_inf"])
         return dict(row)
+
+    def _check_new(self, key: str) -> None:
+        if key in self._keys:
+            raise ValueError(f"image key {key!r} was already scored; keys must be unique")
 
     @staticmethod
     def _binary_inputs(key: str, prob, gt):
@@ -601,7 +614,7 @@ def to_network_grid(prob: np.ndarray, gt: np.ndarray, size: int) -> tuple[np.nda
 
 
 def score_directories(pred_dir, gt_dir, profile_name: str | ScoringProfile, out_csv=None,
-                      network_size: int = 256, maps: str = "auto") -> tuple[dict, list[dict]]:
+                      network_size: int = 256, maps: str = "auto", workers: int = 0) -> tuple[dict, list[dict]]:
     """Score a folder of predicted maps against a folder of masks under a named profile.
 
     Files pair by relative path and stem (read_prediction/read_mask give the reading rules); a prediction must
@@ -611,6 +624,7 @@ def score_directories(pred_dir, gt_dir, profile_name: str | ScoringProfile, out_
     `network_size` square grid, as the public code scores at 256 x 256.
     `maps` (MAP_CHOICES) says how grey maps are read: "auto" decides for the folder (`maps_are_probabilities`).
     Returns (summary, rows) as Scorer does, and writes the rows as per_image.csv to `out_csv` if given.
+    `workers`: processes reading and scoring the pairs (0: one per core but one, at most 8; 1: this process).
     """
     scorer = Scorer(get_profile(profile_name))
     probability = probability_folder(pred_dir)
@@ -622,18 +636,16 @@ def score_directories(pred_dir, gt_dir, profile_name: str | ScoringProfile, out_
     pairs = pair_files(pred_dir, gt_dir, exclude=KNOWN_BAD_SAMPLES, dropped=dropped)
     excluded = [{"key": key, "reason": KNOWN_BAD_SAMPLES[key.rsplit("/", 1)[-1]]} for key in sorted(dropped)]
     probability = _maps_reading(maps, probability, (p for _, p, _ in pairs))
-    for key, pred_path, gt_path in pairs:
-        _add_pair(scorer, key, read_prediction(pred_path, probability), read_mask(gt_path), pred_path, gt_path,
-                  network_size)
+    _score_pairs(scorer, PairScores(scorer, probability, network_size), pairs, workers)
     return _finish(scorer, out_csv, network_size, excluded=excluded,
                    maps=maps_text(probability, maps, [p for _, p, _ in pairs]))
 
 
-def _add_pair(scorer: Scorer, key: str, prob: np.ndarray, gt: np.ndarray, pred_path, gt_path,
-              network_size: int) -> None:
-    """One prediction and its mask into `scorer`, on the profile's grid: a prediction must have its mask's size, or
-    (network-resolution profiles) the network size. Binary: `prob` in [0, 1], `gt` bool; multi-class: both are
-    HxW class index maps (what `segbench predict` writes for a multi-class model)."""
+def _pair_row(scorer: Scorer, key: str, prob: np.ndarray, gt: np.ndarray, pred_path, gt_path,
+              network_size: int) -> tuple:
+    """One prediction and its mask scored on the profile's grid (`Scorer.compute`'s result): a prediction must have
+    its mask's size, or (network-resolution profiles) the network size. Binary: `prob` in [0, 1], `gt` bool;
+    multi-class: both are HxW class index maps (what `segbench predict` writes for a multi-class model)."""
     network = scorer.profile.resolution == "network"
     on_grid = network and prob.shape == (network_size, network_size)   # saved at the network size already
     if prob.shape != gt.shape and not on_grid:
@@ -649,11 +661,38 @@ def _add_pair(scorer: Scorer, key: str, prob: np.ndarray, gt: np.ndarray, pred_p
         if int(prob.max()) >= scorer.num_classes:
             raise ValueError(f"prediction {pred_path} holds class {int(prob.max())}; the dataset has "
                              f"{scorer.num_classes} classes (0-{scorer.num_classes - 1})")
-        scorer.add(key, np.eye(scorer.num_classes, dtype=np.float32)[prob].transpose(2, 0, 1), gt)
-        return
+        return scorer.compute(key, np.eye(scorer.num_classes, dtype=np.float32)[prob].transpose(2, 0, 1), gt)
     if network:
         prob, gt = to_network_grid(prob, gt, network_size)
-    scorer.add(key, prob, gt)
+    return scorer.compute(key, prob, gt)
+
+
+class PairScores:
+    """A prediction file and its mask, read and scored (`_pair_row`): the job of the folder scorers' worker
+    processes. Items are (key, prediction path, mask path), or (key, prediction path, SampleRef) with `source`."""
+
+    def __init__(self, scorer: Scorer, probability: bool, network_size: int, source=None):
+        self.scorer, self.probability, self.network_size, self.source = scorer, probability, network_size, source
+
+    def __call__(self, item) -> tuple:
+        key, pred_path, gt = item
+        multiclass = self.scorer.num_classes > 2
+        if self.source is None:
+            mask, gt_path = read_mask(gt), gt
+        else:
+            mask, gt_path = self.source.read_mask(gt), gt.mask
+            mask = mask if multiclass else mask.astype(bool)
+        prob = (_read_dataset_mask(pred_path, "index", skip_hint=False) if multiclass
+                else read_prediction(pred_path, self.probability))
+        return _pair_row(self.scorer, key, prob, mask, pred_path, gt_path, self.network_size)
+
+
+def _score_pairs(scorer: Scorer, job: PairScores, items: list, workers: int) -> None:
+    """Every item scored by `job`, in `workers` processes (workers.processes_for), recorded in order."""
+    from benchmark.workers import ordered_map, processes_for
+
+    for computed in ordered_map(job, items, processes_for(len(items), workers)):
+        scorer.record(*computed)
 
 
 def _nearest(index_map: np.ndarray, size: int) -> np.ndarray:
@@ -673,7 +712,7 @@ def _finish(scorer: Scorer, out_csv, network_size: int, **extra) -> tuple[dict, 
 
 
 def score_split(pred_dir, source, split: str, profile_name: str | ScoringProfile, out_csv=None,
-                network_size: int = 256, maps: str = "auto") -> tuple[dict, list[dict]]:
+                network_size: int = 256, maps: str = "auto", workers: int = 0) -> tuple[dict, list[dict]]:
     """Score a folder of predicted maps against one split of a dataset as its loader reads it
     (`benchmark.registry.open_dataset`): the official split's samples and masks, in the layout users download
     (Kvasir-SEG's val.txt, ISIC's `_segmentation` masks, VMD-D's JPEGImages/SegmentationClassPNG videos), masks
@@ -727,12 +766,8 @@ def score_split(pred_dir, source, split: str, profile_name: str | ScoringProfile
         raise ValueError(_orphans_message(orphans, source, split, pred_dir, folded))
     scorer = Scorer(get_profile(profile_name), source.num_classes)
     probability = scorer.num_classes == 2 and _maps_reading(maps, probability, (p for _, p in pairs))
-    for ref, pred_path in pairs:
-        gt = source.read_mask(ref)
-        prob = (_read_dataset_mask(pred_path, "index", skip_hint=False) if scorer.num_classes > 2
-                else read_prediction(pred_path, probability))
-        _add_pair(scorer, ref.key, prob, gt if scorer.num_classes > 2 else gt.astype(bool), pred_path, ref.mask,
-                  network_size)
+    _score_pairs(scorer, PairScores(scorer, probability, network_size, source),
+                 [(ref.key, pred_path, ref) for ref, pred_path in pairs], workers)
     excluded = [{"key": e["key"], "reason": KNOWN_BAD_SAMPLES.get(e["key"], f"{source.name}: {e['reason']}")}
                 for e in source.excluded if e.get("split", split) == split]
     ignored = sorted(set(preds) - used - {e["key"] for e in excluded})
