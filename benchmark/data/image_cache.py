@@ -2,7 +2,8 @@
 
 Images are resized bicubic with antialias (PIL's resampling filters scale with the reduction factor), masks nearest
 after binarising, as the public code does (REFERENCE.md §2). The cache is two memory-mapped .npy arrays; its name is
-a hash of the size, the mask encoding and every file's bytes, so an edited file can never reuse stale pixels.
+a hash of the size, the mask encoding and every file's bytes, so an edited file can never reuse stale pixels. Each
+file's digest is remembered by its stat (DigestMemo), so a run does not read an unchanged dataset again to key it.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +22,7 @@ from tqdm.auto import tqdm
 
 from benchmark.data.base import DataError, DatasetSource, SampleRef
 from benchmark.progress import bars_off
-from benchmark.records import ensure_free_space, file_lock
+from benchmark.records import atomic_write_bytes, ensure_free_space, file_lock
 
 
 @dataclass
@@ -85,24 +87,97 @@ def resize_pair(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndar
     return img, msk
 
 
-def _file_digest(path: Path | None) -> str:
-    """sha1 of the file's bytes; a file that cannot be read is keyed as such, and decoding it then raises (or is
-    skipped with skip_bad) with a message naming it."""
+def _sha1_file(path: Path | str) -> str:
+    """sha1 of a file's bytes: the one place a content key reads a file."""
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+
+
+def _file_digest(path: Path | None, memo: DigestMemo | None = None) -> str:
+    """sha1 of the file's bytes (from `memo` while its stat is unchanged); a file that cannot be read is keyed as
+    such, and decoding it then raises (or is skipped with skip_bad) with a message naming it."""
     if path is None:
         return "-"
     try:
-        return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+        return _sha1_file(path) if memo is None else memo.digest(path)
     except OSError as exc:
         return f"unreadable:{type(exc).__name__}"
+
+
+RACY_NS = 2_000_000_000   # a file changed this close to its hashing, or later, is not memoised (DigestMemo)
+_now_ns = time.time_ns    # the clock of that rule (tests move it on)
+
+
+class DigestMemo:
+    """File digests remembered under the file's resolved path with its (st_dev, st_ino, st_size, st_mtime_ns,
+    st_ctime_ns), the git index's rule: any write, rename, chmod or `touch` sets ctime, which users cannot set, so a
+    changed file never matches. A file whose mtime or ctime lies within RACY_NS of its hashing (or in the future) is
+    hashed but not memoised, as git treats "racily clean" entries: a write in the same timestamp tick keeps the stat.
+    One JSON file per dataset root, replaced whole: a damaged or unreadable one is ignored and rebuilt; concurrent
+    runs may lose each other's entries (hashed again next time), never tear the file."""
+
+    SCHEME = 1
+
+    def __init__(self, path: Path):
+        self.path, self.changed = Path(path), False
+        self.files = self._load()
+
+    def _load(self) -> dict[str, list]:
+        try:
+            data = json.loads(self.path.read_bytes())
+            if data.get("scheme") == self.SCHEME:
+                return {name: entry for name, entry in data["files"].items() if _is_entry(entry)}
+        except (OSError, ValueError, TypeError, AttributeError, KeyError):
+            pass
+        return {}
+
+    def digest(self, path: Path | str) -> str:
+        real = os.path.realpath(path)
+        now = _now_ns()
+        st = os.stat(real)
+        stamp = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+        entry = self.files.get(real)
+        if entry is not None and entry[:5] == stamp:
+            return entry[5]
+        digest = _sha1_file(real)
+        if max(st.st_mtime_ns, st.st_ctime_ns) < now - RACY_NS:
+            self.files[real], self.changed = [*stamp, digest], True
+        elif self.files.pop(real, None) is not None:
+            self.changed = True
+        return digest
+
+    def save(self) -> None:
+        if not self.changed:
+            return
+        try:
+            atomic_write_bytes(self.path, json.dumps({"scheme": self.SCHEME, "files": self.files}).encode(),
+                               fsync=False)   # a cache: a power cut at worst leaves a file that is ignored
+        except OSError:   # a read-only or full cache folder: the next run hashes again
+            pass
+
+
+def _is_entry(entry) -> bool:
+    return (isinstance(entry, list) and len(entry) == 6 and all(type(v) is int for v in entry[:5])
+            and isinstance(entry[5], str) and len(entry[5]) == 40)
+
+
+def digest_memo_path(cache_dir: Path, source: DatasetSource) -> Path:
+    """The digest memo of a dataset: one per resolved root, so two folder datasets never share one."""
+    where = hashlib.sha1(os.path.realpath(source.root).encode()).hexdigest()[:16]
+    return Path(cache_dir) / "digests" / f"{source.name}-{where}.json"
 
 
 CONTENT_SCHEME = "v3"   # of content_key (v3: 16-bit images stretched, not clipped); runs record it in split.json
 
 
-def content_key(source: DatasetSource, refs: list[SampleRef], size: int) -> str:
+def content_key(source: DatasetSource, refs: list[SampleRef], size: int, cache_dir: Path | None = None) -> str:
+    """A hash of the size, the mask encoding and every file's bytes. With `cache_dir`, digests are memoised there by
+    stat (DigestMemo), which changes how a digest is found, never the key."""
+    memo = None if cache_dir is None else DigestMemo(digest_memo_path(cache_dir, source))
     h = hashlib.sha256(f"{CONTENT_SCHEME}|{source.name}|{source.mask_encoding}|{size}".encode())
     for ref in refs:
-        h.update(f"|{ref.key}|{_file_digest(ref.image)}|{_file_digest(ref.mask)}".encode())
+        h.update(f"|{ref.key}|{_file_digest(ref.image, memo)}|{_file_digest(ref.mask, memo)}".encode())
+    if memo is not None:
+        memo.save()
     return h.hexdigest()[:24]
 
 
@@ -110,7 +185,7 @@ def load_resized(source: DatasetSource, refs: list[SampleRef], size: int, cache_
                  skip_bad: bool = False, desc: str = "decode", workers: int = 0) -> ResizedSplit:
     """Decode, binarise and resize every sample once, in `workers` threads (0: one per CPU core, at most 8; PIL
     decodes and resizes without the GIL); later calls with the same content read the cache."""
-    key = content_key(source, refs, size)
+    key = content_key(source, refs, size, cache_dir)
     if cache_dir is None:
         return _decode(source, refs, size, skip_bad, desc, key, workers)
     folder = Path(cache_dir) / "images" / f"{source.name}-{size}-{key}"
