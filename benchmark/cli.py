@@ -35,12 +35,15 @@ def runs_text(n: int) -> str:
     return f"{n} run{'' if n == 1 else 's'}"
 
 
-def print_data_notes(notes: dict[str, list[str]]) -> None:
+def print_data_notes(notes: dict[str, list[str]], deviations: dict[str, str] | None = None) -> None:
     """How each dataset was read (its split lists or seeded split, its classes), which `data check` prints too:
-    a folder dataset's inferred classes must not go unseen until the report."""
+    a folder dataset's inferred classes must not go unseen until the report. Then a warning per dataset whose counts
+    differ from the official ones (`sweep.check_inputs`' `deviations`): a partial copy must not go unseen either."""
     for key, lines in notes.items():
         for line in lines:
             err.print(f"note: {key}: {line}", highlight=False, soft_wrap=True)
+    for key, line in (deviations or {}).items():
+        err.print(f"warning: {key}: {line}", highlight=False, soft_wrap=True)
 
 
 def warn_random_weights(backbone: str, weights: str | None) -> None:
@@ -200,8 +203,9 @@ def train(
     from benchmark.sweep import check_inputs
 
     try:
-        checked = [cfg]
-        notes = check_inputs(checked)   # a wrong data root or weights path fails before the random-weights note
+        checked, deviations = [cfg], {}
+        # a wrong data root or weights path fails before the random-weights note
+        notes = check_inputs(checked, deviations=deviations)
         cfg = checked[0]
     except ValueError as exc:
         root = Path(cfg.data.root).expanduser()
@@ -213,7 +217,7 @@ def train(
                 raise ValueError(f"{exc} (no --dataset was given, so {cfg.data.dataset}; {cfg.data.root} looks like "
                                  f"--dataset {' or '.join(found)})") from None
         raise
-    print_data_notes(notes)
+    print_data_notes(notes, deviations)
     warn_random_weights(cfg.backbone.name, cfg.backbone.weights)
     from benchmark import records
 
@@ -544,7 +548,8 @@ def run(
     spec = SweepSpec(tuple(ds), tuple(ms), seed_list, preset, str(config) if config else None, overrides)
     first = load_config(preset, config, overrides)
     if not dry_run:   # a wrong data root or weights path fails before the random-weights note
-        print_data_notes(check_inputs(plan(spec)))
+        deviations: dict = {}
+        print_data_notes(check_inputs(plan(spec), deviations=deviations), deviations)
     warn_random_weights(first.backbone.name, first.backbone.weights)
     if executor == "local" and runs_per_gpu > 1 and not any(d.startswith("cuda") for d in _split(devices)):
         import os

@@ -65,12 +65,17 @@ def plan(spec: SweepSpec) -> list[Config]:
             for d in spec.datasets for m in spec.methods for s in spec.seeds]
 
 
-def check_inputs(configs: list[Config], data_problems: dict | None = None) -> dict[str, list[str]]:
+def check_inputs(configs: list[Config], data_problems: dict | None = None,
+                 deviations: dict | None = None) -> dict[str, list[str]]:
     """Fail before any work, with one line, on an unknown key, a dataset missing or laid out wrongly under its data
     root, or missing weights. With `data_problems` (a dict), dataset problems are collected there by dataset key
     instead (what `run --dry-run` shows). Returns each dataset's notes (how it was read: its split, its classes).
-    Data settings that change nothing on their dataset are reset in `configs` (in place; `registry.canonical_data`)."""
+    With `deviations` (a dict), a dataset whose counts differ from the official ones gets one line there by key
+    (`check.count_warning`, what `train` and `run` print as a warning), unless every run of it takes a data.subset,
+    which differs on purpose. Data settings that change nothing on their dataset are reset in `configs` (in place;
+    `registry.canonical_data`)."""
     from benchmark.data.base import DataError
+    from benchmark.data.check import count_warning
     from benchmark.registry import DATASETS, canonical_data, open_data
 
     for cfg in configs:
@@ -94,6 +99,10 @@ def check_inputs(configs: list[Config], data_problems: dict | None = None) -> di
             if data_problems is None:
                 raise DataError(message) from None
             data_problems[key] = message
+    whole = {(c.data.dataset, c.data.root, c.data.num_classes) for c in configs if not c.data.subset}
+    for opened, source in sources.items():
+        if deviations is not None and opened in whole and (line := count_warning(source)):
+            deviations[opened[0]] = line
     for i, cfg in enumerate(configs):
         source = sources.get((cfg.data.dataset, cfg.data.root, cfg.data.num_classes))
         if source is not None:

@@ -674,3 +674,36 @@ def test_segbench_warnings_print_as_one_line(capsys):
     cli._show_warning(UserWarning("other"), UserWarning, f"{os.sep}site{os.sep}timm{os.sep}x.py", 1)
     err = capsys.readouterr().err
     assert "UserWarning: other" in err and "x.py:1" in err
+
+
+def test_train_and_run_warn_of_counts_that_differ_from_the_official_ones(tmp_path, kvasir_root, monkeypatch):
+    """A partial copy trains without an error: `train` and `run` say so in one warning line before any work, with
+    the count deviations `data check` reports (one function computes both). A --subset run differs on purpose, and a
+    copy of the official counts is as expected: no warning for either."""
+    import benchmark.data.kvasir
+    import benchmark.sweep
+    import benchmark.train
+    from benchmark.data.check import check_dataset
+
+    def stop(*args, **kwargs):
+        raise ValueError("stopped before any work")
+
+    monkeypatch.setattr(benchmark.train, "train_run", stop)
+    monkeypatch.setattr(benchmark.sweep, "run_sweep", stop)
+    root = kvasir_root / "Kvasir-SEG"
+    deviations = [p.message for p in check_dataset(kvasir_root, "kvasir").deviations]
+    assert deviations == ["train: 24 samples, the official count is 880", "test: 8 samples, the official count is 120"]
+    warning = (f"warning: kvasir: {'; '.join(deviations)} (in {root}): a partial or altered copy trains and scores on "
+               "what it holds, and its numbers do not compare with the paper's; `segbench data check "
+               f"{root}` shows the counts and checks every file")
+    common = ["--preset", "smoke", "--data-root", kvasir_root, "--runs-dir", tmp_path]
+    for command in (["train", "--dataset", "kvasir"], ["run", "--datasets", "kvasir", "--methods", "segdino"]):
+        code, out = invoke(*command, *common)
+        assert code == 2 and "stopped before any work" in out, out
+        assert warning in out.splitlines() and out.count("warning:") == 1, out
+        code, out = invoke(*command, *common, "--subset", 4)
+        assert code == 2 and "stopped before any work" in out and "warning:" not in out, out
+    monkeypatch.setattr(benchmark.data.kvasir, "EXPECTED", {"train": 24, "test": 8})
+    assert check_dataset(kvasir_root, "kvasir").ok
+    code, out = invoke("train", "--dataset", "kvasir", *common)
+    assert code == 2 and "stopped before any work" in out and "warning:" not in out, out

@@ -328,8 +328,9 @@ def _recolour(mask: Path, colours: list[tuple[int, int, int]]) -> None:
 
 def test_colour_vmd_masks_are_judged_as_training_reads_them(tmp_path):
     """walk15 #11: a VMD mask re-saved in its VOC colour was an error in `data check` though training reads it
-    right (foreground where not black); a colour mask of several colours is an error naming the fix."""
-    from benchmark.data.base import read_mask
+    right (foreground where not black); a colour mask of several colours is an error naming the fix, in `data check`
+    and, in the same words, where training reads it (it read every colour as foreground)."""
+    from benchmark.data.base import DataError, read_mask
 
     vmd, _ = _videos(tmp_path)
     mask = vmd / "train" / "0800" / "SegmentationClassPNG" / "00000.png"
@@ -341,9 +342,12 @@ def test_colour_vmd_masks_are_judged_as_training_reads_them(tmp_path):
     (problem,) = check_dataset(vmd, "vmd", expect_counts=False).errors
     assert problem.kind == "non_binary_mask" and problem.path == str(mask)
     assert problem.message == (f"mask {mask} is a colour image with 2 colours besides black ((0, 128, 0), (128, 0, "
-                               "0)); vmd masks hold black and one foreground colour, and training would read every "
-                               "non-black pixel as foreground: re-export it as a palette PNG (index 0 background, "
-                               "index 1 foreground)")
+                               "0)); this dataset's masks hold black and one foreground colour, and every other colour "
+                               "would read as foreground too (a multi-class or mislabelled mask?): re-export it as a "
+                               "palette PNG (index 0 background, index 1 foreground)")
+    with pytest.raises(DataError) as caught:
+        read_mask(mask, "nonzero")
+    assert str(caught.value) == problem.message + ", or skip such samples with --skip-bad"
 
 
 def test_colour_masks_of_a_grey_dataset_name_the_fix(tmp_path):

@@ -319,3 +319,45 @@ def test_a_frame_without_mask_is_judged_by_its_own_video_s_stray_files(tmp_path)
     source = open_vmd(root)
     ref = next(r for r in source.splits["train"] if r.key == lost.key)
     assert "misnamed.png" in source.no_mask_message(ref) and "rename them" in source.no_mask_message(ref)
+
+
+def _two_foreground_indices(mask: Path) -> None:
+    """Re-save a palette mask with a second foreground index: its top rows index 1, the next ones index 2 (a
+    multi-class mask, or one of another dataset, dropped in)."""
+    palette = Image.open(mask)
+    arr = np.asarray(palette).copy()
+    arr[:2], arr[2:4] = 1, 2
+    out = Image.fromarray(arr, mode="P")
+    out.putpalette(palette.getpalette())
+    out.save(mask)
+
+
+def test_a_palette_mask_of_two_foreground_indices_is_refused_by_train_and_score_as_data_check_reports_it(tmp_path):
+    """VMD-D reads foreground as index > 0: a mask of two foreground indices was reported by `data check` but read
+    as one class by training and `score`, silently. All three now refuse it with the same words, naming the file,
+    its indices and the fix; training's --skip-bad skips it."""
+    from benchmark.data.image_cache import load_resized
+    from benchmark.data.synthetic import write_vmd
+    from benchmark.metrics import score_split
+
+    root = write_vmd(tmp_path / "VMD", n_train=6, n_test=3)
+    source = open_dataset("vmd", root)
+    ref = source.splits["test"][1]
+    _two_foreground_indices(ref.mask)
+    words = (f"mask {ref.mask} holds indices {{0, 1, 2}}; this dataset's masks hold 0 and one foreground index, and "
+             "every other index would read as foreground too (a multi-class or mislabelled mask?): re-export it with "
+             "index 0 background and index 1 foreground")
+    (problem,) = check_dataset(root, "vmd", expect_counts=False).errors
+    assert (problem.kind, problem.path, problem.message) == ("non_binary_mask", str(ref.mask), words)
+    with pytest.raises(DataError) as caught:   # training's decode (the image cache's one read of each mask)
+        load_resized(source, source.splits["test"], 32)
+    assert str(caught.value) == words + ", or skip such samples with --skip-bad"
+    split = load_resized(source, source.splits["test"], 32, skip_bad=True)
+    assert [s["key"] for s in split.skipped] == [ref.key] and ref.key not in [r.key for r in split.refs]
+    for other in source.splits["test"]:   # `score --dataset vmd`: perfect predictions, but one mask is refused
+        path = tmp_path / "pred" / f"{other.key}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.zeros(Image.open(other.mask).size[::-1], np.uint8)).save(path)
+    with pytest.raises(DataError) as caught:
+        score_split(tmp_path / "pred", source, "test", "mirror")
+    assert str(caught.value) == words   # score has no --skip-bad

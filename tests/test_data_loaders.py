@@ -641,3 +641,25 @@ def test_visha_label_folder_without_images_is_unpaired_not_only_a_note(tmp_path)
     assert len(source.splits["test"]) == 3
     assert (f"test: label folders without images: test_video_01 (their frames are left out; restore the images "
             f"under {root / 'test' / 'images'}/)") in source.notes, source.notes
+
+
+@pytest.mark.parametrize("key", ["tn3k", "kvasir", "msd", "vmd", "visha", "folder"])
+def test_a_dataset_unzipped_into_a_folder_of_its_own_name_is_read_from_there_with_a_note(key, tmp_path):
+    """`unzip VMD.zip -d VMD` leaves VMD/VMD/train/...: the inner folder is read, as Kvasir-SEG's and ISIC's loaders
+    always read theirs, with a note naming it, whether --data-root is the outer folder or the one holding it; and
+    `data check` finds it the same way."""
+    from benchmark.data.check import check_dataset
+    from benchmark.data.synthetic import WRITERS
+
+    name = FOLDER_NAMES[key]
+    outer = tmp_path / "data" / name
+    inner = WRITERS[key](outer / name, 6, 3, 0)
+    note = (f"read from {inner}, the dataset's folder inside {outer} (an archive extracted into a folder named after "
+            "it)")
+    for data_root in (outer,) if key == "folder" else (outer, outer.parent):   # a folder dataset is --data-root
+        source = open_dataset(key, data_root)
+        assert source.root == inner and note in source.notes and len(source.splits["train"]) == 6, source.notes
+        report = check_dataset(data_root, key, expect_counts=False)
+        assert report.ok and [d.root for d in report.datasets] == [inner] and note in report.datasets[0].notes
+    if key != "folder":   # without --dataset: found by its usual name, then read from the inner folder
+        assert [(d.key, d.root) for d in check_dataset(outer.parent, expect_counts=False).datasets] == [(key, inner)]

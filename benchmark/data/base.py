@@ -120,10 +120,11 @@ class DatasetSource:
     def read_image(self, ref: SampleRef) -> np.ndarray:
         return read_image(ref.image)
 
-    def read_mask(self, ref: SampleRef) -> np.ndarray:
+    def read_mask(self, ref: SampleRef, skip_hint: bool = True) -> np.ndarray:
+        """`skip_hint`: a mask's error mentions --skip-bad (training has it; `score` has not)."""
         if ref.mask is None:
             raise DataError(self.no_mask_message(ref))
-        return read_mask(ref.mask, self.mask_encoding)
+        return read_mask(ref.mask, self.mask_encoding, skip_hint)
 
     def no_mask_message(self, ref: SampleRef) -> str:
         """Why `ref` has no mask and what to do; when mask files pair with no image, the pairing rule, since
@@ -179,11 +180,12 @@ _LOSSY_FORMATS = ("JPEG", "MPO", "JPEG2000", "WEBP")   # formats whose stored va
 _COLOUR_MODES = ("RGB", "RGBA", "CMYK", "YCbCr")
 
 
-def _mask_channel(img: Image.Image, path: Path, encoding: str) -> np.ndarray:
+def _mask_channel(img: Image.Image, path: Path, encoding: str, skip_hint: bool = False) -> np.ndarray:
     """The one channel a mask stores, before any binarisation: palette ("P") indices, 0/1 for "1"-mode, the stored
     grey for "L" and 16-bit ("I;16", "I") masks, ITU-R 601 luma (PIL's convert("L"), the grey that reference
     pipelines' convert('L') / cv2 grayscale reading sees) for colour masks, whose channels must agree for `index`.
-    Fully transparent pixels (alpha 0 in "LA"/"RGBA") are 0; other alpha is ignored."""
+    Fully transparent pixels (alpha 0 in "LA"/"RGBA") are 0; other alpha is ignored. A `nonzero` colour mask of
+    more than one colour besides black is refused (`several_foregrounds`)."""
     mode, alpha = img.mode, None
     if mode == "1":
         arr = np.asarray(img, dtype=np.uint8)
@@ -204,6 +206,9 @@ def _mask_channel(img: Image.Image, path: Path, encoding: str) -> np.ndarray:
                 raise DataError(f"mask {path} is a colour image; save class-index masks as grey or palette PNGs")
             arr = rgb[..., 0]
         else:
+            if encoding == "nonzero" and (why := several_foregrounds(packed_colours(rgb, alpha), path, True,
+                                                                     skip_hint)):
+                raise DataError(why)
             arr = np.asarray(img.convert("L"))
     else:
         raise DataError(f"mask {path} has unsupported image mode {mode}; save it as an 8-bit grey (0/255) or "
@@ -213,16 +218,20 @@ def _mask_channel(img: Image.Image, path: Path, encoding: str) -> np.ndarray:
     return arr
 
 
-def mask_from_image(img: Image.Image, path: Path, encoding: str = "threshold128") -> np.ndarray:
-    """read_mask's rule applied to an opened image (`path` names the file in errors and gives its format)."""
+def mask_from_image(img: Image.Image, path: Path, encoding: str = "threshold128",
+                    skip_hint: bool = False) -> np.ndarray:
+    """read_mask's rule applied to an opened image (`path` names the file in errors and gives its format;
+    `skip_hint` as read_mask's)."""
     if encoding not in MASK_ENCODINGS:
         raise ValueError(f"unknown mask encoding '{encoding}'")
-    arr = _mask_channel(img, path, encoding)
+    arr = _mask_channel(img, path, encoding, skip_hint)
     if encoding == "index":
         if arr.size and arr.max() > 255:
             raise DataError(f"mask {path} holds index {int(arr.max())}; class indices must be 0..255")
         return arr.astype(np.uint8)
     if encoding == "nonzero" or img.mode in ("P", "1"):
+        if why := several_foregrounds(arr, path, skip_hint=skip_hint):
+            raise DataError(why)
         return (arr > 0).astype(np.uint8)
     # threshold128: a binary grey mask on the 8-bit scale
     if arr.size and arr.max() > 255:   # a 16-bit mask that uses the 16-bit range: 0..65535 -> 0..255
@@ -231,6 +240,44 @@ def mask_from_image(img: Image.Image, path: Path, encoding: str = "threshold128"
     if lossless and arr.size and arr.max() <= 1:   # a 0/1 mask (a 0/255 one always reaches 255)
         return (arr > 0).astype(np.uint8)
     return (arr > 127).astype(np.uint8)
+
+
+def packed_colours(rgb: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
+    """Each pixel's RGB colour as one integer (R << 16 | G << 8 | B): 0 for black, and for fully transparent pixels."""
+    packed = rgb[..., 0].astype(np.uint32) << 16 | rgb[..., 1].astype(np.uint32) << 8 | rgb[..., 2]
+    return packed if alpha is None else np.where(alpha == 0, 0, packed)
+
+
+def several_foregrounds(arr: np.ndarray, path: Path, colour: bool = False, skip_hint: bool = False) -> str | None:
+    """Why a mask whose foreground is every non-zero value (`nonzero`, and palette masks under any binary encoding)
+    cannot be read so, or None: it holds two indices besides 0 (`colour`: two colours besides black, `arr` being
+    `packed_colours`). A multi-class mask, or a mislabelled one dropped in, would otherwise train and score as one
+    class, silently. Cheap, since it runs on every mask training decodes: one pass (the maximum) for a 0/1 mask
+    (VMD-D's palette indices), a few more and no sort for others."""
+    top = arr.max() if arr.size else 0
+    if top <= 1 or not ((arr != 0) & (arr != top)).any():
+        return None
+    values = np.unique(arr)
+    skip = ", or skip such samples with --skip-bad" if skip_hint else ""
+    if colour:
+        found = [((int(c) >> 16) & 255, (int(c) >> 8) & 255, int(c) & 255) for c in values[values > 0]]
+        shown = ", ".join(map(str, found[:4])) + (", ..." if len(found) > 4 else "")
+        return (f"mask {path} is a colour image with {len(found)} colours besides black ({shown}); this dataset's "
+                "masks hold black and one foreground colour, and every other colour would read as foreground too "
+                "(a multi-class or mislabelled mask?): re-export it as a palette PNG (index 0 background, index 1 "
+                f"foreground){skip}")
+    return (f"mask {path} holds indices {describe_values(values, values > 0)}; this dataset's masks hold 0 and one "
+            "foreground index, and every other index would read as foreground too (a multi-class or mislabelled "
+            f"mask?): re-export it with index 0 background and index 1 foreground{skip}")
+
+
+def describe_values(values: np.ndarray, bad: np.ndarray) -> str:
+    """The distinct values of a mask, `{0, 1, 7}`; past 8 of them, the offending ones (`bad`, a boolean mask over
+    `values`), first and last, so that the value at fault (often 255) shows."""
+    def braces(v: np.ndarray) -> str:
+        shown = [str(int(x)) for x in v] if len(v) <= 8 else [*(str(int(x)) for x in v[:6]), "...", str(int(v[-1]))]
+        return "{" + ", ".join(shown) + "}"
+    return braces(values) if len(values) <= 8 else f"{len(values)} values, among them {braces(values[bad])}"
 
 
 def read_mask(path: Path, encoding: str = "threshold128", skip_hint: bool = True) -> np.ndarray:
@@ -242,11 +289,13 @@ def read_mask(path: Path, encoding: str = "threshold128", skip_hint: bool = True
     bits when it uses the 16-bit range, alpha 0 -> 0) is foreground where >= 128, so lossy JPEG masks (Kvasir-SEG,
     TN3K) lose their compression noise, except that a lossless mask holding only 0/1 is foreground where 1.
     `nonzero`: foreground = any non-zero stored index or grey value (palette datasets).
+    Where foreground is any non-zero index or colour (`nonzero`, palette masks), a mask holding two of them besides
+    0 or black is an error naming the file and what it holds (`several_foregrounds`), never read as one class.
     `index`: the stored class indices unchanged (multi-class and 0/1 `folder` datasets); a colour mask whose
     channels disagree, or an index > 255, is an error naming the file.
     """
     path = Path(path)
-    return mask_from_image(_open(path, skip_hint), path, encoding)
+    return mask_from_image(_open(path, skip_hint), path, encoding, skip_hint)
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -262,6 +311,19 @@ def sub_dirs(folder: Path) -> list[Path]:
 def natural_key(name: str) -> tuple:
     """Sort key that orders numbered frames by number ('frame2' before 'frame10')."""
     return tuple(int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name))
+
+
+def nested_root(root: Path, holds: Callable[[Path], bool], *names: str) -> tuple[Path, list[str]]:
+    """The folder to read a dataset from, and a note when it is not `root`: the folder of `root`'s own name (or one of
+    `names`) inside it, when that one holds the dataset (`holds`: the loader's first test of its layout) and `root`
+    does not. An archive extracted into a folder named after it (`unzip VMD.zip -d VMD` leaves VMD/VMD/train/...)
+    is read where it is, as `find_dataset_root` reads a dataset folder inside the data root; `holds` failing for
+    both leaves `root`, whose loader then names the folder it expected."""
+    inner = child_dir(root, root.name, *names)
+    if inner is None or holds(root) or not holds(inner):
+        return root, []
+    return inner, [f"read from {inner}, the dataset's folder inside {root} (an archive extracted into a folder "
+                   "named after it)"]
 
 
 def child_dir(folder: Path, *names: str) -> Path | None:

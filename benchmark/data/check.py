@@ -12,7 +12,7 @@ and reports
   inferred, with an index below the largest in no mask (`mask_index`), an empty split;
 - count deviations (warnings): samples or videos per split, or in all, differing from the official counts of
   REFERENCE.md §4. They fail the check too unless `expect_counts=False` (`--miniature`: a subset or a synthetic
-  replica is checked for everything but its size);
+  replica is checked for everything but its size); `train` and `run` warn of them in one line (`count_warning`);
 - information: the known-bad samples a loader leaves out by a recorded rule, the loaders' notes, and the videos
   whose masks are all empty (normal for a few; most of them would point at masks read by the wrong rule).
 
@@ -30,8 +30,9 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from benchmark.data.base import (IMAGE_SUFFIXES, DataError, DatasetSource, DuplicateStemError, SampleRef, child_dir,
-                                 duplicate_message, mask_from_image, not_a_folder, sub_dirs)
-from benchmark.data.folder import describe_values, open_folder, soft_edges
+                                 describe_values, duplicate_message, mask_from_image, not_a_folder, packed_colours,
+                                 several_foregrounds, sub_dirs)
+from benchmark.data.folder import open_folder, soft_edges
 from benchmark.data.isic2017 import MASK_SUFFIX
 from benchmark.data.vmd import holds_videos, nested_split
 
@@ -199,10 +200,8 @@ def _mask_problems(source: DatasetSource, mask: Image.Image, path: Path) -> list
                             f"{describe_values(values, values >= source.num_classes)}, beyond class indices "
                             f"0..{source.num_classes - 1}")]
     elif encoding == "nonzero" or mask.mode == "P":   # index > 0 is foreground: a binary mask holds 0 and one index
-        if len(values[values > 0]) > 1:
-            return [Problem("non_binary_mask", str(path), f"mask {path} holds indices "
-                            f"{describe_values(values, values > 0)}; this dataset's masks hold 0 and one foreground "
-                            "index")]
+        if why := several_foregrounds(arr, path):   # the loader's own test and words: training refuses such a mask
+            return [Problem("non_binary_mask", str(path), why)]
     elif path.suffix.lower() in JPEG:
         lo, hi = JPEG_NOISE
         fraction = float(((arr >= lo) & (arr <= hi)).mean())
@@ -219,19 +218,11 @@ def _mask_problems(source: DatasetSource, mask: Image.Image, path: Path) -> list
 
 def _colour_problems(source: DatasetSource, rgba: np.ndarray, path: Path) -> list[Problem]:
     """A colour mask, judged as the loader reads it (`base._mask_channel`): by luma for binary encodings, so a
-    palette dataset's (`nonzero`) mask of black and one colour reads right, while a grey 0/255 dataset reads a dark
-    colour as background; `index` refuses colour."""
+    palette dataset's (`nonzero`) mask of black and one colour reads right (of more colours, it is refused there),
+    while a grey 0/255 dataset reads a dark colour as background; `index` refuses colour."""
     if source.mask_encoding == "nonzero":   # foreground = luma > 0: fine with one foreground colour
-        rgb = rgba[..., :3][rgba[..., 3] > 0].astype(np.uint32)
-        packed = np.unique(rgb[:, 0] << 16 | rgb[:, 1] << 8 | rgb[:, 2])
-        colours = [((int(c) >> 16) & 255, (int(c) >> 8) & 255, int(c) & 255) for c in packed[packed > 0]]
-        if len(colours) <= 1:
-            return []
-        shown = ", ".join(map(str, colours[:4])) + (", ..." if len(colours) > 4 else "")
-        return [Problem("non_binary_mask", str(path), f"mask {path} is a colour image with {len(colours)} colours "
-                        f"besides black ({shown}); {source.name} masks hold black and one foreground colour, and "
-                        "training would read every non-black pixel as foreground: re-export it as a palette PNG "
-                        "(index 0 background, index 1 foreground)")]
+        why = several_foregrounds(packed_colours(rgba[..., :3], rgba[..., 3]), path, colour=True)
+        return [Problem("non_binary_mask", str(path), why)] if why else []
     if source.mask_encoding == "index":
         return [Problem("non_binary_mask", str(path), f"mask {path} is a colour image, which training refuses: "
                         "re-export it as a grey or palette PNG of class indices")]
@@ -395,27 +386,43 @@ def _empty_videos(source: DatasetSource, foreground: dict[SampleRef, bool]) -> l
     return notes
 
 
-def _counts(source: DatasetSource) -> tuple[list[SplitCount], list[Problem]]:
-    counts, problems = [], []
-    names = list(source.splits) + [s for s in source.expected_counts if s not in source.splits]
-    for split in names:
+def split_counts(source: DatasetSource) -> list[SplitCount]:
+    """Samples (and videos) per split as the loader listed them, beside the official counts; nothing is decoded."""
+    counts = []
+    for split in list(source.splits) + [s for s in source.expected_counts if s not in source.splits]:
         refs = source.splits.get(split, [])
         found = len(refs) + sum(e["split"] == split for e in source.excluded)
         videos = len({r.group_id for r in refs}) if source.expected_groups else None
-        row = SplitCount(split, found, source.expected_counts.get(split), videos, source.expected_groups.get(split),
-                         len(refs))
-        counts.append(row)
-        if found == 0:
-            problems.append(Problem("empty_split", str(source.root),
-                                    f"split '{split}' is empty: no samples found for it "
-                                    f"under {source.root}"))
-        if row.expected is not None and found != row.expected:
-            problems.append(Problem("count_deviation", str(source.root), f"{split}: {found:,} samples, the official "
-                                    f"count is {row.expected:,}", "warning"))
-        if row.expected_videos is not None and videos != row.expected_videos:
-            problems.append(Problem("count_deviation", str(source.root), f"{split}: {videos:,} videos, the official "
-                                    f"count is {row.expected_videos:,}", "warning"))
-    return counts, problems
+        counts.append(SplitCount(split, found, source.expected_counts.get(split), videos,
+                                 source.expected_groups.get(split), len(refs)))
+    return counts
+
+
+def count_deviations(source: DatasetSource) -> list[str]:
+    """How the samples and videos `source` holds differ from the official counts (REFERENCE.md §4), one line each
+    ([] when they match): the count deviations `data check` reports, and what `train` and `run` warn of before any
+    work (`count_warning`). From the loader's listing alone, so it costs nothing at the start of a run."""
+    counts, lines = split_counts(source), []
+    for row in counts:
+        if row.expected is not None and row.found != row.expected:
+            lines.append(f"{row.split}: {row.found:,} samples, the official count is {row.expected:,}")
+        if row.expected_videos is not None and row.videos != row.expected_videos:
+            lines.append(f"{row.split}: {row.videos:,} videos, the official count is {row.expected_videos:,}")
+    total = sum(row.found for row in counts)
+    if source.expected_total is not None and total != source.expected_total:
+        lines.append(f"{total:,} samples in all, the official count is {source.expected_total:,}")
+    return lines
+
+
+def count_warning(source: DatasetSource) -> str:
+    """`count_deviations` as the one line `train` and `run` print ("" when the counts are the official ones): a
+    partial copy trains and scores without an error, on numbers that do not compare with the paper's."""
+    lines = count_deviations(source)
+    if not lines:
+        return ""
+    return (f"{'; '.join(lines)} (in {source.root}): a partial or altered copy trains and scores on what it holds, "
+            f"and its numbers do not compare with the paper's; `segbench data check {source.root}` shows the counts "
+            "and checks every file")
 
 
 def _open_source(key: str, folder: Path, num_classes: int | None = None) -> DatasetSource:
@@ -462,14 +469,17 @@ def check_source(key: str, folder: Path, workers: int | None = None, num_classes
         return report
     report.root, report.mask_encoding, report.notes = source.root, source.mask_encoding, list(source.notes)
     report.known_bad = list(source.excluded)
-    report.counts, count_problems = _counts(source)
+    report.counts = split_counts(source)
     report.total = sum(c.found for c in report.counts)
     report.expected_total = source.expected_total
     problems, foreground = _sample_problems(source, workers)
     report.problems += problems
     report.notes += _empty_videos(source, foreground)
     report.problems += _extra_mask_problems(source)
-    report.problems += count_problems
+    report.problems += [Problem("empty_split", str(source.root), f"split '{c.split}' is empty: no samples found for "
+                                f"it under {source.root}") for c in report.counts if c.found == 0]
+    report.problems += [Problem("count_deviation", str(source.root), line, "warning")
+                        for line in count_deviations(source)]
     if key == "folder":
         try:   # what `train` reads: masks the encoding check refuses there fail the check here too
             open_folder(folder, num_classes=num_classes)
@@ -480,9 +490,6 @@ def check_source(key: str, folder: Path, workers: int | None = None, num_classes
                 report.notes = [n for n in report.notes if n != str(exc)]   # now an error, not a note
                 kind = "mask_index" if source.mask_encoding == "index" else "non_binary_mask"
                 report.problems.append(Problem(kind, str(folder), f"{exc} (train refuses this dataset)"))
-    if source.expected_total is not None and report.total != source.expected_total:
-        report.problems.append(Problem("count_deviation", str(source.root), f"{report.total:,} samples in all, the "
-                                       f"official count is {source.expected_total:,}", "warning"))
     return report
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from benchmark.data.base import (IMAGE_SUFFIXES, DataError, DatasetSource, SampleRef, _open, by_stem, child_dir,
-                                 list_images, natural_key, sub_dirs, unpaired)
+                                 describe_values, list_images, natural_key, nested_root, sub_dirs, unpaired)
 
 LISTS = {"train": "train.txt", "val": "val.txt", "test": "test.txt"}
 JPEG = (".jpg", ".jpeg")
@@ -106,15 +106,6 @@ def _splits(root: Path, by_stem: dict[str, Path], seed: int,
     note = (f"no split lists: seeded {1 - test_fraction:.0%}/{test_fraction:.0%} train/test split (seed {seed}, "
             f"{len(splits['train'])}/{len(splits['test'])} images); add train.txt/test.txt to fix the split")
     return splits, [note]
-
-
-def describe_values(values: np.ndarray, bad: np.ndarray) -> str:
-    """The distinct values of a mask, `{0, 1, 7}`; past 8 of them, the offending ones (`bad`, a boolean mask over
-    `values`), first and last, so that the value at fault (often 255) shows."""
-    def braces(v: np.ndarray) -> str:
-        shown = [str(int(x)) for x in v] if len(v) <= 8 else [*(str(int(x)) for x in v[:6]), "...", str(int(v[-1]))]
-        return "{" + ", ".join(shown) + "}"
-    return braces(values) if len(values) <= 8 else f"{len(values)} values, among them {braces(values[bad])}"
 
 
 def _spans(indices: list[int]) -> str:
@@ -242,7 +233,7 @@ def _decide(masks: list[Path], values: dict[Path, np.ndarray], soft: set[Path], 
 def open_folder(root: Path, num_classes: int | None = None, seed: int = 0, test_fraction: float = 0.2,
                 strict: bool = True) -> DatasetSource:
     """`strict=False` lists masks that fit no encoding in the notes instead of raising (for `data check`)."""
-    root = Path(root)
+    root, nested = nested_root(Path(root), lambda d: child_dir(d, "images") is not None)
     images, masks = child_dir(root, "images"), child_dir(root, "masks")
     if images is None or masks is None:
         raise DataError(f"folder dataset: expected {root / 'images'} and {root / 'masks'} (masks paired with images "
@@ -252,6 +243,7 @@ def open_folder(root: Path, num_classes: int | None = None, seed: int = 0, test_
         raise DataError(f"folder dataset: no images in {images}")
     mask_by_stem = by_stem(list_images(masks))
     stems, notes = _splits(root, image_by_stem, seed, test_fraction)
+    notes = nested + notes
     splits = {split: [SampleRef(s, image_by_stem[s], mask_by_stem.get(s)) for s in names]
               for split, names in stems.items()}
     used = sorted({r.mask for refs in splits.values() for r in refs if r.mask is not None})

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.data.base import DataError, DatasetSource, SampleRef, by_stem, child_dir, list_images, unpaired
+from benchmark.data.base import (DataError, DatasetSource, SampleRef, by_stem, child_dir, list_images, nested_root,
+                                 unpaired)
 
 EXPECTED = {"train": 880, "test": 120}
 
@@ -17,9 +18,8 @@ def _read_list(path: Path) -> list[str]:
 
 
 def open_kvasir(root: Path) -> DatasetSource:
-    root = Path(root)
-    if child_dir(root, "images") is None and child_dir(root, "Kvasir-SEG") is not None:
-        root = child_dir(root, "Kvasir-SEG")   # unzipped into a folder of the same name (kvasir-seg/Kvasir-SEG/)
+    # unzipped into a folder of its own name or another (kvasir-seg/Kvasir-SEG/)
+    root, notes = nested_root(Path(root), lambda d: child_dir(d, "images") is not None, "Kvasir-SEG")
     images, masks = child_dir(root, "images") or root / "images", child_dir(root, "masks") or root / "masks"
     for folder in (images, masks):
         if not folder.is_dir():
@@ -50,5 +50,5 @@ def open_kvasir(root: Path) -> DatasetSource:
             raise DataError(f"Kvasir-SEG: {len(missing)} images listed in the {split} list are missing from {images}, "
                             f"e.g. {missing[0]}")
         splits[split] = [SampleRef(s, image_by_stem[s], mask_by_stem.get(s)) for s in stems]
-    return DatasetSource("kvasir", root, splits, "threshold128", 2, dict(EXPECTED),
+    return DatasetSource("kvasir", root, splits, "threshold128", 2, dict(EXPECTED), notes,
                          unpaired_masks=unpaired(mask_by_stem, image_by_stem))

@@ -10,14 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmark.data.base import (DataError, DatasetSource, SampleRef, by_stem, child_dir, list_images, natural_key,
-                                 unpaired)
+                                 nested_root, unpaired)
 
 EXPECTED = {"train": 3063, "test": 955}
 KNOWN_BAD = {"1751_512x640": "known bad ground-truth mask, skipped by the mirror-segmentation literature"}
 
 
 def open_msd(root: Path) -> DatasetSource:
-    root = Path(root)
+    root, nested = nested_root(Path(root), lambda d: any(child_dir(d, n) for n in ("train", "test")))
     splits, excluded, extra = {}, [], []
     for split in ("train", "test"):
         folder = child_dir(root, split)
@@ -35,6 +35,6 @@ def open_msd(root: Path) -> DatasetSource:
             else:
                 refs.append(SampleRef(stem, p, mask_by_stem.get(stem)))
         splits[split] = refs
-    notes = [f"excluded {e['split']}/{e['key']}: {e['reason']}" for e in excluded]
+    notes = nested + [f"excluded {e['split']}/{e['key']}: {e['reason']}" for e in excluded]
     return DatasetSource("msd", root, splits, "threshold128", 2, dict(EXPECTED), notes, excluded=excluded,
                          unpaired_masks=extra)

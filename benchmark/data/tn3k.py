@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 
 from benchmark.data.base import (DataError, DatasetSource, SampleRef, by_stem, child_dir, list_images, natural_key,
-                                 unpaired)
+                                 nested_root, unpaired)
 
 EXPECTED = {"train": 2879, "test": 614}
 FOLDERS = ("trainval-image", "trainval-mask", "test-image", "test-mask")
@@ -64,7 +64,7 @@ def read_fold(path: Path, train: list[SampleRef]) -> list[str]:
 
 
 def open_tn3k(root: Path) -> DatasetSource:
-    root = Path(root)
+    root, notes = nested_root(Path(root), lambda d: any(child_dir(d, name) for name in FOLDERS))
     dirs = {name: child_dir(root, name) for name in FOLDERS}
     missing = [name for name, d in dirs.items() if d is None]
     if missing:
@@ -73,7 +73,6 @@ def open_tn3k(root: Path) -> DatasetSource:
     (train, extra), (test, extra_test) = (_refs(dirs["trainval-image"], dirs["trainval-mask"]),
                                           _refs(dirs["test-image"], dirs["test-mask"]))
     splits = {"train": train, "test": test}
-    notes = []
     fold_files = sorted(root.glob("tn3k-trainval-fold*.json"), key=lambda p: natural_key(p.name))
     fold_files = [p for p in fold_files if re.fullmatch(r"tn3k-trainval-fold\d+\.json", p.name)]
     val_folds = [read_fold(p, splits["train"]) for p in fold_files]

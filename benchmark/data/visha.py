@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmark.data.base import (DataError, DatasetSource, SampleRef, by_stem, child_dir, list_images, natural_key,
-                                 sub_dirs, unpaired)
+                                 nested_root, sub_dirs, unpaired)
 from benchmark.data.vmd import nested_message, nested_split
 
 EXPECTED_VIDEOS = {"train": 50, "test": 70}
@@ -24,8 +24,8 @@ def _holds_split(folder: Path) -> bool:
 
 
 def open_visha(root: Path) -> DatasetSource:
-    root = Path(root)
-    splits, notes, extra = {}, [], []
+    root, notes = nested_root(Path(root), lambda d: any(child_dir(d, n) for n in ("train", "test")))
+    splits, extra = {}, []
     for split in ("train", "test"):
         folder = child_dir(root, split)
         if folder is not None and (inner := nested_split(folder, _holds_split)) is not None:

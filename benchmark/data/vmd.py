@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from benchmark.data.base import (DataError, DatasetSource, SampleRef, by_stem, child_dir, list_images, natural_key,
-                                 sub_dirs, unpaired)
+                                 nested_root, sub_dirs, unpaired)
 
 EXPECTED = {"train": 7835, "test": 7152}
 EXPECTED_VIDEOS = {"train": 143, "test": 126}
@@ -107,7 +107,7 @@ def _training_folder(root: Path) -> tuple[Path | None, list[str]]:
 
 
 def open_vmd(root: Path) -> DatasetSource:
-    root = Path(root)
+    root, nested = nested_root(Path(root), lambda d: any(child_dir(d, n) for n in ("train", "train_origin", "test")))
     splits, extra = {}, []
     train, notes = _training_folder(root)
     for split, folder in (("train", train), ("test", _split_folder(root, "test"))):
@@ -123,5 +123,5 @@ def open_vmd(root: Path) -> DatasetSource:
             splits[split] += refs
             extra += unmatched
     return DatasetSource("vmd", root, splits, "nonzero", 2, dict(EXPECTED),
-                         ["masks are palette PNGs: foreground = palette index > 0", *notes],
+                         [*nested, "masks are palette PNGs: foreground = palette index > 0", *notes],
                          expected_groups=dict(EXPECTED_VIDEOS), unpaired_masks=extra)

@@ -680,7 +680,7 @@ class PairScores:
         if self.source is None:
             mask, gt_path = read_mask(gt), gt
         else:
-            mask, gt_path = self.source.read_mask(gt), gt.mask
+            mask, gt_path = self.source.read_mask(gt, skip_hint=False), gt.mask   # score has no --skip-bad
             mask = mask if multiclass else mask.astype(bool)
         prob = (_read_dataset_mask(pred_path, "index", skip_hint=False) if multiclass
                 else read_prediction(pred_path, self.probability))
