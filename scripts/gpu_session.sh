@@ -10,6 +10,7 @@
 #                                               # 1/2/4/8 SegDINO runs side by side (--runs-per-gpu)
 #   bash scripts/gpu_session.sh recipe-bf16 [OUT]  # per-method costs, projection and concurrency with bf16 autocast
 #   bash scripts/gpu_session.sh recipe-compile [OUT]  # the same with the decoder compiled (reduce-overhead: CUDA graphs)
+#   bash scripts/gpu_session.sh scoring [OUT]   # the test split's scoring in the node's cores vs one (~1 min, no GPU)
 #   bash scripts/gpu_session.sh all [OUT]
 #
 # OUT defaults to reports/gpu. Each stage writes its JSON/CSV there with the device name and versions, plus
@@ -28,9 +29,9 @@
 set -uo pipefail
 STAGE="${1:-all}"
 case "$STAGE" in
-  all|profile|timm|profile-segdino|profile-baselines|recipe|recipe-bf16|recipe-compile) ;;
+  all|profile|timm|profile-segdino|profile-baselines|recipe|recipe-bf16|recipe-compile|scoring) ;;
   *) echo "unknown stage '$STAGE': all, profile, timm, profile-segdino, profile-baselines, recipe, recipe-bf16," \
-       "recipe-compile" >&2; exit 2 ;;
+       "recipe-compile, scoring" >&2; exit 2 ;;
 esac
 OUT="${2:-reports/gpu}"
 PY="${PYTHON:-python3}"
@@ -87,6 +88,9 @@ if want recipe-bf16; then
   "$PY" scripts/bench_paper_recipe.py --device "$DEVICE" --probe-only --set train.amp_dtype=bfloat16 \
     ${RECIPE_BF16_ARGS:---concurrency 1,4,8} --out "$OUT/bench_paper_recipe_${DEV}_bf16.json" \
     2>&1 | tee "$OUT/log_recipe_bf16.txt" || status=1
+fi
+if want scoring; then   # CPU workers scoring the test split while the GPU predicts: the node's speedup
+  "$PY" scripts/bench_scoring.py --out "$OUT/bench_scoring_node.json" 2>&1 | tee "$OUT/log_scoring.txt" || status=1
 fi
 if [ "$STAGE" = recipe-compile ]; then   # not in `all`: compiling every decoder takes minutes
   # shellcheck disable=SC2086
