@@ -63,6 +63,7 @@ class TrainConfig:
     feature_cache: bool = True           # use cached frozen-backbone features when the recipe allows
     features_on_device: str = "auto"     # hold cached features in accelerator memory: auto (when they fit), yes, no
     checkpoint_every_s: float = 60.0     # checkpoint after the first and last epoch and at most this often between
+    #                                      (rarer when writing one would take over 2% of the time: train.checkpoint_due)
     num_workers: int = 0                 # CPU workers: decode threads, test-scoring processes (0: per core, <= 8)
     compile: str | None = "none"         # torch.compile the decoder: none, default, reduce-overhead, max-autotune
 

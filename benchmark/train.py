@@ -519,14 +519,18 @@ def _train_locked(cfg: Config, run_dir: Path, progress: bool, source, model: Seg
     label = f"{cfg.decoder.name} {cfg.data.dataset} s{cfg.train.seed}"
     bar = tqdm(range(start_epoch, cfg.train.epochs), desc=label, disable=bars_off(progress), unit="epoch",
                initial=start_epoch, total=cfg.train.epochs, leave=False)
+    save_cost = 0.0
+
     def save(epoch: int) -> None:   # the checkpoint after `epoch` (0-based) of the loop below
-        nonlocal last_save
-        last_save, interrupt.saved = time.perf_counter(), epoch + 1
+        nonlocal last_save, save_cost
+        started, interrupt.saved = time.perf_counter(), epoch + 1
         records.save_torch(ckpt_path, {
             "epoch": epoch + 1, "model": trainable_state(model), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history, "best": best,
-            "seconds": time.perf_counter() - t0, "started": env["started"],
+            "seconds": started - t0, "started": env["started"],
             "extracted": sorted(extracted | {n for n, s in stores.items() if s.extracted})})
+        last_save = time.perf_counter()
+        save_cost = last_save - started
     with EpochBoundaryInterrupt(f"run {run_dir.name}", cfg.train.epochs) as interrupt:
         interrupt.saved = start_epoch
         for epoch in bar:
@@ -550,7 +554,7 @@ def _train_locked(cfg: Config, run_dir: Path, progress: bool, source, model: Seg
                         "state": {k: v.detach().cpu().clone() for k, v in trainable_state(model).items()}}
             bar.set_postfix(loss=f"{row['train_loss']:.3f}",
                             **({"val_dice": f"{row['val_dice']:.3f}"} if len(val) else {}))
-            due = time.perf_counter() - last_save >= cfg.train.checkpoint_every_s
+            due = checkpoint_due(time.perf_counter() - last_save, cfg.train.checkpoint_every_s, save_cost)
             if epoch == start_epoch or epoch + 1 == cfg.train.epochs or due or interrupt.requested:
                 save(epoch)
             records.write_csv(run_dir / "history.csv", history)
@@ -567,6 +571,18 @@ def _train_locked(cfg: Config, run_dir: Path, progress: bool, source, model: Seg
                             for name, s in stores.items()} or {"used": False}
     finish_run(cfg, run_dir, model, source, splits["test"], device, best["epoch"], train_seconds, env, progress)
     return run_dir
+
+
+CHECKPOINT_SHARE = 0.02   # of the training time, at most, spent writing checkpoints between the first and last epoch
+
+
+def checkpoint_due(since_last: float, every_s: float, cost: float) -> bool:
+    """Whether a checkpoint is due `since_last` seconds after the last one, which took `cost` seconds to write:
+    `train.checkpoint_every_s` apart, and further apart for a checkpoint slow to write (a DPT run's optimiser state
+    makes a 457 MB file: 2.6-2.9 s every minute was ~4.5% of its training), so that writing takes at most
+    CHECKPOINT_SHARE of the time (a preempted Slurm job then resumes up to ~2.3 minutes back for DPT instead of one);
+    `checkpoint_every_s=0` checkpoints every epoch as asked. A Ctrl-C checkpoints the epoch whatever this says."""
+    return since_last >= every_s and (every_s == 0 or since_last * CHECKPOINT_SHARE >= cost)
 
 
 def batches(order: torch.Tensor, batch: int, drop_last: bool) -> list[np.ndarray]:

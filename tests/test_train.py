@@ -903,3 +903,12 @@ def test_evaluate_waits_for_a_run_to_finish_and_for_its_trainer(tmp_path, smoke_
     with pytest.raises(DataError, match=rf"cache file {taps} is damaged \(.*\): remove its folder {taps.parent}, "
                                         "which the next run rebuilds"):
         train_run(fresh, progress=False)
+
+
+def test_checkpoints_are_spaced_so_that_writing_them_takes_at_most_two_percent_of_the_time():
+    from benchmark.train import CHECKPOINT_SHARE, checkpoint_due
+
+    assert CHECKPOINT_SHARE == 0.02
+    assert checkpoint_due(61, 60, 0.1) and not checkpoint_due(59, 60, 0.1)   # a cheap checkpoint: every minute
+    assert not checkpoint_due(61, 60, 2.8) and checkpoint_due(141, 60, 2.8)  # DPT's 457 MB: every 140 s
+    assert checkpoint_due(0.5, 0, 2.8)                                        # 0: every epoch, as asked
