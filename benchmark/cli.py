@@ -252,13 +252,15 @@ def evaluate(
                                           "scored run keeps its own)"),
     profile: Optional[List[str]] = typer.Option(None, help="scoring profile(s); default: the dataset's"),
     device: str = typer.Option("auto", help="auto (cuda when there is one), cpu, cuda or cuda:N"),
+    workers: Optional[int] = typer.Option(None, min=0, help="CPU workers decoding and scoring the test split "
+                                          "(default: the run's train.num_workers; 0: per core, at most 8)"),
 ):
     """Re-score a run's selected model on its test split (any scoring profile); updates metrics.json."""
     from benchmark.evaluate import evaluate_run
     from benchmark.train import resolve_device
 
     device = str(resolve_device(device))   # auto chosen here; a missing GPU is one line with the fix
-    evaluate_run(run_dir, data_root, tuple(profile) if profile else None, dataset, device)
+    evaluate_run(run_dir, data_root, tuple(profile) if profile else None, dataset, device, workers)
     _print_metrics(run_dir)
 
 

@@ -122,16 +122,17 @@ def validate(model, split: ResizedSplit, device: torch.device, batch_size: int =
 
 def native_probability(prob: np.ndarray, native_hw: tuple[int, int]) -> np.ndarray:
     """Resize a network-size probability map back to the image's original size (bilinear), as the mirror and
-    shadow literature scores (REFERENCE.md §5)."""
+    shadow literature scores (REFERENCE.md §5). Class maps are resized as a batch of single maps: a 1 x 3 x H x W
+    tensor gave other bits on one thread than on several (walk19 D1), so scoring workers would move a number."""
     t = torch.from_numpy(np.ascontiguousarray(prob))
-    t = t[None, None] if t.ndim == 2 else t[None]
+    t = t[None, None] if t.ndim == 2 else t[:, None]
     t = F.interpolate(t, size=tuple(native_hw), mode="bilinear", align_corners=False)
-    return t[0, 0].numpy() if prob.ndim == 2 else t[0].numpy()
+    return t[0, 0].numpy() if prob.ndim == 2 else t[:, 0].numpy()
 
 
 class ImageScores:
     """One test image scored under every profile, at network size against its resized mask or at native size
-    against its original mask: the job of `score_split`'s worker processes (pickled once into each)."""
+    against its original mask: the job of `score_split`'s worker processes (`workers.ordered_map`)."""
 
     def __init__(self, source, profiles: tuple[str, ...], num_classes: int):
         self.source = source
@@ -238,19 +239,20 @@ def _old_metrics(run_dir: Path) -> dict:
 
 
 def evaluate_run(run_dir: str | Path, data_root: str | None = None, profiles: tuple[str, ...] | None = None,
-                 dataset: str | None = None, device: str = "cpu") -> dict:
-    """Re-score a run's selected model on its test split under any profiles; merges them into metrics.json."""
+                 dataset: str | None = None, device: str = "cpu", workers: int | None = None) -> dict:
+    """Re-score a run's selected model on its test split under any profiles; merges them into metrics.json.
+    `workers`: CPU workers for this machine (`train.num_workers`; default the run's)."""
     from benchmark import records
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():   # the error load_run_model gives, without a lock file beside a mistyped path
-        return _evaluate_locked(run_dir, data_root, profiles, dataset, device)
+        return _evaluate_locked(run_dir, data_root, profiles, dataset, device, workers)
     with records.run_lock(run_dir):   # not while a process trains it (RunBusy names that one)
-        return _evaluate_locked(run_dir, data_root, profiles, dataset, device)
+        return _evaluate_locked(run_dir, data_root, profiles, dataset, device, workers)
 
 
 def _evaluate_locked(run_dir: Path, data_root: str | None, profiles: tuple[str, ...] | None, dataset: str | None,
-                     device: str) -> dict:
+                     device: str, workers: int | None) -> dict:
     import dataclasses
 
     from benchmark import records
@@ -277,6 +279,8 @@ def _evaluate_locked(run_dir: Path, data_root: str | None, profiles: tuple[str, 
     if dataset and not old:   # an imported run scored for the first time: its config says which dataset
         from benchmark.config import dump_yaml
         records.atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
+    if workers is not None:   # this machine's cores, not those of the one that trained it (not recorded)
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, num_workers=workers))
     source = open_dataset(data.dataset, data.root, model.num_classes)   # the masks must fit the model's classes
     same_dataset = not dataset or dataset == old_cfg_dataset
     if same_dataset:   # new scores merge with those of the same test images only

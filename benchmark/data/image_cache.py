@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from benchmark.data.base import DataError, DatasetSource, SampleRef
 from benchmark.progress import bars_off
 from benchmark.records import atomic_write_bytes, ensure_free_space, file_lock
+from benchmark.workers import cpu_share
 
 
 @dataclass
@@ -244,7 +245,7 @@ def _decode(source: DatasetSource, refs: list[SampleRef], size: int, skip_bad: b
         return (*resize_pair(image, mask, size), tuple(image.shape[:2]))
 
     images, masks, kept, sizes, skipped = [], [], [], [], []
-    threads = workers or min(8, os.cpu_count() or 1)
+    threads = workers or min(8, cpu_share())   # this run's cores (a Slurm allocation, a sweep's share)
     pool = ThreadPoolExecutor(threads) if threads > 1 else None
     try:
         decoded = pool.map(one, refs) if pool else map(one, refs)
